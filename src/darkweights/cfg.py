@@ -1,0 +1,296 @@
+"""Darknet ``.cfg`` text: sections, options, and typed option values.
+
+Two syntaxes exist (darknet-format.md §6):
+
+* lenient (AlexeyAB, pjreddie: ``src/parser.c:read_cfg``, ``src/option_list.c:read_option``):
+  every blank is removed from a line, whole-line ``#``/``;`` comments, first duplicate key
+  wins, numbers are read with C ``atoi``/``atof`` (trailing garbage ignored);
+* strict (hank-ai: ``src-lib/darknet_cfg.cpp``): lines trimmed, inline ``#`` comments, duplicate
+  keys and unused keys fatal, numbers must consist of ``-.0123456789`` only.
+
+Lenient mode here additionally understands inline ``# comments`` (Darknet would glue them
+to the value); it warns where that changes what Darknet itself would read.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional, Sequence, Union
+
+from .errors import CfgError, DarkweightsWarning
+
+DIALECTS = ("alexeyab", "pjreddie", "hankai")
+
+
+def check_dialect(dialect: str) -> str:
+    if dialect not in DIALECTS:
+        raise CfgError(f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
+    return dialect
+
+
+@dataclass
+class Option:
+    key: str
+    value: str
+    line: int
+    comment: str = ""  # inline comment removed from the value (lenient mode)
+    used: bool = False
+
+
+@dataclass
+class Section:
+    """One ``[name]`` block with its options in file order."""
+
+    name: str  # text between the brackets, e.g. "conv"
+    line: int
+    options: list[Option] = field(default_factory=list)
+
+    @property
+    def header(self) -> str:
+        return f"[{self.name}]"
+
+    def find(self, key: str) -> Optional[Option]:
+        # option_find: linear search, the first occurrence wins (later duplicates are unused)
+        for opt in self.options:
+            if opt.key == key:
+                return opt
+        return None
+
+    def set(self, key: str, value: str) -> None:
+        """Override (or add) an option, e.g. ``[net] width`` chosen by the caller."""
+        opt = self.find(key)
+        if opt is None:
+            self.options.append(Option(key, value, 0))
+        else:
+            opt.value, opt.comment = value, ""
+
+
+@dataclass
+class CfgFile:
+    sections: list[Section]
+    path: Optional[str] = None
+    text: str = ""
+    dialect: str = "alexeyab"
+
+    @property
+    def net(self) -> Section:
+        return self.sections[0]
+
+    @property
+    def layers(self) -> list[Section]:
+        return self.sections[1:]
+
+
+def read_cfg(source: Union[str, Path], *, dialect: str = "alexeyab", text: Optional[str] = None) -> CfgFile:
+    """Parse a cfg file (or ``text`` with ``source`` as its display name)."""
+    check_dialect(dialect)
+    path = str(source)
+    if text is None:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as exc:
+            raise CfgError(f"cannot read cfg: {exc.strerror or exc}", file=path) from None
+        if b"\0" in raw[:4096]:
+            raise CfgError("this is a binary file, not a Darknet .cfg text (is it the .weights?)", file=path)
+        text = raw.decode("utf-8", errors="replace")
+    parse = _parse_strict if dialect == "hankai" else _parse_lenient
+    sections = parse(text, path, dialect)
+    if not sections:
+        raise CfgError("cfg has no sections (expected [net] first)", file=path)
+    if sections[0].name not in ("net", "network"):
+        raise CfgError(f"first section must be [net] or [network], found {sections[0].header}",
+                       file=path, line=sections[0].line)
+    return CfgFile(sections, path, text, dialect)
+
+
+def _parse_lenient(text: str, path: str, dialect: str) -> list[Section]:
+    sections: list[Section] = []
+    crlf_warned = False
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        if "\r" in raw and dialect == "pjreddie" and not crlf_warned:
+            warnings.warn(f"{path}:{lineno}: CRLF line endings: pjreddie's Darknet cannot read this cfg "
+                          "('First section must be [net]'); darkweights accepts it", DarkweightsWarning, stacklevel=3)
+            crlf_warned = True
+        # utils.c:strip removes every blank anywhere in the line
+        line = re.sub(r"[ \t\r\n]", "", raw)
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[":
+            if not line.endswith("]"):
+                # Darknet takes the whole stripped line as the section type (`[net]#x` is unknown)
+                m = re.match(r"\[([^\]]*)\]#", line)
+                if not m:
+                    raise CfgError(f"malformed section header {raw.strip()!r}: expected [name]", file=path, line=lineno)
+                line = f"[{m.group(1)}]"
+            sections.append(Section(line[1:-1], lineno))
+            continue
+        if not sections:
+            raise CfgError(f"option {raw.strip()!r} appears before the first [section]", file=path, line=lineno)
+        if "=" not in line:
+            raise CfgError(f"malformed line {raw.strip()!r}: expected key=value", file=path, line=lineno)
+        key, value = line.split("=", 1)
+        comment = ""
+        if "#" in value:
+            value, comment = value.split("#", 1)
+        if not key:
+            raise CfgError(f"malformed line {raw.strip()!r}: empty key", file=path, line=lineno)
+        if not value:
+            raise CfgError(f"option {key!r} has no value", file=path, line=lineno)
+        sections[-1].options.append(Option(key, value, lineno, comment))
+    return sections
+
+
+_HK_SECTION = re.compile(r"^\[(.+)\]")
+_HK_OPTION = re.compile(r"^[ \t]*([^#= \t]+)[ \t]*=[ \t]*([^#]*)")
+
+
+def _parse_strict(text: str, path: str, dialect: str) -> list[Section]:
+    sections: list[Section] = []
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        line = raw.strip(" \t\r\n")
+        m = _HK_SECTION.match(line)
+        if m:
+            sections.append(Section(line[1:line.rfind("]")], lineno))
+            continue
+        m = _HK_OPTION.match(line)
+        if not m:
+            continue  # hank-ai silently ignores comments, blank lines and lines without '='
+        key, value = m.group(1), m.group(2).strip(" \t")
+        if not sections:
+            raise CfgError(f"option {key!r} appears before the first [section]", file=path, line=lineno)
+        if not value:
+            raise CfgError(f"option {key!r} has no value", file=path, line=lineno)
+        prev = sections[-1].find(key)
+        if prev is not None:
+            raise CfgError(f"duplicate key {key!r} at lines {prev.line} and {lineno} (hank-ai rejects duplicates)",
+                           file=path, line=lineno)
+        sections[-1].options.append(Option(key, value, lineno))
+    return sections
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed option access
+
+
+_INT = re.compile(r"^[ \t]*[+-]?\d+")
+_FLOAT = re.compile(r"^[ \t]*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|nan)", re.I)
+_HK_NUMERIC = re.compile(r"^[-.0-9]+$")
+
+
+class Options:
+    """Typed reader over one section that records which keys were consumed.
+
+    Mirrors Darknet's ``option_find_int/float/str``: missing keys give the default, the
+    first duplicate wins; ``strict`` applies hank-ai's value rules.
+    """
+
+    def __init__(self, section: Section, *, path: Optional[str], strict: bool, layer: Optional[int] = None) -> None:
+        self.section = section
+        self.path = path
+        self.strict = strict
+        self.layer = layer
+
+    def error(self, message: str, opt: Optional[Option] = None, cls: type = CfgError) -> Exception:
+        return cls(message, file=self.path, line=opt.line if opt else self.section.line,
+                   layer=self.layer, layer_type=self.section.name)
+
+    def _take(self, key: str) -> Optional[Option]:
+        opt = self.section.find(key)
+        if opt is not None:
+            opt.used = True
+        return opt
+
+    def has(self, key: str) -> bool:
+        return self.section.find(key) is not None
+
+    def _number(self, opt: Option, kind: str) -> float:
+        value = opt.value
+        if self.strict:
+            if not _HK_NUMERIC.match(value):
+                raise self.error(f"{opt.key}={value!r}: expected a number (hank-ai accepts only -.0123456789)", opt)
+            try:
+                return float(value)
+            except ValueError:
+                raise self.error(f"{opt.key}={value!r}: expected a number", opt) from None
+        m = (_INT if kind == "int" else _FLOAT).match(value)
+        if not m:
+            raise self.error(f"{opt.key}={value!r}: expected {'an integer' if kind == 'int' else 'a number'}", opt)
+        if m.end() != len(value) and not (kind == "int" and re.fullmatch(r"[+-]?\d+\.\d*", value)):
+            warnings.warn(f"{self.path}:{opt.line}: {opt.key}={value!r}: Darknet reads only {m.group(0)!r}",
+                          DarkweightsWarning, stacklevel=4)
+        return float(m.group(0))
+
+    def int(self, key: str, default: int) -> int:
+        opt = self._take(key)
+        if opt is None:
+            return default
+        # atoi truncates; hank-ai truncates toward zero too
+        return int(self._number(opt, "int"))
+
+    def float(self, key: str, default: float) -> float:
+        opt = self._take(key)
+        return default if opt is None else self._number(opt, "float")
+
+    def str(self, key: str, default: Optional[str]) -> Optional[str]:
+        opt = self._take(key)
+        if opt is None:
+            return default
+        if opt.comment and not self.strict:
+            warnings.warn(f"{self.path}:{opt.line}: inline comment after {opt.key}={opt.value}: Darknet would read "
+                          f"the value as {opt.value + '#' + opt.comment!r}", DarkweightsWarning, stacklevel=3)
+        return opt.value
+
+    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
+        opt = self.section.find(key)
+        value = self.str(key, default)
+        assert value is not None
+        if value not in choices:
+            raise self.error(f"{key}={value!r} is not valid here; expected one of: {', '.join(choices)}", opt)
+        return value
+
+    def _list(self, key: str, kind: str) -> Optional[list[float]]:
+        opt = self._take(key)
+        if opt is None:
+            return None
+        if self.strict:
+            pattern = r"-?[0-9]+" if kind == "int" else r"[-.0-9]+"
+            return [float(tok) for tok in re.findall(pattern, opt.value)]
+        items = opt.value.split(",")
+        if items[-1] == "" and len(items) > 1:
+            warnings.warn(f"{self.path}:{opt.line}: trailing comma in {key}={opt.value}: Darknet adds an extra 0",
+                          DarkweightsWarning, stacklevel=4)
+        out = []
+        for item in items:
+            if item == "":
+                out.append(0.0)
+                continue
+            m = (_INT if kind == "int" else _FLOAT).match(item)
+            if not m:
+                raise self.error(f"{key}={opt.value!r}: {item!r} is not a number", opt)
+            out.append(float(m.group(0)))
+        return out
+
+    def ints(self, key: str, *, required: bool = False) -> Optional[list[int]]:
+        values = self._list(key, "int")
+        if values is None:
+            if required:
+                raise self.error(f"required option {key!r} is missing")
+            return None
+        return [int(v) for v in values]
+
+    def floats(self, key: str) -> Optional[list[float]]:
+        return self._list(key, "float")
+
+    def ignore(self, *keys: str) -> None:
+        """Mark keys Darknet reads but that do not matter for inference or storage."""
+        for key in keys:
+            for opt in self.section.options:
+                if opt.key == key:
+                    opt.used = True
+                    break
+
+    def unused(self) -> Iterator[Option]:
+        return (opt for opt in self.section.options if not opt.used)

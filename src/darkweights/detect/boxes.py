@@ -1,0 +1,648 @@
+"""Darknet's detection-head decoding and non-maximum suppression, in NumPy.
+
+Re-implements what AlexeyAB Darknet's ``darknet detector test`` does after
+``network_predict``:
+
+* ``get_network_boxes`` -> per head :func:`get_yolo_detections`,
+  :func:`get_gaussian_yolo_detections`, :func:`get_region_detections` (concatenate the
+  results in layer order with :meth:`Detections.concatenate`);
+* ``do_nms_sort`` / ``diounms_sort`` -> :func:`do_nms_sort`, :func:`diounms_sort`
+  (or :func:`nms`, which dispatches on the cfg's ``nms_kind``);
+* the box convention of the reference fixtures -> :func:`to_records`.
+
+Arithmetic follows the C code's float32/double mix step by step (float32 arrays,
+with float64 only where C promotes to double, e.g. ``exp`` and ``pow``), so decoded
+boxes and probabilities match Darknet to the last bit or ulp given the same layer
+output. Darknet's ``qsort`` calls are reproduced as stable sorts: glibc's ``qsort``
+is a merge sort whenever it can allocate its buffer, so ties keep their previous order.
+
+The ``*_forward`` helpers turn a head's *input* (the raw conv output) into the
+``l.output`` Darknet's CPU forward leaves, which is what the decoders expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .image import letterbox_geometry
+
+__all__ = [
+    "Detections",
+    "NMS_KINDS",
+    "yolo_forward",
+    "gaussian_yolo_forward",
+    "region_forward",
+    "get_yolo_detections",
+    "get_gaussian_yolo_detections",
+    "get_region_detections",
+    "correct_yolo_boxes",
+    "box_iou",
+    "box_diou",
+    "box_diounms",
+    "do_nms_sort",
+    "diounms_sort",
+    "nms",
+    "nms_kind_from_cfg",
+    "to_records",
+]
+
+F32 = np.float32
+NMS_KINDS = ("default", "greedynms", "diounms", "cornersnms")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class Detections:
+    """A batch of Darknet ``detection`` structs, stored as arrays.
+
+    ``boxes[i] = (x, y, w, h)``: centre and size *relative to the image* (after
+    ``correct_yolo_boxes``). ``probs[i, j]`` is ``objectness * class_prob`` or 0 when not
+    above the decode threshold, exactly like ``detection.prob``. ``uc`` holds the
+    Gaussian-YOLO uncertainties (tx, ty, tw, th) when present.
+    """
+
+    boxes: np.ndarray
+    objectness: np.ndarray
+    probs: np.ndarray
+    uc: Optional[np.ndarray] = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=F32).reshape(-1, 4)
+        self.objectness = np.asarray(self.objectness, dtype=F32).reshape(-1)
+        n = self.boxes.shape[0]
+        self.probs = np.asarray(self.probs, dtype=F32)
+        if self.probs.ndim != 2 or self.probs.shape[0] != n or self.objectness.shape[0] != n:
+            raise ValueError("need boxes (N, 4), objectness (N,) and probs (N, classes)")
+        if self.uc is not None:
+            self.uc = np.asarray(self.uc, dtype=F32).reshape(n, 4)
+
+    @property
+    def classes(self) -> int:
+        """Number of classes (``detection.classes``)."""
+        return int(self.probs.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def take(self, index: np.ndarray) -> "Detections":
+        """Detections at ``index`` (an integer array), as copies."""
+        index = np.asarray(index, dtype=np.int64)
+        return Detections(
+            self.boxes[index].copy(),
+            self.objectness[index].copy(),
+            self.probs[index].copy(),
+            None if self.uc is None else self.uc[index].copy(),
+        )
+
+    @classmethod
+    def empty(cls, classes: int) -> "Detections":
+        return cls(np.zeros((0, 4), F32), np.zeros(0, F32), np.zeros((0, classes), F32))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["Detections"]) -> "Detections":
+        """Join per-head results in layer order, as ``fill_network_boxes`` fills one array."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        classes = {p.classes for p in parts}
+        if len(classes) != 1:
+            # Darknet sizes every prob array for the first head's class count.
+            raise ValueError(f"detection heads disagree on the number of classes: {sorted(classes)}")
+        with_uc = [p.uc is not None for p in parts]
+        uc = np.concatenate([p.uc for p in parts]) if all(with_uc) else None
+        return cls(
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.objectness for p in parts]),
+            np.concatenate([p.probs for p in parts]),
+            uc,
+        )
+
+
+# --------------------------------------------------------------------------- forward helpers
+
+
+def _logistic(x: np.ndarray) -> np.ndarray:
+    """``logistic_activate``: ``1.f/(1.f + expf(-x))`` in float32.
+
+    ``expf`` is evaluated as a float64 ``exp`` rounded to float32 (glibc's ``expf`` is
+    correctly rounded in practice; NumPy's own float32 ``exp`` may differ by an ulp).
+    """
+    e = np.exp(-np.asarray(x, dtype=np.float64)).astype(F32)
+    return F32(1.0) / (F32(1.0) + e)
+
+
+def _scale_xy(v: np.ndarray, scale_x_y: float) -> np.ndarray:
+    # AB:src/blas.c:scal_add_cpu(X*ALPHA + BETA), BETA = -0.5*(sxy-1) computed in double, passed as float
+    alpha = F32(scale_x_y)
+    beta = F32(-0.5 * (float(alpha) - 1.0))
+    return v * alpha + beta
+
+
+def yolo_forward(x: np.ndarray, n: int, classes: int, scale_x_y: float = 1.0, new_coords: bool = False) -> np.ndarray:
+    """``[yolo]`` CPU forward (``AB:src/yolo_layer.c:forward_yolo_layer``): raw ``(n*(5+K), H, W)`` -> ``l.output``.
+
+    Logistic on x, y, objectness and classes (not with ``new_coords``), then
+    ``v*sxy - 0.5*(sxy-1)`` on x, y; w, h stay raw.
+    """
+    out = np.array(x, dtype=F32, copy=True)
+    c, h, w = out.shape
+    if c != n * (5 + classes):
+        raise ValueError(f"[yolo] input has {c} channels, expected n*(classes+5) = {n * (5 + classes)}")
+    v = out.reshape(n, 5 + classes, h, w)
+    if not new_coords:
+        v[:, 0:2] = _logistic(v[:, 0:2])
+        v[:, 4:] = _logistic(v[:, 4:])
+    v[:, 0:2] = _scale_xy(v[:, 0:2], scale_x_y)
+    return out
+
+
+def gaussian_yolo_forward(x: np.ndarray, n: int, classes: int, scale_x_y: float = 1.0) -> np.ndarray:
+    """``[Gaussian_yolo]`` CPU forward (``AB:src/gaussian_yolo_layer.c``): raw ``(n*(9+K), H, W)`` -> ``l.output``.
+
+    Logistic on channels 0,1,2,3,5,7,8 and the classes; the ``scale_x_y`` step on 0 and 2.
+    """
+    out = np.array(x, dtype=F32, copy=True)
+    c, h, w = out.shape
+    if c != n * (9 + classes):
+        raise ValueError(f"[Gaussian_yolo] input has {c} channels, expected n*(classes+9) = {n * (9 + classes)}")
+    v = out.reshape(n, 9 + classes, h, w)
+    for ch in (0, 1, 2, 3, 5, 7):
+        v[:, ch] = _logistic(v[:, ch])
+    v[:, 8:] = _logistic(v[:, 8:])
+    for ch in (0, 2):
+        v[:, ch] = _scale_xy(v[:, ch], scale_x_y)
+    return out
+
+
+def _softmax_rows(x: np.ndarray) -> np.ndarray:
+    """``AB:src/blas.c:softmax`` (temperature 1) over the last axis, float32, sequential sum."""
+    largest = np.max(x, axis=-1, keepdims=True)
+    e = np.exp((x - largest).astype(np.float64)).astype(F32)
+    # C accumulates `sum += e` left to right in float; cumsum is sequential too (np.sum is pairwise).
+    total = np.cumsum(e, axis=-1, dtype=F32)[..., -1:]
+    return e / total
+
+
+def region_forward(x: np.ndarray, n: int, classes: int, coords: int = 4, softmax: bool = True) -> np.ndarray:
+    """AlexeyAB ``[region]`` CPU forward: raw ``(n*(coords+1+K), H, W)`` -> flat ``l.output``.
+
+    AB (unlike pjreddie) first transposes to rows ``(H*W*n, coords+1+K)``
+    (location-major, then anchor), applies the logistic to entry 4 only and the softmax
+    to entries 5.. when ``softmax=1``; x, y, w, h stay raw (``AB:src/region_layer.c``).
+    Returns the flat ``(H*W*n*(coords+1+K),)`` buffer. ``tree=`` (hierarchical softmax)
+    is not supported.
+    """
+    x = np.asarray(x, dtype=F32)
+    c, h, w = x.shape
+    size = coords + 1 + classes
+    if c != n * size:
+        raise ValueError(f"[region] input has {c} channels, expected num*(coords+1+classes) = {n * size}")
+    rows = x.reshape(n * size, h * w).T.reshape(h * w * n, size).copy()
+    # entry offsets are hard-coded as 4 and 5 in forward_region_layer, whatever coords is
+    rows[:, 4] = _logistic(rows[:, 4])
+    if softmax:
+        rows[:, 5 : 5 + classes] = _softmax_rows(rows[:, 5 : 5 + classes])
+    return rows.reshape(-1)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def correct_yolo_boxes(
+    boxes: np.ndarray, im_w: int, im_h: int, net_w: int, net_h: int, letterbox: bool, gaussian: bool = False
+) -> np.ndarray:
+    """Map boxes from network-input-relative to image-relative (``correct_yolo_boxes``).
+
+    Only does something for letterboxed input: shifts by the grey border and
+    rescales by ``new/net``. With ``letterbox=False`` it is the identity (ratio 1.0f).
+    ``gaussian=True`` uses ``correct_gaussian_yolo_boxes``' w/h factor ``(float)netw/new_w``
+    instead of ``1/((float)new_w/netw)`` (they can differ by an ulp).
+    """
+    b = np.array(boxes, dtype=F32, copy=True).reshape(-1, 4)
+    if not letterbox or b.shape[0] == 0:
+        return b
+    new_w, new_h = letterbox_geometry(im_w, im_h, net_w, net_h)
+    ratiow = F32(new_w) / F32(net_w)
+    ratioh = F32(new_h) / F32(net_h)
+    # x, y: double arithmetic, `(b.x - deltaw/2./netw) / ratiow`, stored as float
+    b[:, 0] = ((b[:, 0].astype(np.float64) - (net_w - new_w) / 2.0 / net_w) / np.float64(ratiow)).astype(F32)
+    b[:, 1] = ((b[:, 1].astype(np.float64) - (net_h - new_h) / 2.0 / net_h) / np.float64(ratioh)).astype(F32)
+    if gaussian:
+        fw, fh = F32(net_w) / F32(new_w), F32(net_h) / F32(new_h)
+    else:
+        fw, fh = F32(1.0) / ratiow, F32(1.0) / ratioh
+    b[:, 2] = b[:, 2] * fw
+    b[:, 3] = b[:, 3] * fh
+    return b
+
+
+def _anchor_pairs(anchors: Sequence[float]) -> np.ndarray:
+    a = np.asarray(list(anchors), dtype=F32)  # l.biases is a float array
+    if a.size % 2:
+        raise ValueError("anchors must be w,h pairs")
+    return a.reshape(-1, 2)
+
+
+def _mask_list(mask: Optional[Sequence[int]], n_anchor_pairs: int) -> np.ndarray:
+    if mask is None:
+        return np.arange(n_anchor_pairs, dtype=np.int64)
+    m = np.asarray(list(mask), dtype=np.int64)
+    if m.size and (m.min() < 0 or m.max() >= n_anchor_pairs):
+        raise ValueError(f"mask {m.tolist()} refers to anchors beyond the {n_anchor_pairs} given")
+    return m
+
+
+def _threshold_probs(obj: np.ndarray, cls: np.ndarray, thresh: float) -> np.ndarray:
+    # prob = objectness*class (float); kept only when > thresh, else exactly 0
+    prob = obj[:, None] * cls
+    return np.where(prob > F32(thresh), prob, F32(0.0)).astype(F32)
+
+
+def get_yolo_detections(
+    output: np.ndarray,
+    *,
+    anchors: Sequence[float],
+    mask: Optional[Sequence[int]],
+    classes: int,
+    net_w: int,
+    net_h: int,
+    im_w: int,
+    im_h: int,
+    thresh: float = 0.25,
+    letterbox: bool = False,
+    new_coords: bool = False,
+) -> Detections:
+    """Decode one ``[yolo]`` layer's ``l.output`` (``AB:src/yolo_layer.c:get_yolo_detections``).
+
+    ``output`` is ``(n*(5+classes), H, W)``, ``n = len(mask)``; ``anchors`` in
+    network-input pixels (the cfg's full list), ``mask`` selects this layer's pairs.
+    A box is kept when its objectness is ``> thresh``; detections are ordered by grid cell
+    (row-major), then anchor slot, as in Darknet.
+    """
+    out = np.asarray(output, dtype=F32)
+    pairs = _anchor_pairs(anchors)
+    m = _mask_list(mask, pairs.shape[0])
+    n = m.size
+    c, h, w = out.shape
+    if c != n * (5 + classes):
+        raise ValueError(f"[yolo] output has {c} channels, expected len(mask)*(classes+5) = {n * (5 + classes)}")
+    # (n, 5+K, H*W) -> (H*W, n, 5+K): Darknet loops over locations, then anchors
+    v = out.reshape(n, 5 + classes, h * w).transpose(2, 0, 1)
+    obj = v[:, :, 4]
+    loc, slot = np.nonzero(obj > F32(thresh))
+    if loc.size == 0:
+        return Detections.empty(classes)
+    sel = v[loc, slot]
+    col = (loc % w).astype(F32)
+    row = (loc // w).astype(F32)
+    aw = pairs[m[slot], 0]
+    ah = pairs[m[slot], 1]
+    bx = (col + sel[:, 0]) / F32(w)
+    by = (row + sel[:, 1]) / F32(h)
+    if new_coords:
+        # get_yolo_box: x*x*4*bias/w, all in float
+        bw = sel[:, 2] * sel[:, 2] * F32(4.0) * aw / F32(net_w)
+        bh = sel[:, 3] * sel[:, 3] * F32(4.0) * ah / F32(net_h)
+    else:
+        # exp() is the double function: exp(x)*bias/w evaluated in double, stored as float
+        bw = (np.exp(sel[:, 2].astype(np.float64)) * aw.astype(np.float64) / net_w).astype(F32)
+        bh = (np.exp(sel[:, 3].astype(np.float64)) * ah.astype(np.float64) / net_h).astype(F32)
+    boxes = np.stack([bx, by, bw, bh], axis=1)
+    objectness = sel[:, 4].copy()
+    probs = _threshold_probs(objectness, sel[:, 5:], thresh)
+    boxes = correct_yolo_boxes(boxes, im_w, im_h, net_w, net_h, letterbox)
+    return Detections(boxes, objectness, probs)
+
+
+def get_gaussian_yolo_detections(
+    output: np.ndarray,
+    *,
+    anchors: Sequence[float],
+    mask: Optional[Sequence[int]],
+    classes: int,
+    net_w: int,
+    net_h: int,
+    im_w: int,
+    im_h: int,
+    thresh: float = 0.25,
+    letterbox: bool = False,
+    yolo_point: str = "center",
+) -> Detections:
+    """Decode one ``[Gaussian_yolo]`` ``l.output`` (``AB:src/gaussian_yolo_layer.c:get_gaussian_yolo_detections``).
+
+    Channels per anchor: ``x, σx, y, σy, w, σw, h, σh, obj, classes…``. Class scores are
+    ``obj * cls * (1 - mean(σx, σy, σw, σh))``; ``yolo_point`` (``center``,
+    ``left_top``, ``right_bottom``) shifts the centre by half the box.
+    """
+    out = np.asarray(output, dtype=F32)
+    pairs = _anchor_pairs(anchors)
+    m = _mask_list(mask, pairs.shape[0])
+    n = m.size
+    c, h, w = out.shape
+    if c != n * (9 + classes):
+        raise ValueError(f"[Gaussian_yolo] output has {c} channels, expected len(mask)*(classes+9) = {n * (9 + classes)}")
+    if yolo_point not in ("center", "left_top", "right_bottom"):
+        raise ValueError(f"unknown yolo_point {yolo_point!r}")
+    v = out.reshape(n, 9 + classes, h * w).transpose(2, 0, 1)
+    loc, slot = np.nonzero(v[:, :, 8] > F32(thresh))
+    if loc.size == 0:
+        return Detections.empty(classes)
+    sel = v[loc, slot]
+    col = (loc % w).astype(F32)
+    row = (loc // w).astype(F32)
+    aw = pairs[m[slot], 0].astype(np.float64)
+    ah = pairs[m[slot], 1].astype(np.float64)
+    bw = (np.exp(sel[:, 4].astype(np.float64)) * aw / net_w).astype(F32)
+    bh = (np.exp(sel[:, 6].astype(np.float64)) * ah / net_h).astype(F32)
+    bx = (col + sel[:, 0]) / F32(w)
+    by = (row + sel[:, 2]) / F32(h)
+    if yolo_point == "left_top":
+        bx, by = bx + bw / F32(2), by + bh / F32(2)
+    elif yolo_point == "right_bottom":
+        bx, by = bx - bw / F32(2), by - bh / F32(2)
+    uc = sel[:, [1, 3, 5, 7]].copy()
+    # uc_aver = (uc0+uc1+uc2+uc3)/4.0: float sum left to right, then a double division
+    uc_sum = ((uc[:, 0] + uc[:, 1]) + uc[:, 2]) + uc[:, 3]
+    uc_aver = (uc_sum.astype(np.float64) / 4.0).astype(F32)
+    objectness = sel[:, 8].copy()
+    prob = ((objectness[:, None] * sel[:, 9:]).astype(np.float64) * (1.0 - uc_aver.astype(np.float64))[:, None]).astype(F32)
+    probs = np.where(prob > F32(thresh), prob, F32(0.0)).astype(F32)
+    boxes = correct_yolo_boxes(np.stack([bx, by, bw, bh], axis=1), im_w, im_h, net_w, net_h, letterbox, gaussian=True)
+    return Detections(boxes, objectness, probs, uc)
+
+
+def get_region_detections(
+    output: np.ndarray,
+    *,
+    anchors: Sequence[float],
+    num: int,
+    classes: int,
+    grid_w: int,
+    grid_h: int,
+    net_w: int,
+    net_h: int,
+    im_w: int,
+    im_h: int,
+    thresh: float = 0.25,
+    letterbox: bool = False,
+    coords: int = 4,
+    classfix: int = 0,
+) -> Detections:
+    """Decode an AlexeyAB ``[region]`` ``l.output`` (YOLOv2), as ``fill_network_boxes`` does.
+
+    AB routes ``[region]`` through ``AB:src/network.c:custom_get_region_detections`` ->
+    ``get_region_boxes`` -> ``correct_yolo_boxes`` (not ``get_region_detections`` /
+    ``correct_region_boxes``, which it no longer calls). ``output`` is the flat
+    location-major buffer (see :func:`region_forward`); ``anchors`` are in grid cells.
+    Every cell/anchor yields a detection (Darknet counts ``w*h*n`` of them) with
+    objectness 1; class probs are ``sigmoid(obj) * class`` when ``> thresh``, else 0.
+    """
+    if coords != 4:
+        # get_region_boxes hard-codes a row stride of classes+5
+        raise ValueError("[region] decoding supports coords=4 only (as Darknet's get_region_boxes)")
+    size = classes + 5
+    flat = np.asarray(output, dtype=F32).reshape(-1)
+    cells = grid_w * grid_h
+    if flat.size != cells * num * size:
+        raise ValueError(
+            f"[region] output has {flat.size} values, expected grid_w*grid_h*num*(classes+5) = {cells * num * size}"
+        )
+    pairs = _anchor_pairs(anchors)
+    if pairs.shape[0] < num:
+        raise ValueError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
+    rows = flat.reshape(cells * num, size)  # row index = location*num + anchor
+    idx = np.arange(cells * num)
+    loc, slot = idx // num, idx % num
+    col = (loc % grid_w).astype(F32)
+    row = (loc // grid_w).astype(F32)
+    # get_region_box with DOABS=1: sigmoid at decode, w/h divided by the grid size
+    bx = (col + _logistic(rows[:, 0])) / F32(grid_w)
+    by = (row + _logistic(rows[:, 1])) / F32(grid_h)
+    bw = (np.exp(rows[:, 2].astype(np.float64)) * pairs[slot, 0].astype(np.float64) / grid_w).astype(F32)
+    bh = (np.exp(rows[:, 3].astype(np.float64)) * pairs[slot, 1].astype(np.float64) / grid_h).astype(F32)
+    scale = rows[:, 4].copy()
+    if classfix == -1:
+        scale = np.where(scale < F32(0.5), F32(0.0), scale).astype(F32)
+    probs = _threshold_probs(scale, rows[:, 5:], thresh)
+    boxes = correct_yolo_boxes(np.stack([bx, by, bw, bh], axis=1), im_w, im_h, net_w, net_h, letterbox)
+    return Detections(boxes, np.ones(cells * num, dtype=F32), probs)
+
+
+# --------------------------------------------------------------------------- IoU family
+
+
+def _split(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    b = np.asarray(b, dtype=F32)
+    return b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+
+
+def _overlap(x1: np.ndarray, w1: np.ndarray, x2: np.ndarray, w2: np.ndarray) -> np.ndarray:
+    half = F32(2.0)
+    left = np.maximum(x1 - w1 / half, x2 - w2 / half)
+    right = np.minimum(x1 + w1 / half, x2 + w2 / half)
+    return right - left
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``AB:src/box.c:box_iou`` in float32, broadcasting ``(…, 4)`` boxes ``(x, y, w, h)``.
+
+    Returns 0 when the intersection or the union is 0 (also for touching boxes).
+    """
+    ax, ay, aw, ah = _split(a)
+    bx, by, bw, bh = _split(b)
+    iw = _overlap(ax, aw, bx, bw)
+    ih = _overlap(ay, ah, by, bh)
+    inter = np.where((iw < 0) | (ih < 0), F32(0.0), iw * ih)
+    union = aw * ah + bw * bh - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where((inter == 0) | (union == 0), F32(0.0), inter / union)
+    return iou.astype(F32)
+
+
+def _diou_generic(a: np.ndarray, b: np.ndarray, beta: np.float64) -> np.ndarray:
+    ax, ay, aw, ah = _split(a)
+    bx, by, bw, bh = _split(b)
+    half = F32(2.0)
+    # box_c: the smallest box enclosing both
+    top = np.minimum(ay - ah / half, by - bh / half)
+    bot = np.maximum(ay + ah / half, by + bh / half)
+    left = np.minimum(ax - aw / half, bx - bw / half)
+    right = np.maximum(ax + aw / half, bx + bw / half)
+    cw = right - left
+    ch = bot - top
+    c = cw * cw + ch * ch
+    iou = box_iou(a, b)
+    dx = ax - bx
+    dy = ay - by
+    d = dx * dx + dy * dy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (d / c).astype(np.float64)
+        u = np.power(ratio, beta).astype(F32)  # pow() in double, stored as float
+    return np.where(c == 0, iou, iou - u).astype(F32)
+
+
+def box_diou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``AB:src/box.c:box_diou``: ``IoU - (d²/c²)^0.6``; note the exponent is a fixed 0.6.
+
+    This is what ``nms_kind=greedynms`` uses (the cfg's ``beta_nms`` is ignored there).
+    """
+    return _diou_generic(a, b, np.float64(0.6))
+
+
+def box_diounms(a: np.ndarray, b: np.ndarray, beta1: float) -> np.ndarray:
+    """``AB:src/box.c:box_diounms``: ``IoU - (d²/c²)^beta1``, ``beta1`` a float (``beta_nms``)."""
+    return _diou_generic(a, b, np.float64(F32(beta1)))
+
+
+# --------------------------------------------------------------------------- NMS
+
+
+def _objectness_partition(objectness: np.ndarray) -> tuple[np.ndarray, int]:
+    """Darknet's pre-NMS pass: swap every zero-objectness detection to the end.
+
+    Reproduces the exact swap sequence of ``do_nms_sort``/``diounms_sort`` (it is not
+    a stable partition). Returns the permutation and the count of non-zero ones.
+    """
+    order = np.arange(objectness.shape[0])
+    k = order.size - 1
+    i = 0
+    zero = objectness == 0
+    while i <= k:
+        if zero[order[i]]:
+            order[i], order[k] = order[k], order[i]
+            k -= 1  # re-examine position i, which now holds what was at k
+        else:
+            i += 1
+    return order, k + 1
+
+
+def _nms_sort(dets: Detections, thresh: float, suppress) -> Detections:
+    """Shared body of ``do_nms_sort`` and ``diounms_sort``.
+
+    For each class k in turn the *whole* array is re-sorted by ``prob[k]`` descending
+    (``nms_comparator_v3``; stable, so ties keep the order left by class k-1), then every
+    detection with ``prob[k] != 0`` zeroes ``prob[k]`` of the later ones that
+    ``suppress(a, b)`` flags. Returns a copy in Darknet's final array order: the
+    zero-objectness tail is left untouched and stays at the end.
+    """
+    order, total = _objectness_partition(dets.objectness)
+    head = order[:total]
+    probs = dets.probs.copy()
+    boxes = dets.boxes
+    limit = F32(thresh)
+    for k in range(dets.classes):
+        col = probs[head, k]
+        if not col.any():
+            continue  # all keys equal: a stable sort leaves the order as it is
+        perm = np.argsort(-col, kind="stable")
+        head = head[perm]
+        col = col[perm]
+        for i in np.flatnonzero(col):
+            if col[i] == 0:  # suppressed by an earlier, higher-scoring box
+                continue
+            # Zeroing an already-zero prob is a no-op, so only live later boxes are tested.
+            live = i + 1 + np.flatnonzero(col[i + 1 :])
+            if live.size == 0:
+                continue
+            hit = suppress(boxes[head[i]], boxes[head[live]], limit)
+            col[live[hit]] = 0
+        probs[head, k] = col
+    final = np.concatenate([head, order[total:]])
+    out = dets.take(final)
+    out.probs = probs[final]
+    return out
+
+
+def do_nms_sort(dets: Detections, thresh: float = 0.45) -> Detections:
+    """``AB:src/box.c:do_nms_sort`` (``nms_kind=default``): per-class greedy NMS on IoU ``> thresh``."""
+    return _nms_sort(dets, thresh, lambda a, b, t: box_iou(a, b) > t)
+
+
+def diounms_sort(
+    dets: Detections, thresh: float = 0.45, nms_kind: str = "greedynms", beta_nms: float = 0.6
+) -> Detections:
+    """``AB:src/box.c:diounms_sort``: per-class greedy NMS with the criterion of ``nms_kind``.
+
+    * ``greedynms``: ``box_diou > thresh`` (DIoU with the fixed exponent 0.6);
+    * ``diounms``: ``box_diounms(beta_nms) > thresh``;
+    * ``cornersnms``: plain ``box_iou > thresh`` (the box-merging code is commented out in AB).
+    """
+    if nms_kind == "greedynms":
+        return _nms_sort(dets, thresh, lambda a, b, t: box_diou(a, b) > t)
+    if nms_kind == "diounms":
+        return _nms_sort(dets, thresh, lambda a, b, t: box_diounms(a, b, beta_nms) > t)
+    if nms_kind == "cornersnms":
+        return _nms_sort(dets, thresh, lambda a, b, t: box_iou(a, b) > t)
+    raise ValueError(f"diounms_sort: nms_kind must be greedynms, diounms or cornersnms, not {nms_kind!r}")
+
+
+def nms(dets: Detections, thresh: float = 0.45, nms_kind: str = "default", beta_nms: float = 0.6) -> Detections:
+    """NMS as ``test_detector`` chooses it from the last detection layer's ``nms_kind``."""
+    if nms_kind == "default":
+        return do_nms_sort(dets, thresh)
+    return diounms_sort(dets, thresh, nms_kind, beta_nms)
+
+
+def nms_kind_from_cfg(value: Optional[str], layer_type: str = "yolo") -> str:
+    """The NMS kind Darknet's parser derives from a head's ``nms_kind=`` option.
+
+    Unknown strings silently become ``default``; ``cornersnms`` is only recognised
+    in ``[Gaussian_yolo]`` (``AB:src/parser.c:parse_yolo`` vs ``parse_gaussian_yolo``).
+    ``[region]`` has no such option (always ``default``).
+    """
+    lt = layer_type.lower()
+    if value is None or lt == "region":
+        return "default"
+    known = {"greedynms", "diounms"} | ({"cornersnms"} if lt == "gaussian_yolo" else set())
+    return value if value in known else "default"
+
+
+# --------------------------------------------------------------------------- output records
+
+
+def to_records(
+    dets: Detections, names: Sequence[str], im_w: int, im_h: int, thresh: float = 0.25
+) -> list[dict]:
+    """One dict per (detection, class) with ``prob > thresh``, sorted by prob descending.
+
+    Box convention of ``shared/fixtures/detections``: ``x, y`` = centre and ``w, h`` =
+    size in pixels of the original image (relative box times ``im_w``/``im_h``),
+    ``left, top = x - w/2, y - h/2`` (not clipped), ``bbox_relative`` = Darknet's box.
+    Classes whose name starts with ``dont_show`` are skipped, as Darknet's output
+    routines do. Ties keep detection order, then class order (stable sort). ``det_index``
+    is the detection's position in ``dets`` (Darknet's post-NMS array order).
+    """
+    if len(names) < dets.classes:
+        raise ValueError(f"{len(names)} class names for {dets.classes} classes")
+    det_i, cls_j = np.nonzero(dets.probs > F32(thresh))
+    recs: list[dict] = []
+    for i, j in zip(det_i.tolist(), cls_j.tolist()):
+        name = names[j]
+        if name.startswith("dont_show"):
+            continue
+        bx, by, bw, bh = (float(v) for v in dets.boxes[i])
+        x, y, w, h = bx * im_w, by * im_h, bw * im_w, bh * im_h
+        recs.append(
+            {
+                "class": name,
+                "class_id": j,
+                "prob": float(dets.probs[i, j]),
+                "x": x,
+                "y": y,
+                "w": w,
+                "h": h,
+                "left": x - w / 2.0,
+                "top": y - h / 2.0,
+                "objectness": float(dets.objectness[i]),
+                "bbox_relative": [bx, by, bw, bh],
+                "det_index": i,
+            }
+        )
+    recs.sort(key=lambda r: -r["prob"])  # list.sort is stable
+    return recs
+

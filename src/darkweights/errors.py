@@ -1,0 +1,72 @@
+"""Exceptions and warnings of darkweights.
+
+Every error carries where it happened (file, cfg line, byte offset, layer) so the
+CLI can print one line a user can act on, without a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+PathLike = Union[str, Path]
+
+
+class DarkweightsError(Exception):
+    """Base class: a problem with the user's cfg, weights or arrays."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: Optional[PathLike] = None,
+        line: Optional[int] = None,
+        offset: Optional[int] = None,
+        layer: Optional[int] = None,
+        layer_type: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.offset = offset
+        self.layer = layer
+        self.layer_type = layer_type
+
+    def location(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(self.file + (f":{self.line}" if self.line else ""))
+        if self.offset is not None:
+            parts.append(f"byte {self.offset}")
+        if self.layer is not None:
+            parts.append(f"layer {self.layer}" + (f" [{self.layer_type}]" if self.layer_type else ""))
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        loc = self.location()
+        return f"{loc}: {self.message}" if loc else self.message
+
+
+class CfgError(DarkweightsError):
+    """Malformed cfg text, unknown section, bad option value."""
+
+
+class ShapeError(DarkweightsError):
+    """The cfg describes impossible geometry (Darknet would crash or compute garbage)."""
+
+
+class WeightsError(DarkweightsError):
+    """The .weights file does not fit the cfg, or is not a weights file at all."""
+
+
+class ArrayError(DarkweightsError):
+    """Arrays handed to the writer are missing, mis-shaped or not finite."""
+
+
+class UnsupportedError(DarkweightsError):
+    """A valid Darknet construct that this operation cannot handle (e.g. no torch module)."""
+
+
+class DarkweightsWarning(UserWarning):
+    """Something Darknet accepts silently but that is probably not what the user meant."""

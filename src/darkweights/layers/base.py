@@ -1,0 +1,215 @@
+"""The layer catalogue's building blocks: shapes, stored-array specs, the registry.
+
+A layer class knows, for one Darknet section family: which headers and forks accept it,
+its options (read through :class:`~darkweights.cfg.Options`), its output shape, and the
+arrays it stores in the ``.weights`` file, in file order. Nothing else in the package
+branches on layer types for storage: the reader, writer, exporters and the PyTorch
+builder all walk :meth:`Layer.stored`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Optional
+
+from ..cfg import Options, Section
+from ..errors import ShapeError
+
+if TYPE_CHECKING:
+    from ..network import Builder
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A layer output as Darknet reports it: ``out_c, out_h, out_w`` and ``outputs``.
+
+    Layers without image geometry (softmax, gru, detection...) have ``c = h = w = 0``.
+    """
+
+    c: int
+    h: int
+    w: int
+    size: int
+
+    @classmethod
+    def image(cls, c: int, h: int, w: int) -> "Shape":
+        return cls(c, h, w, c * h * w)
+
+    @classmethod
+    def flat(cls, size: int) -> "Shape":
+        return cls(0, 0, 0, size)
+
+    @property
+    def is_image(self) -> bool:
+        return self.c > 0 and self.h > 0 and self.w > 0 and self.c * self.h * self.w == self.size
+
+    @property
+    def chw(self) -> tuple[int, int, int]:
+        return (self.c, self.h, self.w)
+
+    def __str__(self) -> str:
+        return f"{self.c}x{self.h}x{self.w}" if self.is_image else f"{self.size}"
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One float32 array a layer stores, before it is placed in a file.
+
+    ``shape`` is the array as Darknet holds it in memory. ``transposable`` marks connected
+    weights, stored as ``shape[::-1]`` when the header's transpose flag is set (§1.4).
+    ``on_load``/``on_save`` reproduce Darknet's asymmetries (``dontload``,
+    ``dontloadscales``, pjreddie's ``dontsave``).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    role: str  # biases | scales | rolling_mean | rolling_variance | weights
+    torch: str = ""  # state_dict suffix in darkweights.torch, e.g. "bn.running_var"
+    transposable: bool = False
+    on_load: bool = True
+    on_save: bool = True
+
+    @property
+    def count(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+LAYER_TYPES: dict[str, type["Layer"]] = {}  # canonical type name -> class
+HEADERS: dict[str, type["Layer"]] = {}  # section name as written (e.g. "conv") -> class
+
+
+def register(cls: type["Layer"]) -> type["Layer"]:
+    """Class decorator: add a layer family to the catalogue."""
+    LAYER_TYPES[cls.type] = cls
+    for name in cls.headers:
+        HEADERS[name] = cls
+    return cls
+
+
+# Options every section accepts (tail of AB parse_network_cfg_custom, PJ parse_network_cfg)
+COMMON_OPTIONS = {
+    "alexeyab": ("clip", "onlyforward", "dont_update", "burnin_update", "stopbackward", "train_only_bn",
+                 "learning_rate"),
+    "pjreddie": ("onlyforward", "stopbackward", "learning_rate", "truth", "smooth"),
+    "hankai": ("clip", "onlyforward", "dont_update", "burnin_update", "stopbackward", "train_only_bn",
+               "learning_rate"),
+}
+
+ALL_FORKS = frozenset({"alexeyab", "pjreddie", "hankai"})
+
+
+class Layer:
+    """One parsed layer: options, input and output shapes, stored arrays."""
+
+    type: ClassVar[str]
+    headers: ClassVar[tuple[str, ...]]
+    forks: ClassVar[frozenset[str]] = ALL_FORKS
+    # options Darknet reads that only matter for training or post-processing
+    training_options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, index: int, section: Section, inp: Shape, builder: "Builder") -> None:
+        self.index = index
+        self.section = section
+        self.input = inp
+        self.dialect = builder.dialect
+        self.output: Shape = inp
+        self.dontload = False
+        self.dontloadscales = False
+        self.dontsave = False
+        self.activation: Optional[str] = None
+        opts = builder.options(section, index)
+        self.dontload = bool(opts.int("dontload", 0))
+        self.dontloadscales = bool(opts.int("dontloadscales", 0))
+        if self.dialect == "pjreddie":
+            self.dontsave = bool(opts.int("dontsave", 0))
+        self.parse(opts, builder)
+        opts.ignore(*self.training_options, *COMMON_OPTIONS[self.dialect])
+        builder.report_unused(opts)
+
+    # -- to be provided by each family ------------------------------------------------------
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        """Read the options and set ``self.output``."""
+        raise NotImplementedError
+
+    def arrays(self) -> list[ArraySpec]:
+        """The arrays Darknet's saver writes for this layer, in file order."""
+        return []
+
+    # -- shared helpers ---------------------------------------------------------------------
+
+    @property
+    def next_input(self) -> Shape:
+        """What the next layer reads (differs from ``output`` only for antialiasing, §0.3)."""
+        return self.output
+
+    @property
+    def line(self) -> int:
+        return self.section.line
+
+    def stored(self) -> list[ArraySpec]:
+        """Arrays with Darknet's load/save asymmetries applied (§1.7)."""
+        specs = self.arrays()
+        if self.dontload or self.dontsave or self.dontloadscales:
+            specs = [
+                ArraySpec(s.name, s.shape, s.role, s.torch, s.transposable,
+                          on_load=s.on_load and not self.dontload
+                          and not (self.dontloadscales and s.role in ("scales", "rolling_mean", "rolling_variance")
+                                   and "." not in s.name),
+                          on_save=s.on_save and not self.dontsave)
+                for s in specs
+            ]
+        return specs
+
+    def shape_error(self, message: str, builder: "Builder") -> ShapeError:
+        return ShapeError(f"{message} (input {self.input})", file=builder.path, line=self.section.line,
+                          layer=self.index, layer_type=self.type)
+
+    def describe(self) -> str:
+        """Short human summary of the main options, for ``inspect``."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.index}: {self.input} -> {self.output}>"
+
+
+# Darknet array name -> PyTorch BatchNorm attribute
+BN_TORCH = {"biases": "bias", "scales": "weight", "rolling_mean": "running_mean", "rolling_variance": "running_var"}
+
+
+def bn_specs(prefix: str, n: int, names: tuple[str, ...] = ("scales", "rolling_mean", "rolling_variance")
+             ) -> list[ArraySpec]:
+    return [ArraySpec(f"{prefix}{name}", (n,), name, f"{prefix}bn.{BN_TORCH[name]}") for name in names]
+
+
+def conv_specs(prefix: str, n: int, c_per_group: int, k: int, bn: bool, module: str = "conv") -> list[ArraySpec]:
+    """``load_convolutional_weights``: biases, [scales, rolling_mean, rolling_variance], weights.
+
+    With BN the biases are BN's shift (the convolution itself has no bias).
+    """
+    bias_torch = f"{prefix}bn.bias" if bn else f"{prefix}{module}.bias"
+    specs = [ArraySpec(f"{prefix}biases", (n,), "biases", bias_torch)]
+    if bn:
+        specs += bn_specs(prefix, n)
+    specs.append(ArraySpec(f"{prefix}weights", (n, c_per_group, k, k), "weights", f"{prefix}{module}.weight"))
+    return specs
+
+
+def connected_specs(prefix: str, inputs: int, outputs: int, bn: bool) -> list[ArraySpec]:
+    """``load_connected_weights``: biases, weights, then the BN arrays (note: after the weights)."""
+    specs = [ArraySpec(f"{prefix}biases", (outputs,), "biases", f"{prefix}bn.bias" if bn else f"{prefix}fc.bias"),
+             ArraySpec(f"{prefix}weights", (outputs, inputs), "weights", f"{prefix}fc.weight", transposable=True)]
+    if bn:
+        specs += bn_specs(prefix, outputs)
+    return specs
+
+
+def cdiv(a: int, b: int) -> int:
+    """C integer division (truncation toward zero), §0.2."""
+    if b == 0:
+        raise ZeroDivisionError
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q

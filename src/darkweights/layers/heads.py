@@ -1,0 +1,189 @@
+"""Output layers: yolo, Gaussian_yolo, region, detection, softmax, cost, contrastive."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+from ..cfg import Options
+from ..errors import DarkweightsWarning
+from .base import Layer, Shape, register
+
+if TYPE_CHECKING:
+    from ..network import Builder
+
+NMS_KINDS = ("default", "greedynms", "diounms", "cornersnms")
+
+YOLO_TRAINING = ("max", "jitter", "resize", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "map",
+                 "counters_per_class", "label_smooth_eps", "objectness_smooth", "iou_normalizer", "obj_normalizer",
+                 "cls_normalizer", "delta_normalizer", "iou_loss", "iou_thresh_kind", "max_delta", "focal_loss",
+                 "track_history_size", "sim_thresh", "dets_for_track", "dets_for_show", "track_ciou_norm",
+                 "embedding_layer", "show_details")
+
+
+class _YoloBase(Layer):
+    entries = 5  # x, y, w, h, objectness (+ classes)
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.classes = opts.int("classes", 20)
+        self.total = opts.int("num", 1)
+        mask = opts.ints("mask")
+        self.mask = mask if mask is not None else list(range(self.total))
+        anchors = opts.floats("anchors")
+        # AB/HK read at most 2*num anchor values; missing ones default to 0.5 (make_yolo_layer)
+        self.anchors = ((anchors or [])[: 2 * self.total] + [0.5] * (2 * self.total))[: 2 * self.total]
+        self.scale_x_y = opts.float("scale_x_y", 1.0) if self.dialect != "pjreddie" else 1.0
+        self.new_coords = opts.int("new_coords", 0) if self.dialect != "pjreddie" and self.type == "yolo" else 0
+        self.nms_kind = opts.str("nms_kind", "default") or "default"
+        if self.nms_kind not in NMS_KINDS:
+            if self.dialect == "hankai":
+                raise opts.error(f"nms_kind={self.nms_kind!r}: expected one of {', '.join(NMS_KINDS)}",
+                                 self.section.find("nms_kind"))
+            self.nms_kind = "default"  # AB falls back silently
+        self.beta_nms = opts.float("beta_nms", 0.6)
+        self.yolo_point = opts.str("yolo_point", "center") if self.type == "gaussian_yolo" else "center"
+        if self.type == "gaussian_yolo":
+            opts.ignore("uc_normalizer")
+        if not self.input.is_image:
+            raise self.shape_error(f"layer before [{self.section.name}] must output an image", builder)
+        bad = [m for m in self.mask if not 0 <= m < self.total]
+        if bad:
+            # Darknet accepts this and reads past its anchor array; decoding such a head is undefined
+            warnings.warn(f"{builder.path}:{self.line}: layer {self.index} [{self.section.name}]: mask {bad} refers to "
+                          f"anchors beyond num={self.total}", DarkweightsWarning, stacklevel=2)
+        n = len(self.mask)
+        c = n * (self.classes + self.entries)
+        if c != self.input.c:
+            raise self.shape_error(
+                f"the [convolutional] before it must have filters={c} = {n} masks x (classes {self.classes} + "
+                f"{self.entries}), not {self.input.c}", builder)
+        self.output = Shape.image(c, self.input.h, self.input.w)
+
+    def describe(self) -> str:
+        s = f"{len(self.mask)}x({self.classes}+{self.entries})"
+        if self.scale_x_y != 1:
+            s += f" sxy {self.scale_x_y:g}"
+        return s + (" new_coords" if self.new_coords else "")
+
+
+@register
+class Yolo(_YoloBase):
+    """``[yolo]`` head (§3.5.12, §5.10.1)."""
+
+    type = "yolo"
+    headers = ("yolo",)
+    training_options = YOLO_TRAINING
+
+
+@register
+class GaussianYolo(_YoloBase):
+    """``[Gaussian_yolo]``: 9 + classes entries per anchor (§5.10.2). The header is case-sensitive."""
+
+    type = "gaussian_yolo"
+    headers = ("Gaussian_yolo",)
+    forks = frozenset({"alexeyab", "hankai"})
+    training_options = YOLO_TRAINING
+    entries = 9
+
+
+@register
+class Region(Layer):
+    """``[region]`` (YOLOv2); anchors in grid units (§3.5.14, §5.10.3)."""
+
+    type = "region"
+    headers = ("region",)
+    training_options = ("max", "log", "sqrt", "rescore", "thresh", "classfix", "absolute", "random", "bias_match",
+                        "coord_scale", "object_scale", "noobject_scale", "mask_scale", "class_scale", "jitter",
+                        "resize", "focal_loss", "map", "tree")
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.coords = opts.int("coords", 4)
+        self.classes = opts.int("classes", 20)
+        self.num = opts.int("num", 1)
+        self.softmax = opts.int("softmax", 0)
+        self.background = opts.int("background", 0) if self.dialect == "pjreddie" else 0
+        anchors = opts.floats("anchors") or []
+        self.anchors = (anchors[: 2 * self.num] + [0.5] * (2 * self.num))[: 2 * self.num]
+        self.tree = self.section.find("tree") is not None
+        if not self.input.is_image:
+            raise self.shape_error("layer before [region] must output an image", builder)
+        c = self.num * (self.coords + self.classes + 1)
+        if c * self.input.h * self.input.w != self.input.size:
+            raise self.shape_error(f"the [convolutional] before it must have filters={c} = num {self.num} x "
+                                   f"(coords {self.coords} + classes {self.classes} + 1), not {self.input.c}", builder)
+        self.output = Shape.image(c, self.input.h, self.input.w)
+
+    def describe(self) -> str:
+        return f"{self.num}x({self.coords}+1+{self.classes})" + (" softmax" if self.softmax else "")
+
+
+@register
+class Detection(Layer):
+    """``[detection]`` (YOLOv1): flat ``side^2 * ((1+coords)*num + classes)`` values (§5.10.4)."""
+
+    type = "detection"
+    headers = ("detection",)
+    forks = frozenset({"alexeyab", "pjreddie"})
+    training_options = ("max", "coord_scale", "forced", "object_scale", "noobject_scale", "class_scale", "jitter",
+                        "resize", "random", "reorg", "rescore")
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.coords = opts.int("coords", 1)
+        self.classes = opts.int("classes", 1)
+        self.num = opts.int("num", 1)
+        self.side = opts.int("side", 7)
+        self.softmax = opts.int("softmax", 0)
+        self.sqrt = opts.int("sqrt", 0)
+        need = self.side * self.side * ((1 + self.coords) * self.num + self.classes)
+        if need != self.input.size:
+            raise self.shape_error(f"side {self.side}^2 x ((1+coords {self.coords}) x num {self.num} + classes "
+                                   f"{self.classes}) = {need} values expected, the input has {self.input.size}",
+                                   builder)
+        self.output = Shape.flat(self.input.size)
+
+
+@register
+class Softmax(Layer):
+    """``[softmax]``: grouped softmax with temperature over the flat input (§5.11)."""
+
+    type = "softmax"
+    headers = ("softmax", "soft")
+    training_options = ("noloss",)
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.groups = opts.int("groups", 1)
+        self.temperature = opts.float("temperature", 1.0)
+        self.tree = opts.str("tree", None)
+        self.spatial = opts.float("spatial", 0.0) if self.dialect != "pjreddie" else 0.0
+        if self.groups < 1 or self.input.size % self.groups:
+            raise self.shape_error(f"groups={self.groups} must divide the {self.input.size} inputs", builder)
+        self.output = Shape.flat(self.input.size)
+
+    def describe(self) -> str:
+        return (f"groups {self.groups}" if self.groups > 1 else "") + (f" T={self.temperature:g}"
+                                                                       if self.temperature != 1 else "")
+
+
+@register
+class Cost(Layer):
+    """``[cost]``: training loss; identity/absent at inference (§3.5.17)."""
+
+    type = "cost"
+    headers = ("cost",)
+    training_options = ("type", "scale", "ratio", "noobj", "thresh")
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.output = Shape.flat(self.input.size)
+
+
+@register
+class Contrastive(Layer):
+    """``[contrastive]``: training-only loss; a terminal no-op at inference."""
+
+    type = "contrastive"
+    headers = ("contrastive",)
+    forks = frozenset({"alexeyab", "hankai"})
+    training_options = ("classes", "yolo_layer", "temperature", "cls_normalizer", "max_delta", "contrastive_neg_max")
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.output = Shape.flat(self.input.size)

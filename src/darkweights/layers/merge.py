@@ -1,0 +1,186 @@
+"""Layers that read other layers: route, shortcut, scale_channels, sam; and implicit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..cfg import Options
+from .base import ArraySpec, Layer, Shape, register
+
+if TYPE_CHECKING:
+    from ..network import Builder
+
+
+@register
+class Route(Layer):
+    """``[route]``: concatenation of (group slices of) earlier layers (§3.5.9, §5.7)."""
+
+    type = "route"
+    headers = ("route",)
+    training_options = ("stream", "wait_stream")
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        raw = opts.ints("layers", required=True)
+        assert raw is not None
+        self.layers = [builder.resolve(i, self.index, opts, "layers") for i in raw]
+        ab = self.dialect != "pjreddie"
+        self.groups = max(opts.int("groups", 1), 1) if ab else 1
+        self.group_id = opts.int("group_id", 0) if ab else 0
+        if not 0 <= self.group_id < self.groups:
+            raise self.shape_error(f"group_id={self.group_id} must be in [0, groups={self.groups})", builder)
+        srcs = [builder.layers[i].output for i in self.layers]
+        first = srcs[0]
+        out_c, out_h, out_w = first.c, first.h, first.w
+        for s in srcs[1:]:
+            # parse_route: a size mismatch zeroes the geometry, later matching inputs still add channels
+            if s.w == first.w and s.h == first.h:
+                out_c += s.c
+            else:
+                out_c = out_h = out_w = 0
+        outputs = sum(s.size for s in srcs) // self.groups
+        out_c //= self.groups
+        for i, s in zip(self.layers, srcs):
+            if s.size % self.groups or (s.c and s.c % self.groups):
+                raise self.shape_error(f"layer {i} ({s}) does not split into groups={self.groups}", builder)
+        self.output = Shape(out_c, out_h, out_w, outputs)
+        if self.dialect == "hankai" and not self.output.is_image:
+            raise self.shape_error("inputs have different width/height: "
+                                   + ", ".join(f"layer {i}: {s}" for i, s in zip(self.layers, srcs)), builder)
+
+    def describe(self) -> str:
+        return ",".join(map(str, self.layers)) + (f" {self.group_id}/{self.groups}" if self.groups > 1 else "")
+
+
+@register
+class Shortcut(Layer):
+    """``[shortcut]``: add earlier layers (optionally weighted) to the input (§3.5.10, §5.8)."""
+
+    type = "shortcut"
+    headers = ("shortcut",)
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.activation = builder.activation(opts, "linear", self)
+        self.weights_type = "none"
+        self.weights_normalization = "none"
+        self.alpha = self.beta = 1.0
+        if self.dialect == "pjreddie":
+            raw = opts.ints("from", required=True)
+            assert raw is not None
+            self.sources = [builder.resolve(raw[0], self.index, opts, "from")]  # PJ reads a single index
+            self.alpha = opts.float("alpha", 1.0)
+            self.beta = opts.float("beta", 1.0)
+        else:
+            types = ("none", "per_feature", "per_channel") + (("per_layer",) if self.dialect == "alexeyab" else ())
+            self.weights_type = opts.choice("weights_type", "none", types)
+            if self.weights_type == "per_layer":
+                self.weights_type = "per_feature"
+            norms = ("none", "relu", "avg_relu", "softmax")
+            if self.dialect == "alexeyab" and self.weights_type != "none":
+                # AB parse_shortcut tests the *type* string: with weights the normalisation must be given
+                norms = ("relu", "avg_relu", "softmax")
+            if self.dialect == "alexeyab" and self.weights_type == "none":
+                self.weights_normalization = opts.str("weights_normalization", "none") or "none"
+            else:
+                self.weights_normalization = opts.choice("weights_normalization", "none", norms)
+            if self.weights_normalization == "avg_relu":
+                self.weights_normalization = "relu"
+            raw = opts.ints("from", required=True)
+            assert raw is not None
+            self.sources = [builder.resolve(i, self.index, opts, "from") for i in raw]
+        if not self.input.is_image:
+            raise self.shape_error("layer before [shortcut] must output an image", builder)
+        for i in self.sources:
+            src = builder.layers[i].output
+            if (src.h, src.w) != (self.input.h, self.input.w) and self.dialect != "pjreddie":
+                raise self.shape_error(
+                    f"from={i} has spatial size {src.h}x{src.w} but the input is {self.input.h}x{self.input.w}: "
+                    "AlexeyAB/hank-ai add by flat index and assert equal sizes (only pjreddie samples across "
+                    "resolutions; use dialect='pjreddie')", builder)
+            if not src.is_image:
+                raise self.shape_error(f"from={i} has no image geometry ({src})", builder)
+        self.output = self.input
+
+    @property
+    def nweights(self) -> int:
+        m = len(self.sources)
+        return {"none": 0, "per_feature": m + 1, "per_channel": (m + 1) * self.input.c}[self.weights_type]
+
+    def arrays(self) -> list[ArraySpec]:
+        if self.weights_type == "none":
+            return []
+        m = len(self.sources)
+        shape = (m + 1,) if self.weights_type == "per_feature" else (m + 1, self.input.c)
+        return [ArraySpec("weights", shape, "weights", "weight")]
+
+    def describe(self) -> str:
+        s = ",".join(map(str, self.sources))
+        if self.weights_type != "none":
+            s += f" {self.weights_type}/{self.weights_normalization}"
+        return s + (f" {self.activation}" if self.activation != "linear" else "")
+
+
+class _FromLayer(Layer):
+    forks = frozenset({"alexeyab", "hankai"})
+
+    def _source(self, opts: Options, builder: "Builder") -> Shape:
+        raw = opts.ints("from", required=True)
+        assert raw is not None
+        self.source = builder.resolve(raw[0], self.index, opts, "from")
+        self.activation = builder.activation(opts, "linear", self)
+        return builder.layers[self.source].output
+
+
+@register
+class ScaleChannels(_FromLayer):
+    """``[scale_channels]``: multiply ``from``'s map by the input per channel (or per pixel)."""
+
+    type = "scale_channels"
+    headers = ("scale_channels",)
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        src = self._source(opts, builder)
+        self.scale_wh = opts.int("scale_wh", 0)
+        inp = self.input
+        if self.scale_wh:
+            ok = (inp.w, inp.h) == (src.w, src.h)
+        else:
+            ok = inp.w == 1 and inp.h == 1 and inp.c == src.c
+        if not ok:
+            raise self.shape_error(f"scale_wh={self.scale_wh} input {inp} does not fit from={self.source} ({src})",
+                                   builder)
+        self.output = Shape.image(src.c, src.h, src.w)
+
+
+@register
+class Sam(_FromLayer):
+    """``[sam]``: element-wise product of the input with ``from``'s map."""
+
+    type = "sam"
+    headers = ("sam",)
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        src = self._source(opts, builder)
+        if src.size != self.input.size:
+            raise self.shape_error(f"input {self.input} must have the shape of from={self.source} ({src})", builder)
+        self.output = Shape.image(src.c, src.h, src.w)
+
+
+@register
+class Implicit(Layer):
+    """``[implicit]``: a learned constant ``filters x atoms`` (YOLOR), independent of the input."""
+
+    type = "implicit"
+    headers = ("implicit",)
+    forks = frozenset({"alexeyab"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.mean = opts.float("mean", 0.0)
+        self.std = opts.float("std", 0.2)
+        self.filters = opts.int("filters", 128)
+        self.atoms = opts.int("atoms", 1)
+        if self.filters < 1 or self.atoms < 1:
+            raise self.shape_error("filters and atoms must be >= 1", builder)
+        self.output = Shape.image(self.filters, self.atoms, 1)
+
+    def arrays(self) -> list[ArraySpec]:
+        return [ArraySpec("weights", (self.filters, self.atoms), "weights", "weight")]

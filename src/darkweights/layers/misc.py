@@ -1,0 +1,145 @@
+"""Shape-preserving and small layers without parameters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..cfg import Options
+from .base import Layer, Shape, register
+from .conv import need_image
+
+if TYPE_CHECKING:
+    from ..network import Builder
+
+
+@register
+class Dropout(Layer):
+    """``[dropout]``: identity at inference (aliases the previous output)."""
+
+    type = "dropout"
+    headers = ("dropout",)
+    training_options = ("probability", "dropblock", "dropblock_size_rel", "dropblock_size_abs")
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.output = self.input
+
+
+@register
+class Empty(Layer):
+    """``[empty]``/``[silence]``: identity."""
+
+    type = "empty"
+    headers = ("empty", "silence")
+    forks = frozenset({"alexeyab"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.output = self.input
+
+
+@register
+class Activation(Layer):
+    """``[activation]``: a stand-alone activation (generic path, §4.2)."""
+
+    type = "activation"
+    headers = ("activation",)
+    forks = frozenset({"alexeyab", "pjreddie"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.activation = builder.activation(opts, "linear", self)
+        self.output = self.input
+
+    def describe(self) -> str:
+        return self.activation or ""
+
+
+@register
+class Normalization(Layer):
+    """``[normalization]``/``[lrn]``: Darknet's local response normalisation (§5.14)."""
+
+    type = "normalization"
+    headers = ("normalization", "lrn")
+    forks = frozenset({"alexeyab", "pjreddie"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.alpha = opts.float("alpha", 0.0001)
+        self.beta = opts.float("beta", 0.75)
+        self.kappa = opts.float("kappa", 1.0)
+        self.size = opts.int("size", 5)
+        need_image(self, builder)
+        self.output = self.input
+
+
+@register
+class Crop(Layer):
+    """``[crop]``: centre crop then ``2x-1`` (CPU semantics, §5.14)."""
+
+    type = "crop"
+    headers = ("crop",)
+    forks = frozenset({"alexeyab", "pjreddie"})
+    training_options = ("flip", "angle", "saturation", "exposure", "shift")
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.crop_height = opts.int("crop_height", 1)
+        self.crop_width = opts.int("crop_width", 1)
+        self.noadjust = opts.int("noadjust", 0)
+        need_image(self, builder)
+        c, h, w = self.input.chw
+        if not (0 < self.crop_height <= h and 0 < self.crop_width <= w):
+            raise self.shape_error(f"crop {self.crop_height}x{self.crop_width} does not fit the input", builder)
+        self.output = Shape.image(c, self.crop_height, self.crop_width)
+
+
+@register
+class History(Layer):
+    """AB ``[history]``: stacks the last ``history_size`` inputs along channels."""
+
+    type = "history"
+    headers = ("history",)
+    forks = frozenset({"alexeyab"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.history_size = opts.int("history_size", 4)
+        need_image(self, builder)
+        c, h, w = self.input.chw
+        self.output = Shape.image(c * self.history_size, h, w)
+
+
+@register
+class Logistic(Layer):
+    """pjreddie ``[logistic]`` (sigmoid with cross-entropy loss)."""
+
+    type = "logistic"
+    headers = ("logistic",)
+    forks = frozenset({"pjreddie"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.output = self.input
+
+
+@register
+class L2norm(Layer):
+    """pjreddie ``[l2norm]``: per-pixel L2 normalisation over channels."""
+
+    type = "l2norm"
+    headers = ("l2norm",)
+    forks = frozenset({"pjreddie"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.output = self.input
+
+
+@register
+class Iseg(Layer):
+    """pjreddie ``[iseg]`` (instance segmentation head)."""
+
+    type = "iseg"
+    headers = ("iseg",)
+    forks = frozenset({"pjreddie"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.classes = opts.int("classes", 20)
+        self.ids = opts.int("ids", 32)
+        need_image(self, builder)
+        if self.classes + self.ids != self.input.c:
+            raise self.shape_error(f"needs classes+ids = {self.classes + self.ids} input channels", builder)
+        self.output = self.input

@@ -1,0 +1,179 @@
+"""Recurrent layers: rnn, gru, lstm (connected sub-layers), crnn, conv_lstm (conv sub-layers).
+
+Sub-layer arrays are named ``<sub>.<array>`` with AlexeyAB's sub-layer names in every
+dialect; only the file order differs between forks (§2.6–2.10).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..cfg import Options
+from .base import ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, register
+
+if TYPE_CHECKING:
+    from ..network import Builder
+
+
+@register
+class RNN(Layer):
+    """``[rnn]``: input, self and output connected layers."""
+
+    type = "rnn"
+    headers = ("rnn",)
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.outputs = opts.int("output", 1)
+        pj = self.dialect == "pjreddie"
+        self.hidden = self.outputs if pj else opts.int("hidden", 1)
+        self.activation = builder.activation(opts, "logistic", self)
+        self.batch_normalize = opts.int("batch_normalize", 0)
+        self.logistic = opts.int("logistic", 0) if not pj else 0
+        self.shortcut = opts.int("shortcut", 0)
+        self.output = Shape.flat(self.outputs) if pj else Shape(self.outputs, 1, 1, self.outputs)
+
+    def arrays(self) -> list[ArraySpec]:
+        bn = bool(self.batch_normalize)
+        return (connected_specs("input_layer.", self.input.size, self.hidden, bn)
+                + connected_specs("self_layer.", self.hidden, self.hidden, bn)
+                + connected_specs("output_layer.", self.hidden, self.outputs, bn))
+
+
+@register
+class GRU(Layer):
+    """``[gru]``: six connected layers; AB stores input gates first, pjreddie state gates first."""
+
+    type = "gru"
+    headers = ("gru",)
+    forks = frozenset({"alexeyab", "pjreddie"})
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.outputs = opts.int("output", 1)
+        self.batch_normalize = opts.int("batch_normalize", 0)
+        self.tanh = opts.int("tanh", 0) if self.dialect == "pjreddie" else 0
+        self.output = Shape.flat(self.outputs)
+
+    def arrays(self) -> list[ArraySpec]:
+        bn, i, o = bool(self.batch_normalize), self.input.size, self.outputs
+        inp = {g: connected_specs(f"input_{g}_layer.", i, o, bn) for g in "zrh"}
+        state = {g: connected_specs(f"state_{g}_layer.", o, o, bn) for g in "zrh"}
+        first, second = (state, inp) if self.dialect == "pjreddie" else (inp, state)
+        return [s for g in "zrh" for s in first[g]] + [s for g in "zrh" for s in second[g]]
+
+
+@register
+class LSTM(Layer):
+    """``[lstm]``: eight connected layers ``w*`` (recurrent) then ``u*`` (input)."""
+
+    type = "lstm"
+    headers = ("lstm",)
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.outputs = opts.int("output", 1)
+        self.batch_normalize = opts.int("batch_normalize", 0)
+        pj = self.dialect == "pjreddie"
+        self.output = Shape.flat(self.outputs) if pj else Shape(self.outputs, 1, 1, self.outputs)
+
+    def arrays(self) -> list[ArraySpec]:
+        bn, i, o = bool(self.batch_normalize), self.input.size, self.outputs
+        order = "ifog" if self.dialect == "pjreddie" else "figo"
+        return ([s for g in order for s in connected_specs(f"w{g}.", o, o, bn)]
+                + [s for g in order for s in connected_specs(f"u{g}.", i, o, bn)])
+
+
+def _conv_out(size: int, pad: int, k: int, stride: int) -> int:
+    return cdiv(size + 2 * pad - k, stride) + 1
+
+
+@register
+class CRNN(Layer):
+    """``[crnn]``: input, self and output convolutional layers (§2.9)."""
+
+    type = "crnn"
+    headers = ("crnn",)
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        if self.dialect == "pjreddie":
+            self.outputs = opts.int("output_filters", 1)
+            self.hidden = opts.int("hidden_filters", 1)
+            self.size, self.stride, self.dilation, self.padding, self.groups, self.xnor = 3, 1, 1, 1, 1, 0
+        else:
+            self.size = opts.int("size", 3)
+            self.stride = opts.int("stride", 1)
+            self.dilation = opts.int("dilation", 1)
+            pad = opts.int("pad", 0)
+            self.padding = opts.int("padding", 0)
+            if pad:
+                self.padding = self.size // 2
+            self.outputs = opts.int("output", 1)
+            self.hidden = opts.int("hidden", 1)
+            self.xnor = opts.int("xnor", 0)
+            self.groups = 1 if self.xnor else max(opts.int("groups", 1), 1)
+        self.activation = builder.activation(opts, "logistic", self)
+        self.batch_normalize = opts.int("batch_normalize", 0)
+        self.shortcut = opts.int("shortcut", 0)
+        if not self.input.is_image:
+            raise self.shape_error("layer before [crnn] must output an image", builder)
+        c, h, w = self.input.chw
+        out_h = _conv_out(h, self.padding, self.size, self.stride)
+        out_w = _conv_out(w, self.padding, self.size, self.stride)
+        if (out_h, out_w) != (h, w):
+            raise self.shape_error(f"[crnn] needs a size-preserving kernel (size {self.size}, padding "
+                                   f"{self.padding}, stride {self.stride} gives {out_h}x{out_w})", builder)
+        self.output = Shape.image(self.outputs, out_h, out_w)
+
+    def arrays(self) -> list[ArraySpec]:
+        bn, g, k = bool(self.batch_normalize), self.groups, self.size
+        return (conv_specs("input_layer.", self.hidden, self.input.c // g, k, bn)
+                + conv_specs("self_layer.", self.hidden, self.hidden // g, k, bn)
+                + conv_specs("output_layer.", self.outputs, self.hidden // g, k, bn))
+
+
+@register
+class ConvLSTM(Layer):
+    """AB ``[conv_lstm]``: LSTM with convolutional gates (§2.10)."""
+
+    type = "conv_lstm"
+    headers = ("conv_lstm",)
+    forks = frozenset({"alexeyab"})
+    training_options = ("state_constrain", "time_normalizer")
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.size = opts.int("size", 3)
+        self.stride = opts.int("stride", 1)
+        self.dilation = opts.int("dilation", 1)
+        pad = opts.int("pad", 0)
+        self.padding = opts.int("padding", 0)
+        if pad:
+            self.padding = self.size // 2
+        self.outputs = opts.int("output", 1)
+        self.xnor = opts.int("xnor", 0)
+        self.groups = 1 if self.xnor else max(opts.int("groups", 1), 1)
+        self.activation = builder.activation(opts, "linear", self)
+        self.batch_normalize = opts.int("batch_normalize", 0)
+        self.peephole = opts.int("peephole", 0)
+        self.bottleneck = opts.int("bottleneck", 0)
+        self.shortcut = opts.int("shortcut", 0)
+        self.lstm_activation = opts.str("lstm_activation", "tanh")
+        if not self.input.is_image:
+            raise self.shape_error("layer before [conv_lstm] must output an image", builder)
+        c, h, w = self.input.chw
+        out_h = _conv_out(h, self.padding, self.size, self.stride)
+        out_w = _conv_out(w, self.padding, self.size, self.stride)
+        if out_h < 1 or out_w < 1:
+            raise self.shape_error("kernel leaves no output", builder)
+        self.output = Shape.image(self.outputs, out_h, out_w)
+
+    def arrays(self) -> list[ArraySpec]:
+        bn, g, k, o = bool(self.batch_normalize), self.groups, self.size, self.outputs
+        specs: list[ArraySpec] = []
+        if self.peephole:
+            for name in ("vf", "vi", "vo"):
+                specs += conv_specs(f"{name}.", o, o // g, k, bn)
+        specs += conv_specs("wf.", o, (2 * o if self.bottleneck else o) // g, k, bn)
+        if not self.bottleneck:
+            for name in ("wi", "wg", "wo"):
+                specs += conv_specs(f"{name}.", o, o // g, k, bn)
+        for name in ("uf", "ui", "ug", "uo"):
+            specs += conv_specs(f"{name}.", o, self.input.c // g, k, bn)
+        return specs

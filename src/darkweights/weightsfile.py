@@ -1,0 +1,223 @@
+"""The ``.weights`` file: header, validated memory-mapped reader, atomic writer (§1).
+
+The body is a bare concatenation of little-endian float32 arrays whose layout only the
+cfg defines, so everything here works from a list of :class:`Param` records computed by
+:meth:`darkweights.network.Network.layout`. Sizes are checked against the file before
+anything is mapped, and nothing is allocated from a size read out of the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterator, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import ArrayError, WeightsError
+
+PathLike = Union[str, Path]
+FLOAT = np.dtype("<f4")
+
+
+@dataclass(frozen=True)
+class Header:
+    """``major, minor, revision`` (int32) then ``seen`` (uint32 or uint64, §1.3)."""
+
+    major: int = 0
+    minor: int = 2
+    revision: int = 5
+    seen: int = 0
+    seen_bytes: int = 8
+
+    @property
+    def size(self) -> int:
+        return 12 + self.seen_bytes
+
+    @property
+    def transpose(self) -> bool:
+        """Connected weights stored ``[inputs][outputs]`` (legacy files, §1.4)."""
+        return self.major > 1000 or self.minor > 1000
+
+    @staticmethod
+    def seen_width(major: int, minor: int, dialect: str = "alexeyab") -> int:
+        wide = major * 10 + minor >= 2
+        if dialect == "pjreddie":
+            wide = wide and major < 1000 and minor < 1000
+        return 8 if wide else 4
+
+    @classmethod
+    def for_dialect(cls, dialect: str = "alexeyab", seen: int = 0) -> "Header":
+        """What the fork's ``save_weights`` writes: AB/HK ``0.2.5``, pjreddie ``0.2.0``."""
+        return cls(0, 2, 0 if dialect == "pjreddie" else 5, seen, 8)
+
+    @classmethod
+    def make(cls, major: int, minor: int, revision: int, seen: int = 0, dialect: str = "alexeyab") -> "Header":
+        return cls(major, minor, revision, seen, cls.seen_width(major, minor, dialect))
+
+    @classmethod
+    def parse(cls, data: bytes, dialect: str = "alexeyab", path: Optional[PathLike] = None) -> "Header":
+        if len(data) < 12:
+            raise WeightsError(f"file is {len(data)} bytes, shorter than the 12-byte version header", file=path)
+        major, minor, revision = struct.unpack("<iii", data[:12])
+        width = cls.seen_width(major, minor, dialect)
+        if len(data) < 12 + width:
+            raise WeightsError(f"header needs {12 + width} bytes (version {major}.{minor}), file has {len(data)}",
+                               file=path, offset=len(data))
+        seen = struct.unpack("<Q" if width == 8 else "<I", data[12:12 + width])[0]
+        return cls(major, minor, revision, seen, width)
+
+    def to_bytes(self) -> bytes:
+        return struct.pack("<iii", self.major, self.minor, self.revision) + struct.pack(
+            "<Q" if self.seen_bytes == 8 else "<I", self.seen)
+
+    def as_dict(self) -> dict:
+        return {"major": self.major, "minor": self.minor, "revision": self.revision, "seen": self.seen,
+                "header_bytes": self.size, "transpose": self.transpose}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One stored array placed in a file: the format as data, shared by every reader and writer."""
+
+    key: str  # stable export name, "layer_012.biases"
+    layer: int
+    name: str  # Darknet's name within the layer, "biases", "input_layer.weights"
+    role: str
+    shape: tuple[int, ...]  # as Darknet holds it in memory
+    offset: int  # absolute byte offset in the file
+    transposed: bool = False  # stored as shape[::-1] (connected weights in legacy files)
+    torch: str = ""  # PyTorch state_dict key, "layers.12.bn.running_var"
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.count
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.nbytes
+
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        return self.shape[::-1] if self.transposed else self.shape
+
+
+def sniff(head: bytes) -> Optional[str]:
+    """Recognise files that are commonly saved as ``.weights`` by mistake."""
+    text = head.lstrip()[:64].lower()
+    if text.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the weights (run `git lfs pull` or download the real file)"
+    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<head")):
+        return "an HTML page (a download link that returned a web page instead of the file)"
+    if text.startswith(b"[net]") or text.startswith(b"[network]"):
+        return "a Darknet .cfg text, not the .weights (are the two arguments swapped?)"
+    if head[:4] == b"PK\x03\x04":
+        return "a zip archive (unpack it first)"
+    if head[:2] == b"\x1f\x8b":
+        return "a gzip archive (unpack it first)"
+    return None
+
+
+def read_header(path: PathLike, dialect: str = "alexeyab") -> tuple[Header, int]:
+    """Header and total file size, with a clear error for non-weights files."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights: {exc.strerror or exc}", file=path) from None
+    what = sniff(head)
+    if what:
+        raise WeightsError(f"this file is {what}", file=path, offset=0)
+    header = Header.parse(head, dialect, path)
+    if not (0 <= header.major < 1 << 16 and 0 <= header.minor < 1 << 16):
+        raise WeightsError(f"implausible version {header.major}.{header.minor}.{header.revision} in the header: "
+                           "not a Darknet weights file", file=path, offset=0)
+    return header, size
+
+
+def map_body(path: PathLike, header: Header, nfloats: int) -> np.ndarray:
+    """A float32 memmap of the body (sizes already checked).
+
+    Copy-on-write: views are writable (PyTorch can train on them in place) but the file
+    on disk is never modified; pages are only copied when written to.
+    """
+    if nfloats == 0:
+        return np.zeros(0, FLOAT)
+    return np.memmap(path, dtype=FLOAT, mode="c", offset=header.size, shape=(nfloats,))
+
+
+def view(body: np.ndarray, header: Header, p: Param) -> np.ndarray:
+    """Zero-copy view of one parameter in Darknet's in-memory shape."""
+    start = (p.offset - header.size) // 4
+    arr = body[start:start + p.count].reshape(p.stored_shape)
+    return arr.T if p.transposed else arr
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Write to a temporary file beside ``path`` and rename it into place only on success."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise WeightsError(f"cannot write here: {exc.strerror or exc}", file=path) from None
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
+    """Validate one array for writing: numeric, the expected shape, finite."""
+    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
+        value = value.detach().cpu().numpy()  # type: ignore[attr-defined]
+    arr = np.asarray(value)
+    where = f"{source}: " if source else ""
+    if arr.dtype.kind not in "fiub":
+        raise ArrayError(f"{where}{p.key} has dtype {arr.dtype}, expected float32", layer=p.layer)
+    if tuple(arr.shape) != tuple(p.shape):
+        raise ArrayError(f"{where}{p.key} has shape {tuple(arr.shape)}, expected {tuple(p.shape)}", layer=p.layer)
+    arr = arr.astype(FLOAT, copy=False)
+    if not np.isfinite(arr).all():
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ArrayError(f"{where}{p.key} contains {bad} NaN/Inf values; Darknet would propagate them",
+                         layer=p.layer)
+    return arr
+
+
+def write_weights(path: PathLike, header: Header, params: Sequence[Param],
+                  arrays: Mapping[str, object], source: str = "") -> int:
+    """Validate every array first, then write header + arrays atomically. Returns bytes written."""
+    missing = [p.key for p in params if p.key not in arrays]
+    if missing:
+        first = next(p for p in params if p.key == missing[0])
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ArrayError(f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing"
+                         f"{more}", layer=first.layer)
+    checked = [as_float32(arrays[p.key], p, source) for p in params]
+    with atomic_output(path) as f:
+        f.write(header.to_bytes())
+        for p, arr in zip(params, checked):
+            data = arr.T if p.transposed else arr
+            f.write(np.ascontiguousarray(data).data)
+    return header.size + sum(p.nbytes for p in params)
