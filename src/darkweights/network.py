@@ -218,10 +218,9 @@ class Network:
         first = next(p for p in params if p.end > size)
         layer = self.layers[first.layer]
         raise WeightsError(
-            f"file ends at byte {size:,} inside layer {first.layer} [{layer.section.name}] (cfg line {layer.line}), "
-            f"array {first.name} {first.shape} at bytes {first.offset:,}..{first.end:,}; the cfg needs {expected:,} "
-            f"bytes ({expected - size:,} missing). Likely a truncated download, or a cfg that does not belong to "
-            "these weights", file=path, offset=size, layer=first.layer, layer_type=layer.type)
+            f"file ends inside array {first.name} {first.shape} (bytes {first.offset:,}..{first.end:,}, cfg line "
+            f"{layer.line}): the cfg needs {expected:,} bytes, {expected - size:,} are missing. Likely a truncated "
+            "download, or a cfg that does not belong to these weights", file=path, offset=size, layer=first.layer, layer_type=layer.type)
 
     def _check_values(self, path: PathLike) -> None:
         """Cheap plausibility check: BN variances must be positive (catches misaligned cfgs)."""

@@ -14,7 +14,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Mapping, Optional, Sequence, Union
+from typing import IO, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -205,6 +205,18 @@ def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
     return arr
 
 
+def write_stream(path: PathLike, header: Header, items: Iterable[tuple[Param, np.ndarray]]) -> int:
+    """Write header + (already validated) arrays atomically, in the given order."""
+    total = header.size
+    with atomic_output(path) as f:
+        f.write(header.to_bytes())
+        for p, arr in items:
+            data = arr.T if p.transposed else arr
+            f.write(np.ascontiguousarray(data, dtype=FLOAT).data)
+            total += p.nbytes
+    return total
+
+
 def write_weights(path: PathLike, header: Header, params: Sequence[Param],
                   arrays: Mapping[str, object], source: str = "") -> int:
     """Validate every array first, then write header + arrays atomically. Returns bytes written."""
@@ -215,9 +227,4 @@ def write_weights(path: PathLike, header: Header, params: Sequence[Param],
         raise ArrayError(f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing"
                          f"{more}", layer=first.layer)
     checked = [as_float32(arrays[p.key], p, source) for p in params]
-    with atomic_output(path) as f:
-        f.write(header.to_bytes())
-        for p, arr in zip(params, checked):
-            data = arr.T if p.transposed else arr
-            f.write(np.ascontiguousarray(data).data)
-    return header.size + sum(p.nbytes for p in params)
+    return write_stream(path, header, zip(params, checked))

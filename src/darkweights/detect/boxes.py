@@ -23,7 +23,7 @@ The ``*_forward`` helpers turn a head's *input* (the raw conv output) into the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -521,7 +521,10 @@ def _objectness_partition(objectness: np.ndarray) -> tuple[np.ndarray, int]:
     return order, k + 1
 
 
-def _nms_sort(dets: Detections, thresh: float, suppress) -> Detections:
+SuppressFn = Callable[[np.ndarray, np.ndarray, np.float32], np.ndarray]
+
+
+def _nms_sort(dets: Detections, thresh: float, suppress: SuppressFn) -> Detections:
     """Shared body of ``do_nms_sort`` and ``diounms_sort``.
 
     For each class k in turn the *whole* array is re-sorted by ``prob[k]`` descending

@@ -12,7 +12,6 @@ The resize is a bit-faithful float32 re-implementation of AlexeyAB's
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Union
 
 import numpy as np
@@ -21,7 +20,7 @@ from ..errors import DarkweightsError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["load_image", "resize_image", "letterbox_image", "image_to_uint8"]
+__all__ = ["load_image", "resize_image", "letterbox_image", "letterbox_geometry", "image_to_uint8"]
 
 
 def load_image(path: PathLike, channels: int = 3) -> np.ndarray:

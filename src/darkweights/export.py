@@ -1,0 +1,199 @@
+"""Array files: ``.npz`` and ``.safetensors`` export and import.
+
+Array names are the stable export keys (``layer_012.biases``, ``layer_012.weights``,
+``layer_104.input_layer.weights``...): ``layer_<index>.<Darknet array name>``, each array in
+Darknet's in-memory shape (conv weights ``(n, c/groups, k, k)`` = PyTorch ``Conv2d.weight``,
+connected weights ``(outputs, inputs)`` = ``Linear.weight``). The metadata carries the cfg
+text, dialect, header and input-size overrides, so a ``.safetensors`` file alone turns back
+into the exact cfg + ``.weights`` pair.
+
+The safetensors format (8-byte little-endian header length, JSON header, raw data) is
+written and read here directly: writing streams straight from the weights memmap, reading
+maps the file, so neither needs a copy of the data in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Union
+
+import numpy as np
+
+from .errors import ArrayError
+from .network import Network
+from .weightsfile import FLOAT, atomic_output
+
+PathLike = Union[str, Path]
+META_KEY = "__darkweights__"  # npz entry holding the metadata JSON
+FORMAT_VERSION = "1"
+DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I32": "<i4", "I64": "<i8", "U8": "u1", "I8": "i1"}
+MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit for the JSON header
+
+
+def metadata(net: Network) -> dict[str, str]:
+    """What is needed to rebuild the exact cfg + weights from the arrays alone."""
+    meta = {
+        "format": "darkweights",
+        "format_version": FORMAT_VERSION,
+        "cfg": net.cfg.text,
+        "cfg_name": Path(net.path or "model.cfg").name,
+        "dialect": net.dialect,
+        "header": json.dumps(net.header.as_dict()),
+        "input": json.dumps({"width": net.width, "height": net.height, "channels": net.channels}),
+    }
+    if net.cutoff is not None:
+        meta["cutoff"] = str(net.cutoff)
+    return meta
+
+
+def export_arrays(net: Network, path: PathLike, *, layers: Optional[Iterable[int]] = None) -> int:
+    """Write the bound weights as ``.npz`` or ``.safetensors`` (by extension); returns bytes written."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
+        return _write_npz(net, path, layers)
+    if suffix == ".safetensors":
+        return _write_safetensors(net, path, layers)
+    raise ArrayError(f"unknown array format {suffix!r}: use .npz or .safetensors", file=path)
+
+
+def _write_npz(net: Network, path: PathLike, layers: Optional[Iterable[int]]) -> int:
+    arrays = net.arrays(layers=layers)
+    arrays[META_KEY] = np.array(json.dumps(metadata(net)))
+    with atomic_output(path) as f:
+        np.savez(f, **arrays)
+        return f.tell()
+
+
+def _write_safetensors(net: Network, path: PathLike, layers: Optional[Iterable[int]]) -> int:
+    keep = set(layers) if layers is not None else None
+    params = [p for p in net.params() if keep is None or p.layer in keep]
+    entries: dict[str, Any] = {}
+    pos = 0
+    for p in params:
+        entries[p.key] = {"dtype": "F32", "shape": list(p.shape), "data_offsets": [pos, pos + p.nbytes]}
+        pos += p.nbytes
+    entries["__metadata__"] = metadata(net)
+    head = json.dumps(entries, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)  # align the data to 8 bytes
+    # When the export covers the whole body in file order (nothing transposed), the data
+    # section is byte-for-byte the weights body: copy it in one stream, like `cp`.
+    whole = (keep is None and net.weights_path is not None and not any(p.transposed for p in params))
+    with atomic_output(path) as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        if whole:
+            with open(net.weights_path, "rb") as src:  # type: ignore[arg-type]
+                src.seek(net.header.size)
+                _copy_exact(src, f, pos)
+        else:
+            arrays = net.arrays(layers=layers)
+            for p in params:
+                f.write(np.ascontiguousarray(arrays[p.key], dtype=FLOAT).data)
+        return 8 + len(head) + pos
+
+
+def _copy_exact(src: Any, dst: Any, nbytes: int) -> None:
+    remaining = nbytes
+    while remaining > 0:
+        chunk = src.read(min(remaining, 16 << 20))
+        if not chunk:
+            raise ArrayError("weights file changed while it was being exported")
+        dst.write(chunk)
+        remaining -= len(chunk)
+
+
+def read_arrays(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays and metadata from a ``.npz`` or ``.safetensors`` file (safetensors memory-mapped)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path)
+    if suffix == ".safetensors":
+        return _read_safetensors(path)
+    raise ArrayError(f"unknown array format {suffix!r}: use .npz or .safetensors", file=path)
+
+
+def _read_npz(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise ArrayError(f"not a readable .npz file: {exc}", file=path) from None
+    meta: dict[str, str] = {}
+    raw = arrays.pop(META_KEY, None)
+    if raw is not None:
+        try:
+            meta = json.loads(str(raw))
+        except ValueError:
+            raise ArrayError(f"corrupt {META_KEY} metadata entry", file=path) from None
+    return arrays, meta
+
+
+def _read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    try:
+        size = Path(path).stat().st_size
+        with open(path, "rb") as f:
+            raw_len = f.read(8)
+            if len(raw_len) < 8:
+                raise ArrayError(f"file is {size} bytes, too short for a safetensors header", file=path, offset=0)
+            (hlen,) = struct.unpack("<Q", raw_len)
+            if hlen > min(MAX_HEADER, size - 8):
+                raise ArrayError(f"header length {hlen} exceeds the file ({size} bytes)", file=path, offset=0)
+            head = f.read(hlen)
+    except OSError as exc:
+        raise ArrayError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    try:
+        entries = json.loads(head)
+        if not isinstance(entries, dict):
+            raise ValueError
+    except ValueError:
+        raise ArrayError("corrupt safetensors header (not a JSON object)", file=path, offset=8) from None
+    meta = entries.pop("__metadata__", None) or {}
+    start = 8 + hlen
+    data_len = size - start
+    arrays: dict[str, np.ndarray] = {}
+    mm = np.memmap(path, dtype="u1", mode="c", offset=start, shape=(data_len,)) if data_len > 0 else np.zeros(0, "u1")
+    for key, info in entries.items():
+        try:
+            dtype = np.dtype(DTYPES[info["dtype"]])
+            shape = tuple(int(d) for d in info["shape"])
+            b, e = (int(v) for v in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise ArrayError(f"safetensors entry {key!r} is malformed or has an unsupported dtype", file=path) from None
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if not (0 <= b <= e <= data_len) or e - b != count * dtype.itemsize or min(shape, default=1) < 0:
+            raise ArrayError(f"safetensors entry {key!r}: offsets {b}..{e} do not fit shape {shape} {info['dtype']} "
+                             f"within the {data_len}-byte data section", file=path, offset=start + b)
+        arrays[key] = mm[b:e].view(dtype).reshape(shape)
+    return arrays, dict(meta)
+
+
+def network_from_metadata(meta: Mapping[str, str], cfg: Optional[PathLike] = None,
+                          dialect: Optional[str] = None) -> Network:
+    """Rebuild the network an array file was exported from (or use ``cfg`` if given)."""
+    from .network import load
+
+    inp = json.loads(meta.get("input", "{}")) if meta.get("input") else {}
+    kwargs = {k: inp.get(k) for k in ("width", "height", "channels") if inp.get(k)}
+    d = dialect or meta.get("dialect", "alexeyab")
+    if cfg is not None:
+        return load(cfg, dialect=d, **kwargs)
+    if "cfg" not in meta:
+        raise ArrayError("this array file has no embedded cfg: pass the cfg explicitly")
+    return load(meta.get("cfg_name", "embedded.cfg"), dialect=d, cfg_text=meta["cfg"], **kwargs)
+
+
+def pack(arrays_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None, dialect: Optional[str] = None,
+         header: Any = None) -> int:
+    """Arrays (``.npz``/``.safetensors``) → ``.weights``: the way home after editing the numbers."""
+    from .api import save_weights
+
+    arrays, meta = read_arrays(arrays_path)
+    net = network_from_metadata(meta, cfg, dialect)
+    hdr = header
+    if hdr is None and meta.get("header"):
+        hdr = json.loads(meta["header"])
+    cutoff = int(meta["cutoff"]) if meta.get("cutoff") else None
+    return save_weights(arrays, out, net=net, header=hdr, cutoff=cutoff)

@@ -1,0 +1,49 @@
+"""Synthesis of valid random weights for any cfg (``darkweights init``): demos, tests, benchmarks.
+
+Values follow the fixtures' recipe: weights ``U(±sqrt(3/fan_in))``, biases and BN means
+``U(±0.1)``, BN scales and variances ``U(0.5, 1.5)`` (positive variances), weighted-shortcut
+weights ``U(0.5, 1.5)``, implicit constants ``mean + U(±std)``. Arrays are generated one at a
+time and streamed to disk, so a 250 MB file never needs 250 MB of memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import numpy as np
+
+from .network import Network
+from .weightsfile import FLOAT, Header, Param, write_stream
+
+
+def random_array(net: Network, p: Param, rng: np.random.Generator) -> np.ndarray:
+    layer = net.layers[p.layer]
+    if p.role in ("scales", "rolling_variance"):
+        lo, hi = 0.5, 1.5
+    elif p.role in ("biases", "rolling_mean"):
+        lo, hi = -0.1, 0.1
+    elif layer.type == "shortcut":
+        lo, hi = 0.5, 1.5
+    elif layer.type == "implicit":
+        lo, hi = layer.mean - layer.std, layer.mean + layer.std
+    else:
+        # fan-in: everything but the output dimension (local: per location, so skip two)
+        dims = p.shape[2:] if layer.type == "local" else p.shape[1:]
+        fan_in = max(int(np.prod(dims)), 1)
+        lo, hi = -np.sqrt(3.0 / fan_in), np.sqrt(3.0 / fan_in)
+    return rng.uniform(lo, hi, size=p.shape).astype(FLOAT)
+
+
+def random_arrays(net: Network, seed: int = 0, *, header: Optional[Header] = None
+                  ) -> Iterator[tuple[Param, np.ndarray]]:
+    """``(Param, array)`` for every array Darknet's saver writes, in file order."""
+    rng = np.random.default_rng(seed)
+    for p in net.layout(header, mode="save"):
+        yield p, random_array(net, p, rng)
+
+
+def init(net: Network, path: Union[str, Path], seed: int = 0, *, header: Optional[Header] = None) -> int:
+    """Write a valid ``.weights`` file of random values for ``net``; returns its size in bytes."""
+    header = header or Header.for_dialect(net.dialect)
+    return write_stream(path, header, random_arrays(net, seed, header=header))

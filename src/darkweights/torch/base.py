@@ -1,0 +1,190 @@
+"""Shared pieces of the PyTorch builder: the module registry, the build context, the layer base class.
+
+Every Darknet layer family is one small ``nn.Module`` registered under the catalogue's ``type``
+(:data:`MODULES`); :func:`darkweights.torch.build` looks the class up, no type switch anywhere.
+A module is constructed from its catalogue layer and a :class:`BuildContext`, and is called as
+``module(x, outs)``: ``x`` is the previous layer's output, ``outs`` the list of earlier outputs
+(for route/shortcut/...). It returns its output in Darknet's layout: ``(N, C, H, W)`` when the
+layer has image geometry, else ``(N, outputs)``. Modules never modify ``x`` or ``outs`` in place.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UnsupportedError
+from ..layers import Layer, Shape
+from .activations import Act, activation
+
+if TYPE_CHECKING:
+    from ..network import Network
+
+MODULES: dict[str, type["DarknetLayer"]] = {}
+
+
+def register(*types: str) -> Callable[[type["DarknetLayer"]], type["DarknetLayer"]]:
+    """Class decorator: the module that builds catalogue layers of these ``type`` names."""
+
+    def deco(cls: type["DarknetLayer"]) -> type["DarknetLayer"]:
+        for t in types:
+            MODULES[t] = cls
+        return cls
+
+    return deco
+
+
+def unsupported(layer: Layer, message: str, net: Optional["Network"] = None) -> UnsupportedError:
+    return UnsupportedError(f"[{layer.section.name}] {message}", file=getattr(net, "path", None), line=layer.line,
+                            layer=layer.index, layer_type=layer.type)
+
+
+class BuildContext:
+    """What a module needs while it is built: arrays, options, the modules built so far."""
+
+    def __init__(self, net: "Network", *, fuse_bn: bool, bug_compatible: bool, seed: int = 0) -> None:
+        self.net = net
+        self.dialect = net.dialect
+        self.fuse_bn = fuse_bn
+        self.bug_compatible = bug_compatible
+        self.modules: list[nn.Module] = []
+        self.seed = seed
+        self._synth: Optional[dict[int, dict[str, np.ndarray]]] = None
+        self._loaded: dict[int, dict[str, np.ndarray]] = {}
+        if net.has_weights:
+            for key, arr in net.arrays().items():
+                layer, name = key.split(".", 1)
+                self._loaded.setdefault(int(layer[6:]), {})[name] = arr
+        self.bin_output = self._bin_output_layers()
+        self.initialised: list[int] = []  # layers whose arrays were synthesised
+
+    # -- arrays -----------------------------------------------------------------------------
+
+    def arrays(self, layer: Layer) -> dict[str, np.ndarray]:
+        """The layer's arrays by Darknet name: bound (zero-copy) where the file has them, else synthesised.
+
+        Layers a partial file does not reach, ``dontload`` layers and ``dontloadscales`` arrays
+        get the values ``darkweights init`` writes (seeded), so a model can always be built.
+        """
+        specs = [s for s in layer.arrays()]
+        got = dict(self._loaded.get(layer.index, {}))
+        missing = [s for s in specs if s.name not in got]
+        if missing:
+            synth = self._synthesised(layer.index)
+            for s in missing:
+                got[s.name] = synth[s.name]
+            self.initialised.append(layer.index)
+        return got
+
+    def _synthesised(self, index: int) -> dict[str, np.ndarray]:
+        if self._synth is None:
+            self._synth = {}
+            try:
+                from ..synth import random_array
+            except ImportError:  # pragma: no cover - older core
+                random_array = None
+            rng = np.random.default_rng(self.seed)
+            for p in self.net.layout(mode="save"):
+                arr = random_array(self.net, p, rng) if random_array else _fallback_random(p, rng)
+                self._synth.setdefault(p.layer, {})[p.name] = arr
+        return self._synth.get(index, {})
+
+    @staticmethod
+    def tensor(arr: np.ndarray) -> torch.Tensor:
+        """Zero-copy tensor over a (copy-on-write memmap) numpy view."""
+        if arr.dtype != np.float32:
+            arr = arr.astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            return torch.from_numpy(arr)
+
+    def param(self, arr: np.ndarray) -> nn.Parameter:
+        return nn.Parameter(self.tensor(arr), requires_grad=False)
+
+    # -- options ----------------------------------------------------------------------------
+
+    def activation(self, layer: Layer, path: str, name: Optional[str] = None) -> Act:
+        return activation(name if name is not None else layer.activation, path, layer=layer,
+                          bug_compatible=self.bug_compatible, dialect=self.dialect)
+
+    def source(self, layer: Layer, index: int) -> Layer:
+        """A layer read by route/shortcut/...: refuse antialiased layers whose data and geometry disagree."""
+        src = self.net.layers[index]
+        if src.next_input != src.output:
+            raise unsupported(layer, f"reads layer {index}, an antialiased layer with stride > 1: Darknet reads its "
+                              f"stride-1 geometry {src.output} while the buffer holds the blurred {src.next_input} "
+                              "map (a Darknet bug)", self.net)
+        return src
+
+    def _bin_output_layers(self) -> set[int]:
+        """xnor layers whose ``bin_output=1`` survives the parser (AB parse_network_cfg_custom)."""
+        layers = self.net.layers
+        keep = {l.index for l in layers if l.type == "convolutional" and getattr(l, "xnor", 0)
+                and getattr(l, "bin_output", 0)}
+        for l in layers:
+            if l.type == "route":
+                keep.difference_update(l.layers)
+            elif l.type == "shortcut":
+                keep.discard(l.index - 1)
+                keep.discard(l.sources[0])
+            elif l.type in ("scale_channels", "sam"):
+                keep.discard(l.index - 1)
+                keep.discard(l.source)
+        return keep
+
+
+def _fallback_random(p, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover - used without core synth
+    if p.role in ("scales", "rolling_variance"):
+        return rng.uniform(0.5, 1.5, p.shape).astype(np.float32)
+    if p.role in ("biases", "rolling_mean"):
+        return rng.uniform(-0.1, 0.1, p.shape).astype(np.float32)
+    fan_in = max(int(np.prod(p.shape[1:])), 1)
+    return rng.uniform(-1, 1, p.shape).astype(np.float32) * np.float32(np.sqrt(3.0 / fan_in))
+
+
+class DarknetLayer(nn.Module):
+    """Base class: one Darknet layer. ``sources`` lists the earlier layers it reads."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__()
+        self.index = layer.index
+        self.kind = layer.type
+        self.in_shape: Shape = layer.input
+        self.out_shape: Shape = layer.next_input
+        self.sources: list[int] = []
+
+    def image(self, x: torch.Tensor, shape: Optional[Shape] = None) -> torch.Tensor:
+        """``x`` viewed as ``(N, C, H, W)`` with Darknet's input geometry (flat data is reinterpreted)."""
+        s = shape or self.in_shape
+        if x.dim() == 4 and tuple(x.shape[1:]) == (s.c, s.h, s.w):
+            return x
+        return x.reshape(x.shape[0], s.c, s.h, s.w)
+
+    @staticmethod
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)
+
+    def shaped(self, y: torch.Tensor) -> torch.Tensor:
+        """Give a flat result this layer's output layout."""
+        s = self.out_shape
+        if s.is_image:
+            return y.reshape(y.shape[0], s.c, s.h, s.w)
+        return y.reshape(y.shape[0], s.size)
+
+    def extra_repr(self) -> str:
+        return f"{self.index}: {self.kind} {self.in_shape} -> {self.out_shape}"
+
+
+def natural_shape(layer: Layer) -> tuple[int, ...]:
+    """The per-item shape of the tensor a layer's module returns (see :class:`DarknetLayer`)."""
+    if layer.type == "region" or not layer.next_input.is_image:
+        return (layer.next_input.size,)
+    return layer.next_input.chw
+
+
+def stack_rows(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=1)

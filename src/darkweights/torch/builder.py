@@ -1,0 +1,137 @@
+"""``build(net)``: a PyTorch ``nn.Module`` computing what Darknet's CPU forward computes."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from ..errors import DarkweightsWarning
+from . import heads, layers, recurrent  # noqa: F401  (registration side effect)
+from .base import MODULES, BuildContext, DarknetLayer, natural_shape, unsupported
+
+if TYPE_CHECKING:
+    from ..network import Network
+
+HEAD_TYPES = frozenset({"yolo", "gaussian_yolo", "region", "detection"})
+
+
+class DarknetModel(nn.Module):
+    """A Darknet network as a PyTorch module (eval mode; inference under ``torch.inference_mode``).
+
+    ``model.layers[i]`` is Darknet layer ``i``; ``model.state_dict()`` keys are the catalogue's
+    ``Param.torch`` names (``layers.12.conv.weight``, ``layers.12.bn.running_var`` ...), so
+    ``darkweights.save_weights(model.state_dict(), path, net=net)`` writes a Darknet file.
+    ``model.network`` is the :class:`~darkweights.Network`, ``model.heads`` the indexes of the
+    detection heads (yolo, Gaussian_yolo, region, detection).
+    """
+
+    def __init__(self, net: "Network", modules: Sequence[DarknetLayer], *, fuse_bn: bool = False,
+                 bug_compatible: bool = False, initialised: Sequence[int] = ()) -> None:
+        super().__init__()
+        self.network = net
+        self.layers = nn.ModuleList(modules)
+        self.heads: list[int] = [l.index for l in net.layers if l.type in HEAD_TYPES]
+        self.output_index = net.output_index
+        self.fuse_bn = fuse_bn
+        self.bug_compatible = bug_compatible
+        self.initialised = list(initialised)
+        self.input_shape = net.input.chw if net.input.is_image else (net.input.size,)
+        self.output_shapes = [natural_shape(l) for l in net.layers]
+        keep = set(self.heads) | {self.output_index}
+        for m in modules:
+            keep.update(m.sources)
+        self._keep = frozenset(keep)
+        self.eval()
+
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x)
+        if x.dtype != torch.float32:
+            x = x.to(torch.float32)
+        if x.dim() == len(self.input_shape):
+            x = x.unsqueeze(0)
+        if tuple(x.shape[1:]) != tuple(self.input_shape):
+            size = "x".join(map(str, self.input_shape))
+            raise ValueError(f"input of shape {tuple(x.shape)} does not fit the network input (N, {size}); "
+                             "Darknet fixes the geometry at parse time: load the cfg with "
+                             "darkweights.load(cfg, weights, width=..., height=...)")
+        return x
+
+    def forward(self, x: torch.Tensor, all_outputs: bool = False) -> Union[torch.Tensor, list]:
+        """Run the network on ``x`` ``(N, C, H, W)`` float32.
+
+        ``all_outputs=True``: a list with every layer's output in Darknet's layout (``(N, C, H, W)``
+        with image geometry, else ``(N, outputs)``; antialiased layers give their blurred, strided
+        map; ``[region]`` is flat). Otherwise: the list of head outputs in layer order if the
+        network has heads, else the output of ``network.output_index``.
+        """
+        with torch.inference_mode(not self.training):
+            x = self._check_input(x)
+            outs: list = [None] * len(self.layers)
+            keep = self._keep
+            cur = x
+            for i, module in enumerate(self.layers):
+                cur = module(cur, outs)
+                if all_outputs or i in keep:
+                    outs[i] = cur
+            if all_outputs:
+                return outs
+            if self.heads:
+                return [outs[i] for i in self.heads]
+            return outs[self.output_index]
+
+    def forward_layer(self, index: int, x: torch.Tensor, outs: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
+        """Run one layer on a given input and earlier outputs (teacher forcing)."""
+        with torch.inference_mode(not self.training):
+            return self.layers[index](x, list(outs))
+
+    def extra_repr(self) -> str:
+        net = self.network
+        return (f"input={self.input_shape}, layers={len(self.layers)}, heads={self.heads}, dialect={net.dialect}, "
+                f"fuse_bn={self.fuse_bn}")
+
+
+def build(net: "Network", *, fuse_bn: bool = False, bug_compatible: bool = False, seed: int = 0) -> DarknetModel:
+    """Rebuild ``net`` in PyTorch.
+
+    ``fuse_bn``: fold batch-norm into the convolutions in double precision exactly like Darknet's
+    ``fuse_conv_batchnorm`` (what ``darknet detector test`` runs; also pre-normalises weighted
+    shortcuts). The folded model's state_dict then has ``conv.bias`` instead of ``bn.*`` and no
+    longer matches the weights-file layout. ``bug_compatible``: reproduce Darknet's CPU bugs
+    instead of raising (zeros for activations Darknet does not compute in a layer, ``relu6`` = 0 in
+    the AlexeyAB dialect, unfused xnor layers skipping batch-norm). Layers without weights (no file
+    bound, partial file, ``dontload``) get ``darkweights init``'s seeded random values.
+
+    Raises :class:`~darkweights.errors.UnsupportedError` for a layer that cannot be built.
+    """
+    ctx = BuildContext(net, fuse_bn=fuse_bn, bug_compatible=bug_compatible, seed=seed)
+    for layer in net.layers:
+        cls = MODULES.get(layer.type)
+        if cls is None:
+            raise unsupported(layer, "has no PyTorch implementation", net)
+        ctx.modules.append(cls(layer, ctx))
+    if net.has_weights and ctx.initialised:
+        held = sorted(set(ctx.initialised))
+        warnings.warn(f"{net.weights_path}: layers {_ranges(held)} have no weights in the file (partial file, "
+                      "dontload or dontloadscales) and were initialised with random values", DarkweightsWarning,
+                      stacklevel=2)
+    return DarknetModel(net, ctx.modules, fuse_bn=fuse_bn, bug_compatible=bug_compatible,
+                        initialised=sorted(set(ctx.initialised)))
+
+
+def _ranges(values: Sequence[int]) -> str:
+    out, start, prev = [], None, None
+    for v in values:
+        if start is None:
+            start = prev = v
+        elif v == prev + 1:
+            prev = v
+        else:
+            out.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = v
+    if start is not None:
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(out)

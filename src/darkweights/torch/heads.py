@@ -1,0 +1,129 @@
+"""Output layers: what Darknet's forward leaves in ``l.output`` (darknet-format.md §5.10–5.11,
+fixtures/README "What l.output holds"). Box decoding is post-processing and lives elsewhere."""
+
+from __future__ import annotations
+
+import torch
+
+from ..layers import Layer
+from .base import BuildContext, DarknetLayer, register, unsupported
+
+
+@register("yolo", "gaussian_yolo")
+class Yolo(DarknetLayer):
+    """``[yolo]``: per anchor slot ``x, y = sigmoid(t)*sxy - 0.5*(sxy-1)``, ``w, h`` raw, objectness and
+    classes ``sigmoid``; ``new_coords=1``: no sigmoid, only the ``scale_x_y`` step.
+    ``[Gaussian_yolo]``: sigmoid on entries 0,1,2,3,5,7,8.. , scale step on 0 and 2, 4 and 6 raw."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        self.n = len(layer.mask)
+        self.entries = layer.classes + layer.entries
+        self.sxy = float(layer.scale_x_y)
+        self.new_coords = bool(layer.new_coords)
+        if layer.type == "gaussian_yolo":
+            self.raw = [4, 6]
+            self.scaled = [0, 2]
+        else:
+            self.raw = [2, 3]
+            self.scaled = [0, 1]
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        x = self.image(x)
+        n, c, h, w = x.shape
+        v = x.reshape(n, self.n, self.entries, h, w)
+        if self.new_coords:
+            y = v.clone()
+        else:
+            y = torch.sigmoid(v)
+            for e in self.raw:
+                y[:, :, e] = v[:, :, e]
+        if self.sxy != 1.0:
+            for e in self.scaled:
+                y[:, :, e].mul_(self.sxy).add_(-0.5 * (self.sxy - 1.0))
+        return y.reshape(n, c, h, w)
+
+
+@register("region")
+class Region(DarknetLayer):
+    """``[region]``. AlexeyAB/hank-ai: the buffer is transposed to rows ``(H*W*n, coords+1+classes)``
+    (location-major, then anchor), sigmoid on entry 4 only, softmax over entries ``5..5+classes`` when
+    ``softmax=1``; x, y, w, h raw; returned flat ``(N, outputs)``. pjreddie keeps the input layout
+    ``(n, coords+1+classes, H, W)`` with sigmoid on x, y, objectness and softmax/sigmoid on the classes."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        if layer.tree:
+            raise unsupported(layer, "tree= (hierarchical softmax, YOLO9000) is not supported", ctx.net)
+        self.num, self.coords, self.classes = layer.num, layer.coords, layer.classes
+        self.entries = layer.coords + layer.classes + 1
+        self.softmax = bool(layer.softmax)
+        self.pj = ctx.dialect == "pjreddie"
+        self.background = bool(getattr(layer, "background", 0))
+        if not self.pj and layer.coords != 4:
+            raise unsupported(layer, f"coords={layer.coords}: AlexeyAB's region forward hard-codes entry 4 as "
+                              "objectness and 5.. as classes", ctx.net)
+        self.out_shape = layer.output  # image geometry is reported, data is flat
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        x = self.image(x)
+        n, c, h, w = x.shape
+        if self.pj:
+            return self._pjreddie(x)
+        rows = x.reshape(n, c, h * w).transpose(1, 2).reshape(n, h * w * self.num, self.entries).clone()
+        rows[:, :, 4].sigmoid_()
+        if self.softmax:
+            rows[:, :, 5:5 + self.classes] = torch.softmax(rows[:, :, 5:5 + self.classes], dim=-1)
+        return rows.reshape(n, -1)
+
+    def _pjreddie(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        y = x.reshape(n, self.num, self.entries, h, w).clone()
+        y[:, :, 0:2].sigmoid_()
+        if not self.background:
+            y[:, :, self.coords].sigmoid_()
+        first = self.coords + (0 if self.background else 1)
+        if self.softmax:
+            count = self.classes + (1 if self.background else 0)
+            y[:, :, first:first + count] = torch.softmax(y[:, :, first:first + count], dim=2)
+        else:
+            y[:, :, self.coords + 1:].sigmoid_()
+        return y.reshape(n, -1)
+
+
+@register("detection")
+class Detection(DarknetLayer):
+    """``[detection]`` (YOLOv1): flat copy of its input, softmax over each cell's classes if ``softmax=1``."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        self.cells = layer.side * layer.side
+        self.classes = layer.classes
+        self.softmax = bool(layer.softmax)
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        y = self.flat(x).clone()
+        if self.softmax:
+            k = self.cells * self.classes
+            y[:, :k] = torch.softmax(y[:, :k].reshape(-1, self.cells, self.classes), dim=-1).reshape(-1, k)
+        return y
+
+
+@register("softmax")
+class Softmax(DarknetLayer):
+    """``[softmax]``: ``groups`` contiguous chunks of the flat input, each ``exp(x/T - max/T)/sum``.
+    ``spatial=1`` is GPU-only in Darknet; the CPU (and this module) ignores it."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        if layer.tree:
+            raise unsupported(layer, "tree= (hierarchical softmax) is not supported", ctx.net)
+        self.groups = layer.groups
+        self.temperature = float(layer.temperature)
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        n = x.shape[0]
+        v = self.flat(x).reshape(n, self.groups, -1)
+        if self.temperature != 1.0:
+            v = v / self.temperature
+        return torch.softmax(v, dim=-1).reshape(n, -1)

@@ -1,0 +1,112 @@
+"""Recurrent layers (darknet-format.md §5.15): the first forward call after parsing, i.e. every
+hidden/cell state zero and ``time_steps=1`` (what the ``synth_recurrent`` fixture records).
+
+Darknet keeps the state between ``network_predict`` calls; these modules are stateless and always
+start from zero, so a sequence has to be fed as separate networks' first calls to match Darknet.
+The sub-layers are complete connected/convolutional layers (own bias or BN, own activation), so
+``W*0`` still contributes ``act(BN(0))``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..layers import Layer
+from .base import BuildContext, DarknetLayer, register, unsupported
+from .layers import ConvUnit, FCUnit
+
+
+@register("rnn")
+class RNN(DarknetLayer):
+    """``[rnn]``: ``s = act(W_in x) + act_self(W_self s0) (+ s0 if shortcut)``, ``y = act(W_out s)``."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        a = ctx.arrays(layer)
+        self_act = {1: "logistic", 2: "loggy"}.get(layer.logistic, layer.activation)
+        self.input_layer = FCUnit(layer, ctx, a, "input_layer.")
+        self.self_layer = FCUnit(layer, ctx, a, "self_layer.", self_act)
+        self.output_layer = FCUnit(layer, ctx, a, "output_layer.")
+        self.hidden = layer.hidden
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        x = self.flat(x)
+        state0 = x.new_zeros(x.shape[0], self.hidden)
+        state = self.input_layer(x) + self.self_layer(state0)  # shortcut adds the zero state
+        return self.shaped(self.output_layer(state))
+
+
+@register("gru")
+class GRU(DarknetLayer):
+    """``[gru]``: ``z = sig(U_z x + W_z h)``, ``r = sig(U_r x + W_r h)``, ``h~ = f(U_h x + W_h (r*h))``,
+    ``y = z*h + (1-z)*h~`` with ``h = 0``; ``f`` = logistic (AB; pjreddie: tanh if ``tanh=1``)."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        a = ctx.arrays(layer)
+        for g in "zrh":
+            setattr(self, f"input_{g}_layer", FCUnit(layer, ctx, a, f"input_{g}_layer.", "linear"))
+            setattr(self, f"state_{g}_layer", FCUnit(layer, ctx, a, f"state_{g}_layer.", "linear"))
+        self.tanh = bool(getattr(layer, "tanh", 0))
+        self.outputs = layer.outputs
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        x = self.flat(x)
+        h = x.new_zeros(x.shape[0], self.outputs)
+        z = torch.sigmoid(self.input_z_layer(x) + self.state_z_layer(h))
+        r = torch.sigmoid(self.input_r_layer(x) + self.state_r_layer(h))
+        pre = self.input_h_layer(x) + self.state_h_layer(r * h)
+        hh = torch.tanh(pre) if self.tanh else torch.sigmoid(pre)
+        return self.shaped(z * h + (1 - z) * hh)
+
+
+@register("lstm")
+class LSTM(DarknetLayer):
+    """``[lstm]``: ``f, i, o = sig(W h + U x)``, ``g = tanh(W_g h + U_g x)``, ``c = f*c0 + i*g``,
+    ``y = o*tanh(c)``, with ``h = c0 = 0``."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        a = ctx.arrays(layer)
+        for g in "figo":
+            setattr(self, f"w{g}", FCUnit(layer, ctx, a, f"w{g}.", "linear"))
+            setattr(self, f"u{g}", FCUnit(layer, ctx, a, f"u{g}.", "linear"))
+        self.outputs = layer.outputs
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        x = self.flat(x)
+        h = x.new_zeros(x.shape[0], self.outputs)
+        c0 = torch.zeros_like(h)
+        f = torch.sigmoid(self.wf(h) + self.uf(x))
+        i = torch.sigmoid(self.wi(h) + self.ui(x))
+        g = torch.tanh(self.wg(h) + self.ug(x))
+        o = torch.sigmoid(self.wo(h) + self.uo(x))
+        c = f * c0 + i * g
+        return self.shaped(o * torch.tanh(c))
+
+
+@register("crnn")
+class CRNN(DarknetLayer):
+    """``[crnn]``: ``[rnn]`` with convolutional sub-layers (conv-path activation, own BN)."""
+
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        if layer.xnor:
+            raise unsupported(layer, "xnor=1 sub-layers are not supported", ctx.net)
+        a = ctx.arrays(layer)
+        common = dict(size=layer.size, stride_x=layer.stride, stride_y=layer.stride, padding=layer.padding,
+                      dilation=layer.dilation, groups=layer.groups, batch_normalize=bool(layer.batch_normalize),
+                      activation=layer.activation, fuse=False)
+        c, hidden = layer.input.c, layer.hidden
+        self.input_layer = ConvUnit(layer, ctx, a, prefix="input_layer.", filters=hidden, channels=c, **common)
+        self.self_layer = ConvUnit(layer, ctx, a, prefix="self_layer.", filters=hidden, channels=hidden, **common)
+        self.output_layer = ConvUnit(layer, ctx, a, prefix="output_layer.", filters=layer.outputs, channels=hidden,
+                                     **common)
+        self.hidden = hidden
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        x = self.image(x)
+        n, _, h, w = x.shape
+        state0 = x.new_zeros(n, self.hidden, h, w)
+        state = self.input_layer(x) + self.self_layer(state0)
+        return self.output_layer(state)
