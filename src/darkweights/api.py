@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -23,7 +22,7 @@ class BundledModel:
 
 def default_model() -> BundledModel:
     """Yolo-Fastest 1.1 (COCO, public domain), shipped as package data so the CLI works offline."""
-    root = Path(str(resources.files("darkweights") / "data"))
+    root = Path(__file__).resolve().parent / "data"
     return BundledModel(root / "yolo-fastest-1.1.cfg", root / "yolo-fastest-1.1.weights", root / "coco.names")
 
 

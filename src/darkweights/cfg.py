@@ -129,18 +129,26 @@ def _parse_lenient(text: str, path: str, dialect: str) -> list[Section]:
             continue
         if not sections:
             raise CfgError(f"option {raw.strip()!r} appears before the first [section]", file=path, line=lineno)
+        where = _where(sections)
         if "=" not in line:
-            raise CfgError(f"malformed line {raw.strip()!r}: expected key=value", file=path, line=lineno)
+            raise CfgError(f"malformed line {raw.strip()!r}: expected key=value", file=path, line=lineno, **where)
         key, value = line.split("=", 1)
         comment = ""
         if "#" in value:
             value, comment = value.split("#", 1)
         if not key:
-            raise CfgError(f"malformed line {raw.strip()!r}: empty key", file=path, line=lineno)
+            raise CfgError(f"malformed line {raw.strip()!r}: empty key", file=path, line=lineno, **where)
         if not value:
-            raise CfgError(f"option {key!r} has no value", file=path, line=lineno)
+            raise CfgError(f"option {key!r} has no value", file=path, line=lineno, **where)
         sections[-1].options.append(Option(key, value, lineno, comment))
     return sections
+
+
+def _where(sections: list[Section]) -> dict:
+    """Layer index and type of the section being read (none for [net])."""
+    if len(sections) < 2:
+        return {}
+    return {"layer": len(sections) - 2, "layer_type": sections[-1].name}
 
 
 _HK_SECTION = re.compile(r"^\[(.+)\]")
@@ -162,11 +170,11 @@ def _parse_strict(text: str, path: str, dialect: str) -> list[Section]:
         if not sections:
             raise CfgError(f"option {key!r} appears before the first [section]", file=path, line=lineno)
         if not value:
-            raise CfgError(f"option {key!r} has no value", file=path, line=lineno)
+            raise CfgError(f"option {key!r} has no value", file=path, line=lineno, **_where(sections))
         prev = sections[-1].find(key)
         if prev is not None:
             raise CfgError(f"duplicate key {key!r} at lines {prev.line} and {lineno} (hank-ai rejects duplicates)",
-                           file=path, line=lineno)
+                           file=path, line=lineno, **_where(sections))
         sections[-1].options.append(Option(key, value, lineno))
     return sections
 

@@ -158,9 +158,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from .export import export_arrays
 
     net = _load(args, args.cfg, args.weights)
-    n = export_arrays(net, args.output, layers=parse_layers(args.layers))
-    print(f"wrote {args.output} ({n:,} bytes, {len(net.arrays(layers=parse_layers(args.layers)))} arrays)",
-          file=sys.stderr)
+    layers = parse_layers(args.layers)
+    n = export_arrays(net, args.output, layers=layers)
+    count = sum(1 for p in net.params() if layers is None or p.layer in layers)
+    print(f"wrote {args.output} ({n:,} bytes, {count} arrays)", file=sys.stderr)
     return 0
 
 

@@ -15,16 +15,18 @@ maps the file, so neither needs a copy of the data in memory.
 from __future__ import annotations
 
 import json
-import shutil
+import math
+import os
 import struct
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Union
 
 from .errors import ArrayError
 from .network import Network
 from .weightsfile import FLOAT, atomic_output
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PathLike = Union[str, Path]
 META_KEY = "__darkweights__"  # npz entry holding the metadata JSON
@@ -60,6 +62,8 @@ def export_arrays(net: Network, path: PathLike, *, layers: Optional[Iterable[int
 
 
 def _write_npz(net: Network, path: PathLike, layers: Optional[Iterable[int]]) -> int:
+    import numpy as np
+
     arrays = net.arrays(layers=layers)
     arrays[META_KEY] = np.array(json.dumps(metadata(net)))
     with atomic_output(path) as f:
@@ -86,17 +90,30 @@ def _write_safetensors(net: Network, path: PathLike, layers: Optional[Iterable[i
         f.write(head)
         if whole:
             with open(net.weights_path, "rb") as src:  # type: ignore[arg-type]
-                src.seek(net.header.size)
-                _copy_exact(src, f, pos)
+                _copy_exact(src, f, net.header.size, pos)
         else:
+            import numpy as np
+
             arrays = net.arrays(layers=layers)
             for p in params:
                 f.write(np.ascontiguousarray(arrays[p.key], dtype=FLOAT).data)
         return 8 + len(head) + pos
 
 
-def _copy_exact(src: Any, dst: Any, nbytes: int) -> None:
-    remaining = nbytes
+def _copy_exact(src: Any, dst: Any, offset: int, nbytes: int) -> None:
+    """Copy ``nbytes`` from ``offset`` of ``src`` to the end of ``dst``, in the kernel when possible."""
+    dst.flush()
+    remaining, pos = nbytes, offset
+    try:
+        while remaining > 0:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), remaining, pos)
+            if n <= 0:
+                break
+            remaining, pos = remaining - n, pos + n
+    except (AttributeError, OSError):
+        pass  # no copy_file_range here (other OS, filesystem): plain reads below
+    dst.seek(0, os.SEEK_END)
+    src.seek(pos)
     while remaining > 0:
         chunk = src.read(min(remaining, 16 << 20))
         if not chunk:
@@ -105,7 +122,7 @@ def _copy_exact(src: Any, dst: Any, nbytes: int) -> None:
         remaining -= len(chunk)
 
 
-def read_arrays(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def read_arrays(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
     """Arrays and metadata from a ``.npz`` or ``.safetensors`` file (safetensors memory-mapped)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".npz":
@@ -115,7 +132,9 @@ def read_arrays(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     raise ArrayError(f"unknown array format {suffix!r}: use .npz or .safetensors", file=path)
 
 
-def _read_npz(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _read_npz(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -131,7 +150,9 @@ def _read_npz(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return arrays, meta
 
 
-def _read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
+    import numpy as np
+
     try:
         size = Path(path).stat().st_size
         with open(path, "rb") as f:
@@ -153,7 +174,7 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
     meta = entries.pop("__metadata__", None) or {}
     start = 8 + hlen
     data_len = size - start
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, "np.ndarray"] = {}
     mm = np.memmap(path, dtype="u1", mode="c", offset=start, shape=(data_len,)) if data_len > 0 else np.zeros(0, "u1")
     for key, info in entries.items():
         try:
@@ -162,7 +183,7 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
             b, e = (int(v) for v in info["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise ArrayError(f"safetensors entry {key!r} is malformed or has an unsupported dtype", file=path) from None
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)
         if not (0 <= b <= e <= data_len) or e - b != count * dtype.itemsize or min(shape, default=1) < 0:
             raise ArrayError(f"safetensors entry {key!r}: offsets {b}..{e} do not fit shape {shape} {info['dtype']} "
                              f"within the {data_len}-byte data section", file=path, offset=start + b)

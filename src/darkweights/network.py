@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence, Union
 
 from .activations import ACTIVATIONS
 from .cfg import CfgFile, Options, Section, check_dialect, read_cfg
 from .errors import CfgError, DarkweightsWarning, ShapeError, WeightsError
 from .layers import HEADERS, Layer, Shape
-from .weightsfile import Header, Param, map_body, read_header, view, write_weights
+from .weightsfile import Header, Param, map_body, read_floats, read_header, view, write_weights
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PathLike = Union[str, Path]
 
@@ -124,7 +125,7 @@ class Network:
         self.header: Header = Header.for_dialect(dialect)
         self.weights_path: Optional[str] = None
         self.cutoff: Optional[int] = None  # number of layers a partial weights file holds
-        self._body: Optional[np.ndarray] = None
+        self._body: Optional["np.ndarray"] = None  # mapped on first use
         self._params: Optional[list[Param]] = None
 
     # -- structure ------------------------------------------------------------------------
@@ -185,7 +186,8 @@ class Network:
             layers_held = self._diagnose_size(path, header, size, params, cutoff, allow_partial)
             params = [p for p in params if p.layer < layers_held]
             expected = params[-1].end if params else header.size
-        self._body = map_body(path, header, (expected - header.size) // 4)
+        self._body = None
+        self._nfloats = (expected - header.size) // 4
         self.header, self.weights_path, self._params = header, str(path), params
         self.cutoff = layers_held if layers_held is not None and layers_held < len(self.layers) else None
         self._check_values(path)
@@ -226,8 +228,7 @@ class Network:
         """Cheap plausibility check: BN variances must be positive (catches misaligned cfgs)."""
         for p in self._params or ():
             if p.role == "rolling_variance":
-                var = view(self._body, self.header, p)
-                bad = int(np.count_nonzero(~(var > 0)))
+                bad = sum(1 for v in read_floats(path, p.offset, p.count) if not v > 0)
                 if bad:
                     warnings.warn(f"{path}: layer {p.layer} [{self.layers[p.layer].section.name}]: {p.name} has "
                                   f"{bad} non-positive or NaN values at byte {p.offset:,}: the cfg may not match "
@@ -242,11 +243,15 @@ class Network:
         """The layout of the bound file (load order), or of a fresh save."""
         return list(self._params) if self._params is not None else self.layout()
 
-    def arrays(self, *, copy: bool = False, layers: Optional[Iterable[int]] = None) -> dict[str, np.ndarray]:
+    def arrays(self, *, copy: bool = False, layers: Optional[Iterable[int]] = None) -> dict[str, "np.ndarray"]:
         """Ordered ``key -> array`` of every stored array: zero-copy views unless ``copy``."""
-        if self._body is None or self._params is None:
+        if self._params is None or self.weights_path is None:
             raise WeightsError("no weights loaded: pass weights= to darkweights.load() or call load_weights()",
                                file=self.path)
+        import numpy as np
+
+        if self._body is None:
+            self._body = map_body(self.weights_path, self.header, self._nfloats)
         keep = set(layers) if layers is not None else None
         out = {}
         for p in self._params:
@@ -255,7 +260,7 @@ class Network:
                 out[p.key] = np.array(arr) if copy else arr
         return out
 
-    def layer_arrays(self, index: int) -> dict[str, np.ndarray]:
+    def layer_arrays(self, index: int) -> dict[str, "np.ndarray"]:
         """The arrays of one layer keyed by Darknet's name (``biases``, ``weights`` ...)."""
         prefix = f"layer_{index:03d}."
         return {k[len(prefix):]: v for k, v in self.arrays(layers=[index]).items()}

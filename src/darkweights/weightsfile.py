@@ -9,19 +9,22 @@ anything is mapped, and nothing is allocated from a size read out of the file.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import struct
 import tempfile
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Mapping, Optional, Sequence, Union
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from .errors import ArrayError, WeightsError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 PathLike = Union[str, Path]
-FLOAT = np.dtype("<f4")
+FLOAT = "<f4"  # numpy is imported only where arrays are touched: opening and validating stay fast
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ class Param:
 
     @property
     def count(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -144,18 +147,31 @@ def read_header(path: PathLike, dialect: str = "alexeyab") -> tuple[Header, int]
     return header, size
 
 
-def map_body(path: PathLike, header: Header, nfloats: int) -> np.ndarray:
+def read_floats(path: PathLike, offset: int, count: int) -> array:
+    """A few floats without numpy (plausibility checks on open)."""
+    out = array("f")
+    with open(path, "rb") as f:
+        f.seek(offset)
+        out.frombytes(f.read(4 * count))
+    if out.itemsize != 4:  # pragma: no cover - every supported platform has 4-byte C floats
+        raise WeightsError("this platform's C float is not 32-bit")
+    return out
+
+
+def map_body(path: PathLike, header: Header, nfloats: int) -> "np.ndarray":
     """A float32 memmap of the body (sizes already checked).
 
     Copy-on-write: views are writable (PyTorch can train on them in place) but the file
     on disk is never modified; pages are only copied when written to.
     """
+    import numpy as np
+
     if nfloats == 0:
         return np.zeros(0, FLOAT)
     return np.memmap(path, dtype=FLOAT, mode="c", offset=header.size, shape=(nfloats,))
 
 
-def view(body: np.ndarray, header: Header, p: Param) -> np.ndarray:
+def view(body: "np.ndarray", header: Header, p: Param) -> "np.ndarray":
     """Zero-copy view of one parameter in Darknet's in-memory shape."""
     start = (p.offset - header.size) // 4
     arr = body[start:start + p.count].reshape(p.stored_shape)
@@ -187,8 +203,10 @@ def atomic_output(path: PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
+def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
     """Validate one array for writing: numeric, the expected shape, finite."""
+    import numpy as np
+
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
         value = value.detach().cpu().numpy()  # type: ignore[attr-defined]
     arr = np.asarray(value)
@@ -205,8 +223,10 @@ def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
     return arr
 
 
-def write_stream(path: PathLike, header: Header, items: Iterable[tuple[Param, np.ndarray]]) -> int:
+def write_stream(path: PathLike, header: Header, items: Iterable[tuple[Param, "np.ndarray"]]) -> int:
     """Write header + (already validated) arrays atomically, in the given order."""
+    import numpy as np
+
     total = header.size
     with atomic_output(path) as f:
         f.write(header.to_bytes())
