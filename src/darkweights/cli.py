@@ -274,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("detect", help="run a detector on images (default: the bundled Yolo-Fastest 1.1)")
-    p.add_argument("paths", nargs="+", metavar="[CFG WEIGHTS] IMAGE")
+    p.add_argument("paths", nargs="*", metavar="[CFG WEIGHTS] IMAGE")
+    p.add_argument("--sample", action="store_true", help="also run on the bundled sample photo (dog.jpg)")
     p.add_argument("--names", help="class names file (default: coco.names with the bundled model)")
     p.add_argument("-o", "--output", help="OUT.png with the boxes drawn (one image), or a directory")
     p.add_argument("--json", action="store_true", help="print detections as JSON")

@@ -37,16 +37,19 @@ def make_bn(ctx: BuildContext, arrays: dict, prefix: str = "", *, biases: bool =
     a = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
     n = a["scales"].shape[0]
     bias = ctx.param(a["biases"]) if biases and "biases" in a else nn.Parameter(torch.zeros(n), requires_grad=False)
-    return Holder({"weight": ctx.param(a["scales"]), "bias": bias},
-                  {"running_mean": ctx.tensor(a["rolling_mean"]), "running_var": ctx.tensor(a["rolling_variance"])})
+    bn = Holder({"weight": ctx.param(a["scales"]), "bias": bias},
+                {"running_mean": ctx.tensor(a["rolling_mean"]), "running_var": ctx.tensor(a["rolling_variance"])})
+    bn.eps = 1e-6 if ctx.dialect == "pjreddie" else 1e-5  # pjreddie CPU: sqrt(var) + 1e-6
+    return bn
 
 
 def batchnorm_(y: torch.Tensor, bn: nn.Module, pjreddie_cpu: bool) -> torch.Tensor:
     """Darknet's inference BN on an owned tensor, in Darknet's operation order:
-    ``(x - mean) / sqrt(var + 1e-5) * scale + bias`` (pjreddie's CPU: ``sqrt(var) + 1e-6``)."""
+    ``(x - mean) / sqrt(var + eps) * scale + bias``, eps = ``bn.eps`` (1e-5); pjreddie's CPU
+    ``normalize_cpu`` uses ``sqrt(var) + 1e-6`` instead."""
     shape = (1, -1) + (1,) * (y.dim() - 2)
     var = bn.running_var
-    denom = var.sqrt().add(1e-6) if pjreddie_cpu else (var + 1e-5).sqrt()
+    denom = var.sqrt().add(bn.eps) if pjreddie_cpu else (var + bn.eps).sqrt()
     k = bn.weight / denom
     return y.sub_(bn.running_mean.view(shape)).mul_(k.view(shape)).add_(bn.bias.view(shape))
 
@@ -623,12 +626,12 @@ class Reorg(DarknetLayer):
         else:  # out[in_index] = x[out_index]
             index = np.empty_like(out_index)
             index[in_index] = out_index
-        self.register_buffer("index", torch.from_numpy(index.astype(np.int64)), persistent=False)
+        self.register_buffer("gather", torch.from_numpy(index.astype(np.int64)), persistent=False)
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         flat = self.flat(x)
         if self.mode == "gather":
-            return self.shaped(flat.index_select(1, self.index))
+            return self.shaped(flat.index_select(1, self.gather))
         if self.mode == "extra":
             return F.pad(flat, (0, self.extra))
         s = self.in_shape

@@ -1,0 +1,407 @@
+"""Check the PyTorch rebuild against Darknet itself (fixture directories) and against OpenCV's
+independent Darknet importer.
+
+Every comparison is per layer: ``rel = max|ours - ref| / max|ref|`` over the layer's whole output,
+checked against a tolerance; a :class:`Report` lists the rows, the first diverging layer and the
+worst one, as text (:meth:`Report.to_table`) or JSON (:meth:`Report.to_json`).
+
+Tolerance rules (``/work/shared/fixtures/README.md``, "Tolerances"):
+
+* fixtures, teacher-forced (each layer fed Darknet's own stored inputs): ``rel <= 1e-5`` per layer.
+* fixtures, end to end (only ``input.npy`` is fed; rounding compounds): per layer
+  ``rel <= max(1e-5, E2E_FACTOR * float_sensitivity)`` with ``E2E_FACTOR = 4`` and
+  ``float_sensitivity`` = the fixture's ``fused_vs_plain_worst_layer_rel`` (Darknet against itself
+  with BN folded: how much float rounding alone moves this network). Fused fixtures have no
+  sensitivity figure and use ``FUSED_E2E_TOLERANCE``.
+* OpenCV (random BN statistics only, see the README): OpenCV normalises with BN epsilon 1e-6
+  (Darknet 1e-5), so our faithful model is held to ``rel <= 1e-4`` per layer (measured: <= 7e-5 on
+  yolov4/yolov4-tiny/yolov7-tiny/efficientnet_b0 at 128 px); with ``bn_eps="opencv"`` our model uses
+  OpenCV's epsilon and is held to ``1e-5`` (measured: <= 1.5e-6). Fusion and Winograd are disabled.
+  OpenCV decodes ``[yolo]``/``[region]`` itself; those heads are compared in OpenCV's decoded form,
+  skipping the class scores OpenCV zeroed (threshold/NMS).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+PathLike = Union[str, Path]
+
+TEACHER_FORCED_TOLERANCE = 1e-5
+E2E_FACTOR = 4.0
+E2E_FLOOR = 1e-5
+FUSED_E2E_TOLERANCE = 1e-4
+OPENCV_TOLERANCE = 1e-4
+OPENCV_MATCHED_EPS_TOLERANCE = 1e-5
+
+
+@dataclass
+class Row:
+    index: int
+    type: str
+    max_abs_diff: float
+    max_abs_ref: float
+    rel: float
+    tolerance: float
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class Report:
+    """Per-layer comparison of our forward with a reference."""
+
+    name: str
+    mode: str  # "teacher-forced" | "end-to-end" | "opencv"
+    rows: list[Row] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows)
+
+    @property
+    def first_divergence(self) -> Optional[Row]:
+        return next((r for r in self.rows if not r.ok), None)
+
+    @property
+    def worst(self) -> Optional[Row]:
+        return max(self.rows, key=lambda r: (r.rel / r.tolerance if r.tolerance else r.rel), default=None)
+
+    @property
+    def max_rel(self) -> float:
+        return max((r.rel for r in self.rows), default=0.0)
+
+    def to_dict(self) -> dict:
+        first, worst = self.first_divergence, self.worst
+        return {"name": self.name, "mode": self.mode, "ok": self.ok, "layers_compared": len(self.rows),
+                "max_rel": self.max_rel,
+                "worst": asdict(worst) if worst else None,
+                "first_divergence": asdict(first) if first else None,
+                "rows": [asdict(r) for r in self.rows], "skipped": self.skipped, "meta": self.meta}
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+
+    def to_table(self, *, only_failures: bool = False) -> str:
+        lines = [f"{self.name} ({self.mode}): {'OK' if self.ok else 'FAILED'}, {len(self.rows)} layers compared"]
+        lines.append(f"{'layer':>5}  {'type':<16} {'max|diff|':>11} {'max|ref|':>11} {'rel':>10} {'tol':>9}  ok")
+        for r in self.rows:
+            if only_failures and r.ok:
+                continue
+            lines.append(f"{r.index:>5}  {r.type:<16} {r.max_abs_diff:>11.4g} {r.max_abs_ref:>11.4g} {r.rel:>10.3g} "
+                         f"{r.tolerance:>9.2g}  {'yes' if r.ok else 'NO'}" + (f"  {r.note}" if r.note else ""))
+        for s in self.skipped:
+            lines.append(f"{s['index']:>5}  {s['type']:<16} skipped: {s['reason']}")
+        worst, first = self.worst, self.first_divergence
+        if worst is not None:
+            lines.append(f"worst: layer {worst.index} [{worst.type}] rel {worst.rel:.3g} (tolerance {worst.tolerance:.2g})")
+        lines.append("first diverging layer: " + (f"{first.index} [{first.type}] rel {first.rel:.3g}" if first else
+                                                  "none"))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def compare_arrays(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float, float, str]:
+    """``(max|diff|, max|ref|, rel, note)``; NaN/Inf or a size mismatch give ``rel = inf``."""
+    a = np.asarray(ours, np.float64).reshape(-1)
+    b = np.asarray(ref, np.float64).reshape(-1)
+    if a.size != b.size:
+        return math.inf, float(np.max(np.abs(b))) if b.size else 0.0, math.inf, f"size {a.size} != {b.size}"
+    if a.size == 0:
+        return 0.0, 0.0, 0.0, "empty"
+    bad_a, bad_b = ~np.isfinite(a), ~np.isfinite(b)
+    if bad_a.any() or bad_b.any():
+        if np.array_equal(bad_a, bad_b) and np.array_equal(a[bad_a], b[bad_b], equal_nan=True):
+            a, b = a[~bad_a], b[~bad_b]
+            note = "equal NaN/Inf positions"
+        else:
+            return math.inf, float(np.nanmax(np.abs(b))), math.inf, "NaN/Inf mismatch"
+    else:
+        note = ""
+    if a.size == 0:
+        return 0.0, 0.0, 0.0, note
+    diff = float(np.max(np.abs(a - b)))
+    scale = float(np.max(np.abs(b)))
+    rel = diff / scale if scale > 0 else diff
+    return diff, scale, rel, note
+
+
+# ----------------------------------------------------------------------------------------------
+# Darknet fixtures
+
+
+def _fixture_tolerance(meta: dict) -> float:
+    sens = meta.get("float_sensitivity") or {}
+    value = sens.get("fused_vs_plain_worst_layer_rel") if isinstance(sens, dict) else None
+    if meta.get("fuse") or value is None:
+        return FUSED_E2E_TOLERANCE
+    return max(E2E_FLOOR, E2E_FACTOR * float(value))
+
+
+def load_fixture(fixture_dir: PathLike):
+    """``(net, meta, x, ref)`` of a fixture directory (model.cfg, model.weights, input.npy, outputs.npz)."""
+    from .network import load
+
+    d = Path(fixture_dir)
+    meta = json.loads((d / "layers.json").read_text())
+    net = load(d / "model.cfg", d / "model.weights")
+    x = np.load(d / "input.npy")
+    ref = np.load(d / "outputs.npz")
+    return net, meta, x, ref
+
+
+def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False,
+                         tolerance: Optional[float] = None, model: Any = None) -> Report:
+    """Compare our forward with the layer outputs Darknet stored in a fixture directory.
+
+    ``teacher_forcing=True`` feeds every layer Darknet's own stored inputs (its previous layer and
+    the layers it reads), isolating each layer's error; otherwise only ``input.npy`` is fed. The
+    model is built with ``fuse_bn`` as the fixture was run (``layers.json: fuse``).
+    """
+    import torch
+
+    from .torch import build
+
+    net, meta, x, ref = load_fixture(fixture_dir)
+    if model is None:
+        model = build(net, fuse_bn=bool(meta.get("fuse")))
+    tol = tolerance if tolerance is not None else (TEACHER_FORCED_TOLERANCE if teacher_forcing
+                                                   else _fixture_tolerance(meta))
+    saved = {l["index"]: l for l in meta["layers"] if l.get("saved", True)}
+    name = Path(fixture_dir).name
+    report = Report(name, "teacher-forced" if teacher_forcing else "end-to-end",
+                    meta={"fixture": str(fixture_dir), "fuse": bool(meta.get("fuse")), "tolerance_rule":
+                          "1e-5 per layer" if teacher_forcing else
+                          f"max({E2E_FLOOR:g}, {E2E_FACTOR:g} x float_sensitivity)",
+                          "float_sensitivity": (meta.get("float_sensitivity") or {}).get(
+                              "fused_vs_plain_worst_layer_rel") if isinstance(meta.get("float_sensitivity"), dict)
+                          else None})
+    xt = torch.from_numpy(np.ascontiguousarray(x))[None]
+    if teacher_forcing:
+        outs = _teacher_forced(model, net, xt, ref, saved)
+    else:
+        outs = model(xt, all_outputs=True)
+    for layer in net.layers:
+        i = layer.index
+        if i not in saved:
+            report.skipped.append({"index": i, "type": layer.type, "reason": "not saved by Darknet ([cost])"})
+            continue
+        key = f"layer_{i:03d}"
+        diff, scale, rel, note = compare_arrays(outs[i].detach().numpy(), ref[key])
+        report.rows.append(Row(i, saved[i]["type"], diff, scale, rel, tol, bool(rel <= tol), note))
+    return report
+
+
+def _teacher_forced(model: Any, net: Any, x: Any, ref: Any, saved: dict) -> list:
+    import torch
+
+    stored: list = [None] * len(net.layers)
+    for i in saved:
+        shape = model.output_shapes[i]
+        arr = ref[f"layer_{i:03d}"]
+        if int(np.prod(shape)) == arr.size:
+            stored[i] = torch.from_numpy(np.ascontiguousarray(arr).reshape(shape))[None]
+    ours: list = []
+    for layer in net.layers:
+        i = layer.index
+        prev = x if i == 0 else (stored[i - 1] if stored[i - 1] is not None else ours[i - 1])
+        inputs = [stored[j] if stored[j] is not None else ours[j] for j in range(i)]
+        ours.append(model.forward_layer(i, prev, inputs))
+    return ours
+
+
+# ----------------------------------------------------------------------------------------------
+# OpenCV
+
+
+ATTACHED = {"bn", "relu", "leaky", "mish", "swish", "logistic", "tanh", "elu", "selu", "relu6", "hardtan",
+            "sigmoid", "gelu", "hardswish", "power"}
+
+
+def opencv_layer_map(names: Sequence[str]) -> dict[int, str]:
+    """Darknet layer index -> the OpenCV layer holding its output.
+
+    OpenCV's Darknet importer names layers ``<kind>_<index>``; activations and batch-norm are
+    separate layers attached to the preceding primary layer (their number is off by one), a
+    ``[yolo]`` head is ``permute_<i>`` then ``yolo_<i>`` and a ``[region]`` ``permute_<i>`` then
+    ``detection_out``. The last OpenCV layer of each
+    Darknet layer holds its output.
+    """
+    out: dict[int, str] = {}
+    current: Optional[int] = None
+    for name in names:
+        m = re.match(r"^(.*)_(\d+)$", name)
+        if not m:  # e.g. "detection_out", OpenCV's [region]: belongs to the current layer
+            if current is not None:
+                out[current] = name
+            continue
+        kind, number = m.group(1), int(m.group(2))
+        if kind in ATTACHED and current is not None:
+            out[current] = name
+            continue
+        current = number
+        out[number] = name
+    return out
+
+
+def _cfg_for_size(net: Any) -> str:
+    """The cfg text with [net] width/height/channels set to the network's (OpenCV reads them)."""
+    text = net.cfg.text
+    lines = text.splitlines()
+    want = {"width": net.width, "height": net.height, "channels": net.channels}
+    out, in_net, done = [], False, set()
+    for line in lines:
+        stripped = re.sub(r"\s", "", line)
+        if stripped.startswith("["):
+            if in_net:
+                out.extend(f"{k}={v}" for k, v in want.items() if k not in done)
+            in_net = stripped in ("[net]", "[network]") and not done and not out
+            if stripped in ("[net]", "[network]"):
+                in_net = True
+            else:
+                in_net = False
+            out.append(line)
+            continue
+        key = stripped.split("=", 1)[0]
+        if in_net and key in want:
+            if key not in done:
+                out.append(f"{key}={want[key]}")
+                done.add(key)
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _decode_yolo_like_opencv(layer: Any, y: np.ndarray, net_w: int, net_h: int) -> np.ndarray:
+    """Our ``[yolo]`` output ``(C, H, W)`` in OpenCV's decoded row format ``(H*W*n, 5+K)``."""
+    n, k = len(layer.mask), layer.classes
+    c, h, w = layer.output.chw
+    v = y.reshape(n, 5 + k, h, w).transpose(2, 3, 0, 1).astype(np.float64)  # (H, W, n, 5+K)
+    anchors = np.array(layer.anchors, np.float64).reshape(-1, 2)[layer.mask]
+    cols = np.arange(w).reshape(1, w, 1)
+    rows = np.arange(h).reshape(h, 1, 1)
+    out = np.empty_like(v)
+    out[..., 0] = (cols + v[..., 0]) / w
+    out[..., 1] = (rows + v[..., 1]) / h
+    if layer.new_coords:
+        out[..., 2] = v[..., 2] ** 2 * 4 * anchors[:, 0] / net_w
+        out[..., 3] = v[..., 3] ** 2 * 4 * anchors[:, 1] / net_h
+    else:
+        out[..., 2] = np.exp(v[..., 2]) * anchors[:, 0] / net_w
+        out[..., 3] = np.exp(v[..., 3]) * anchors[:, 1] / net_h
+    out[..., 4] = v[..., 4]
+    out[..., 5:] = v[..., 4:5] * v[..., 5:]
+    return out.reshape(h * w * n, 5 + k)
+
+
+def _decode_region_like_opencv(layer: Any, y: np.ndarray) -> np.ndarray:
+    """Our AlexeyAB ``[region]`` rows in OpenCV's decoded format."""
+    n, k = layer.num, layer.classes
+    h, w = layer.input.h, layer.input.w
+    v = y.reshape(h, w, n, 5 + k).astype(np.float64)
+    anchors = np.array(layer.anchors, np.float64).reshape(-1, 2)
+    sig = lambda t: 1.0 / (1.0 + np.exp(-t))  # noqa: E731
+    out = np.empty_like(v)
+    out[..., 0] = (np.arange(w).reshape(1, w, 1) + sig(v[..., 0])) / w
+    out[..., 1] = (np.arange(h).reshape(h, 1, 1) + sig(v[..., 1])) / h
+    out[..., 2] = np.exp(v[..., 2]) * anchors[:, 0] / w
+    out[..., 3] = np.exp(v[..., 3]) * anchors[:, 1] / h
+    out[..., 4] = v[..., 4]
+    out[..., 5:] = v[..., 4:5] * v[..., 5:]
+    return out.reshape(h * w * n, 5 + k)
+
+
+def compare_with_opencv(net: Any, x: Any, *, tolerance: Optional[float] = None, model: Any = None,
+                        fuse_bn: bool = False, bn_eps: str = "darknet") -> Report:
+    """Run ``net`` with OpenCV's Darknet importer (``cv2.dnn.readNetFromDarknet``) and with our model
+    on ``x`` ``(C, H, W)`` or ``(1, C, H, W)``, and compare every layer OpenCV exposes.
+
+    Use weights with random BN statistics (``darkweights init``: variance 0.5..1.5): OpenCV's
+    BN epsilon is 1e-6, Darknet's 1e-5, which calibrated statistics amplify (fixtures README).
+    ``bn_eps="darknet"`` compares our Darknet-faithful model (tolerance 1e-4: the epsilon gap alone
+    moves each BN layer by up to ~1e-5 and accumulates); ``bn_eps="opencv"`` rebuilds our model with
+    OpenCV's epsilon so that everything else is compared tightly (tolerance 1e-5).
+    """
+    import cv2  # lazy: optional dependency
+    import torch
+
+    from .torch import build
+
+    if not net.has_weights:
+        raise ValueError("compare_with_opencv needs a network with weights (darkweights.load(cfg, weights))")
+    x = np.asarray(x, np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    if bn_eps not in ("darknet", "opencv"):
+        raise ValueError(f"bn_eps must be 'darknet' or 'opencv', not {bn_eps!r}")
+    if tolerance is None:
+        tolerance = OPENCV_TOLERANCE if bn_eps == "darknet" else OPENCV_MATCHED_EPS_TOLERANCE
+    if model is None:
+        model = build(net, fuse_bn=fuse_bn)
+    if bn_eps == "opencv":
+        for m in model.modules():
+            if hasattr(m, "running_var") and hasattr(m, "eps"):
+                m.eps = 1e-6
+    ours = model(torch.from_numpy(np.ascontiguousarray(x)), all_outputs=True)
+    with tempfile.TemporaryDirectory(prefix="darkweights-cv-") as tmp:
+        cfg = os.path.join(tmp, "model.cfg")
+        Path(cfg).write_text(_cfg_for_size(net))
+        cvnet = cv2.dnn.readNetFromDarknet(cfg, str(net.weights_path))
+    cvnet.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    cvnet.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    cvnet.enableFusion(False)
+    if hasattr(cvnet, "enableWinograd"):
+        cvnet.enableWinograd(False)
+    names = list(cvnet.getLayerNames())
+    mapping = opencv_layer_map(names)
+    cvnet.setInput(x)
+    wanted = [mapping[i] for i in sorted(mapping) if i < len(net.layers)]
+    results = dict(zip(wanted, cvnet.forward(wanted)))
+    report = Report(Path(net.path or "network").name, "opencv",
+                    meta={"opencv": cv2.__version__, "input_shape": list(x.shape), "tolerance_rule":
+                          f"{tolerance:g} per layer", "bn_eps": bn_eps, "fusion": False, "winograd": False})
+    for layer in net.layers:
+        i = layer.index
+        if i not in mapping:
+            report.skipped.append({"index": i, "type": layer.type, "reason": "no OpenCV layer"})
+            continue
+        ref = np.asarray(results[mapping[i]], np.float32)
+        mine = ours[i].detach().numpy()[0]
+        note = mapping[i]
+        if layer.type == "yolo":
+            mine = _decode_yolo_like_opencv(layer, mine, net.width, net.height)
+        elif layer.type == "region":
+            mine = _decode_region_like_opencv(layer, mine)
+        if layer.type in ("yolo", "region"):
+            ref = ref.reshape(mine.shape)
+            keep = np.ones_like(ref, bool)
+            keep[:, 5:] = ref[:, 5:] != 0  # OpenCV zeroes class scores below its threshold / after NMS
+            mine, ref = mine[keep], ref[keep]
+            note += " (decoded by OpenCV; zeroed class scores skipped)"
+        elif mine.size != ref.size:
+            report.skipped.append({"index": i, "type": layer.type, "reason": f"OpenCV {mapping[i]} has "
+                                   f"{ref.size} values, ours {mine.size}"})
+            continue
+        diff, scale, rel, extra = compare_arrays(mine, ref)
+        report.rows.append(Row(i, layer.type, diff, scale, rel, tolerance, bool(rel <= tolerance),
+                               (note + (" " + extra if extra else "")).strip()))
+    return report
