@@ -74,7 +74,18 @@ def test_safetensors_layout_is_standard(tmp_path):
     except ImportError:
         return
     ref = load_file(str(st))
-    assert set(ref) == set(arrays) and all(np.array_equal(ref[k], arrays[k]) for k in ref)
+    assert set(ref) == set(arrays) | {"__darknet_header__"}
+    assert all(np.array_equal(ref[k], arrays[k]) for k in arrays)
+    assert ref["__darknet_header__"].tobytes() == w.read_bytes()[:20]
+
+
+def test_safetensors_data_section_is_the_weights_file(tmp_path):
+    m = dw.default_model()
+    st = tmp_path / "m.safetensors"
+    export_arrays(dw.load(m.cfg, m.weights), st)
+    raw = st.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert (8 + n) % 8 == 0 and raw[8 + n:] == m.weights.read_bytes()
 
 
 def test_extract_subset_of_layers(tmp_path):

@@ -17,6 +17,7 @@ from ..layers import Layer
 from .base import BuildContext, DarknetLayer, register, unsupported
 
 FLT_MAX = float(np.finfo(np.float32).max)
+_PREPACK_OK = [hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()]
 
 
 class Holder(nn.Module):
@@ -107,6 +108,12 @@ class ConvUnit(nn.Module):
         self.flipped = flipped
         self.filters, self.c_per_group, self.size = filters, channels // groups, size
         self._share = [share] if share is not None else []  # a list: not registered, no duplicate state_dict keys
+        # activations oneDNN can apply inside the convolution with Darknet's exact arithmetic
+        self.post = {"leaky": ("leaky_relu", [0.1]), "revleaky": ("leaky_relu", [0.1]), "relu": ("relu", []),
+                     "linear": ("none", [])}.get(activation)
+        if self.act.__name__ == "_zeros":
+            self.post = None
+        self.prepack = True
         self.has_bn = bool(batch_normalize)
         self.skip_bn = False
         if share is not None:
@@ -153,18 +160,54 @@ class ConvUnit(nn.Module):
         return self._share[0].bn if self._share else self.bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight()
         if self.xnor:
-            y = self._xnor(x, w)
+            y = self._xnor(x, self.weight())
         else:
-            y = F.conv2d(x, w, None if self.has_bn else self.bias(), self.stride, self.padding, self.dilation,
-                         self.groups)
+            bias = None if self.has_bn else self.bias()
+            post = self.post if not self.has_bn else None
+            y = self._conv(x, bias, post)
+            if post is not None:
+                return y
         if self.has_bn and not self.skip_bn:
             y = batchnorm_(y, self.bn_module(), self.pj)
         elif self.xnor:
             # bias (or, with skip_bn, Darknet's CPU xnor path adding the BN shift without normalising)
             y = y.add_(self.bias().view(1, -1, 1, 1))
         return self.act(y)
+
+    def _conv(self, x: torch.Tensor, bias: Optional[torch.Tensor], post: Optional[tuple]) -> torch.Tensor:
+        """The convolution (plus, with ``post``, its activation fused into the oneDNN call).
+
+        At inference on CPU the weights are reordered once into oneDNN's blocked layout and cached
+        (``prepack``): same arithmetic as ``F.conv2d``, without re-laying out the weights on every
+        call. The cache is keyed on the weight tensor's identity and version, so in-place updates
+        (``load_state_dict``) invalidate it.
+        """
+        if _PREPACK_OK[0] and self.prepack and x.device.type == "cpu" and x.dtype == torch.float32 \
+                and torch.is_inference_mode_enabled():
+            try:
+                packed = self._packed(x)
+                attr, scalars = post if post is not None else ("none", [])
+                return torch.ops.mkldnn._convolution_pointwise(
+                    x, packed, bias, [self.padding] * 2, list(self.stride), [self.dilation] * 2, self.groups, attr,
+                    scalars, "")
+            except (RuntimeError, AttributeError):  # pragma: no cover - op missing in this torch build
+                _PREPACK_OK[0] = False
+        y = F.conv2d(x, self.weight(), bias, self.stride, self.padding, self.dilation, self.groups)
+        return self.act(y) if post is not None else y
+
+    def _packed(self, x: torch.Tensor) -> torch.Tensor:
+        owner = self._share[0] if self._share else self
+        src = owner.conv.weight
+        key = (id(src), src._version, src.data_ptr(), tuple(x.shape[1:]))
+        cache = self.__dict__.get("_pack_cache")
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        w = self.weight()
+        packed = torch.ops.mkldnn._reorder_convolution_weight(
+            w.contiguous(), [self.padding] * 2, list(self.stride), [self.dilation] * 2, self.groups, list(x.shape))
+        self.__dict__["_pack_cache"] = (key, packed)
+        return packed
 
     def _xnor(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """AB's bit-packed CPU xnor conv: sign(w)*mean|w| per filter, inputs x>0 -> +1 else -1,
