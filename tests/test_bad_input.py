@@ -98,7 +98,8 @@ def test_classes_changed(tmp_path, capsys, quiet):
     init(net, w, seed=0)
     voc = write_cfg(tmp_path, (DATA / "yolov4-tiny.cfg").read_text().replace("classes=80", "classes=20")
                     .replace("filters=255", "filters=75"), "voc.cfg")
-    run_fail(capsys, ["inspect", voc, w], "trailing bytes", "classes=/filters=")
+    run_fail(capsys, ["inspect", voc, w], "trailing bytes", "classes=/filters=",
+             "These weights fit this cfg with classes=80 (filters=255 in the [convolutional] before each head)")
 
 
 @pytest.mark.parametrize("content, what", [

@@ -198,11 +198,12 @@ class Network:
         """Explain a size mismatch; return the layer count of a partial (``.conv.N``) file."""
         expected = params[-1].end if params else header.size
         name = Path(self.path or "cfg").name
+        classes = self._classes_hint(size - expected) if cutoff is None else ""
         if size > expected:
             raise WeightsError(
                 f"{size - expected:,} trailing bytes: the cfg {name} accounts for {expected:,} bytes but the file has "
                 f"{size:,}. Most likely the cfg does not belong to these weights (e.g. a different classes=/filters= "
-                f"or a missing layer); Darknet would silently ignore the rest", file=path, offset=expected)
+                f"or a missing layer); Darknet would silently ignore the rest{classes}", file=path, offset=expected)
         # the file ends early: at a layer boundary it is a partial file like darknet53.conv.74
         ends = {}
         for p in params:
@@ -222,7 +223,29 @@ class Network:
         raise WeightsError(
             f"file ends inside array {first.name} {first.shape} (bytes {first.offset:,}..{first.end:,}, cfg line "
             f"{layer.line}): the cfg needs {expected:,} bytes, {expected - size:,} are missing. Likely a truncated "
-            "download, or a cfg that does not belong to these weights", file=path, offset=size, layer=first.layer, layer_type=layer.type)
+            f"download, or a cfg that does not belong to these weights{classes}", file=path, offset=size, layer=first.layer, layer_type=layer.type)
+
+    def _classes_hint(self, extra_bytes: int) -> str:
+        """If changing every head's ``classes=`` explains the size difference, say which value fits."""
+        heads = [L for L in self.layers if L.type in ("yolo", "gaussian_yolo", "region")]
+        per_class = 0
+        for head in heads:
+            conv = self.layers[head.index - 1]
+            if conv.type != "convolutional" or conv.share_index is not None:
+                return ""
+            anchors = len(head.mask) if head.type != "region" else head.num
+            # each extra class adds `anchors` filters: their weights, bias and (with BN) 3 BN values
+            per_class += anchors * (conv.input.c // conv.groups * conv.size ** 2 + 1
+                                    + (3 if conv.batch_normalize else 0))
+        if not heads or per_class == 0 or extra_bytes % (4 * per_class):
+            return ""
+        k = heads[-1].classes + extra_bytes // (4 * per_class)
+        if k < 1 or any(h.classes != heads[-1].classes for h in heads):
+            return ""
+        filters = ", ".join(sorted({str((len(h.mask) if h.type != "region" else h.num) * (k + h.entries
+                                        if h.type != "region" else k + h.coords + 1)) for h in heads}))
+        return (f". These weights fit this cfg with classes={k} (filters={filters} in the [convolutional] before "
+                "each head)")
 
     def _check_values(self, path: PathLike) -> None:
         """Cheap plausibility check: BN variances must be positive (catches misaligned cfgs)."""

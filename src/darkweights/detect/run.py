@@ -46,19 +46,26 @@ class Detector:
         self.letterbox = bool(net.letter_box) if letterbox is None else letterbox
 
     def __call__(self, image: Any, *, thresh: float = 0.25, nms_thresh: float = 0.45) -> list[dict]:
+        """Detections on an image file (or a ``(3, H, W)`` float array in [0, 1])."""
         import torch
 
         im = load_image(image) if not isinstance(image, np.ndarray) else image
-        c, h, w = im.shape
+        _, h, w = im.shape
         net = self.net
         sized = (letterbox_image if self.letterbox else resize_image)(im, net.width, net.height)
         with torch.inference_mode():
             outs = self.model(torch.from_numpy(np.ascontiguousarray(sized))[None], all_outputs=True)
+        return self.decode(outs, w, h, thresh=thresh, nms_thresh=nms_thresh)
+
+    def decode(self, outs: Sequence[Any], im_w: int, im_h: int, *, thresh: float = 0.25,
+               nms_thresh: float = 0.45) -> list[dict]:
+        """Boxes from every head's output (``fill_network_boxes``), NMS, then records."""
+        net = self.net
         parts = []
         for L in self.heads:
             out = outs[L.index][0].numpy()
-            common = dict(classes=L.classes, net_w=net.width, net_h=net.height, im_w=w, im_h=h, thresh=thresh,
-                          letterbox=self.letterbox)
+            common = dict(classes=L.classes, net_w=net.width, net_h=net.height, im_w=im_w, im_h=im_h,
+                          thresh=thresh, letterbox=self.letterbox)
             if L.type == "yolo":
                 parts.append(get_yolo_detections(out, anchors=L.anchors, mask=L.mask, new_coords=bool(L.new_coords),
                                                  **common))
@@ -74,7 +81,7 @@ class Detector:
         kind = nms_kind_from_cfg(opt.value if opt else None, last.type)
         if nms_thresh > 0:
             dets = nms(dets, nms_thresh, kind, getattr(last, "beta_nms", 0.6))
-        return to_records(dets, self.names, w, h, thresh=thresh)
+        return to_records(dets, self.names, im_w, im_h, thresh=thresh)
 
 
 def run_detect(args: argparse.Namespace) -> int:
