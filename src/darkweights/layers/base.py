@@ -207,6 +207,13 @@ def connected_specs(prefix: str, inputs: int, outputs: int, bn: bool) -> list[Ar
     return specs
 
 
+def read_padding(opts: Options, size: int) -> int:
+    """``pad=1`` means ``size/2`` on each side, overriding an explicit ``padding=`` (§3.5.1)."""
+    pad = opts.int("pad", 0)
+    padding = opts.int("padding", 0)
+    return size // 2 if pad else padding
+
+
 def cdiv(a: int, b: int) -> int:
     """C integer division (truncation toward zero), §0.2."""
     if b == 0:

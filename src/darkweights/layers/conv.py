@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..cfg import Options
 from ..errors import DarkweightsWarning
-from .base import ArraySpec, Layer, Shape, bn_specs, cdiv, connected_specs, conv_specs, register
+from .base import ArraySpec, Layer, Shape, bn_specs, cdiv, connected_specs, conv_specs, read_padding, register
 
 if TYPE_CHECKING:
     from ..network import Builder
@@ -44,10 +44,7 @@ class Convolutional(Layer):
         self.antialiasing = opts.int("antialiasing", 0) if ab else 0
         if self.size == 1:
             self.dilation = 1
-        pad = opts.int("pad", 0)
-        self.padding = opts.int("padding", 0)
-        if pad:
-            self.padding = self.size // 2
+        self.padding = read_padding(opts, self.size)
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
         if ab and opts.int("cbn", 0):
@@ -151,10 +148,7 @@ class Deconvolutional(Layer):
         self.filters = opts.int("filters", 1)
         self.size = opts.int("size", 1)
         self.stride = opts.int("stride", 1)
-        pad = opts.int("pad", 0)
-        self.padding = opts.int("padding", 0)
-        if pad:
-            self.padding = self.size // 2
+        self.padding = read_padding(opts, self.size)
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
         need_image(self, builder)

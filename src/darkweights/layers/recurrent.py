@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..cfg import Options
-from .base import ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, register
+from .base import ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, read_padding, register
 
 if TYPE_CHECKING:
     from ..network import Builder
@@ -85,8 +85,31 @@ def _conv_out(size: int, pad: int, k: int, stride: int) -> int:
     return cdiv(size + 2 * pad - k, stride) + 1
 
 
+class _ConvRecurrent(Layer):
+    """Shared option reading and geometry of the AB recurrent layers built from convolutions."""
+
+    def read_conv_options(self, opts: Options) -> None:
+        self.size = opts.int("size", 3)
+        self.stride = opts.int("stride", 1)
+        self.dilation = opts.int("dilation", 1)
+        self.padding = read_padding(opts, self.size)
+        self.outputs = opts.int("output", 1)
+        self.xnor = opts.int("xnor", 0)
+        self.groups = 1 if self.xnor else max(opts.int("groups", 1), 1)
+
+    def conv_output(self, builder: "Builder") -> tuple[int, int]:
+        if not self.input.is_image:
+            raise self.shape_error(f"layer before [{self.section.name}] must output an image", builder)
+        _, h, w = self.input.chw
+        out_h = _conv_out(h, self.padding, self.size, self.stride)
+        out_w = _conv_out(w, self.padding, self.size, self.stride)
+        if out_h < 1 or out_w < 1:
+            raise self.shape_error("kernel leaves no output", builder)
+        return out_h, out_w
+
+
 @register
-class CRNN(Layer):
+class CRNN(_ConvRecurrent):
     """``[crnn]``: input, self and output convolutional layers (§2.9)."""
 
     type = "crnn"
@@ -98,26 +121,13 @@ class CRNN(Layer):
             self.hidden = opts.int("hidden_filters", 1)
             self.size, self.stride, self.dilation, self.padding, self.groups, self.xnor = 3, 1, 1, 1, 1, 0
         else:
-            self.size = opts.int("size", 3)
-            self.stride = opts.int("stride", 1)
-            self.dilation = opts.int("dilation", 1)
-            pad = opts.int("pad", 0)
-            self.padding = opts.int("padding", 0)
-            if pad:
-                self.padding = self.size // 2
-            self.outputs = opts.int("output", 1)
+            self.read_conv_options(opts)
             self.hidden = opts.int("hidden", 1)
-            self.xnor = opts.int("xnor", 0)
-            self.groups = 1 if self.xnor else max(opts.int("groups", 1), 1)
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
         self.shortcut = opts.int("shortcut", 0)
-        if not self.input.is_image:
-            raise self.shape_error("layer before [crnn] must output an image", builder)
-        c, h, w = self.input.chw
-        out_h = _conv_out(h, self.padding, self.size, self.stride)
-        out_w = _conv_out(w, self.padding, self.size, self.stride)
-        if (out_h, out_w) != (h, w):
+        out_h, out_w = self.conv_output(builder)
+        if (out_h, out_w) != (self.input.h, self.input.w):
             raise self.shape_error(f"[crnn] needs a size-preserving kernel (size {self.size}, padding "
                                    f"{self.padding}, stride {self.stride} gives {out_h}x{out_w})", builder)
         self.output = Shape.image(self.outputs, out_h, out_w)
@@ -130,7 +140,7 @@ class CRNN(Layer):
 
 
 @register
-class ConvLSTM(Layer):
+class ConvLSTM(_ConvRecurrent):
     """AB ``[conv_lstm]``: LSTM with convolutional gates (§2.10)."""
 
     type = "conv_lstm"
@@ -139,29 +149,14 @@ class ConvLSTM(Layer):
     training_options = ("state_constrain", "time_normalizer")
 
     def parse(self, opts: Options, builder: "Builder") -> None:
-        self.size = opts.int("size", 3)
-        self.stride = opts.int("stride", 1)
-        self.dilation = opts.int("dilation", 1)
-        pad = opts.int("pad", 0)
-        self.padding = opts.int("padding", 0)
-        if pad:
-            self.padding = self.size // 2
-        self.outputs = opts.int("output", 1)
-        self.xnor = opts.int("xnor", 0)
-        self.groups = 1 if self.xnor else max(opts.int("groups", 1), 1)
+        self.read_conv_options(opts)
         self.activation = builder.activation(opts, "linear", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
         self.peephole = opts.int("peephole", 0)
         self.bottleneck = opts.int("bottleneck", 0)
         self.shortcut = opts.int("shortcut", 0)
         self.lstm_activation = opts.str("lstm_activation", "tanh")
-        if not self.input.is_image:
-            raise self.shape_error("layer before [conv_lstm] must output an image", builder)
-        c, h, w = self.input.chw
-        out_h = _conv_out(h, self.padding, self.size, self.stride)
-        out_w = _conv_out(w, self.padding, self.size, self.stride)
-        if out_h < 1 or out_w < 1:
-            raise self.shape_error("kernel leaves no output", builder)
+        out_h, out_w = self.conv_output(builder)
         self.output = Shape.image(self.outputs, out_h, out_w)
 
     def arrays(self) -> list[ArraySpec]:
