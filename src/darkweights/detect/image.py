@@ -5,8 +5,10 @@ Darknet's ``image`` struct (``AB:src/image.c``), so they can be fed to a network
 as ``im[None]`` without transposing.
 
 The resize is a bit-faithful float32 re-implementation of AlexeyAB's
-``resize_image`` (including its edge quirks); decoding uses Pillow, whose JPEG decoder
-(libjpeg-turbo) differs from Darknet's stb_image by a few grey levels on some pixels.
+``resize_image`` (including its edge quirks). Baseline JPEGs are decoded by
+:mod:`.jpeg`, which reproduces Darknet's stb_image bit for bit; everything else
+(progressive JPEG, PNG, ...) uses Pillow, whose decoders may differ from stb_image by a
+few grey levels on some pixels.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Union
 import numpy as np
 
 from ..errors import DarkweightsError
+from .jpeg import JPEGError, decode_jpeg, is_jpeg
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -28,17 +31,50 @@ def load_image(path: PathLike, channels: int = 3) -> np.ndarray:
 
     Darknet (``AB:src/image.c:load_image_stb``) decodes with stb_image forced to
     ``channels`` components and divides the 8-bit values by 255. Like stb_image, EXIF
-    orientation is ignored and an alpha channel is dropped (not composited). Pillow is
-    imported lazily because it is an optional dependency.
+    orientation is ignored and an alpha channel is dropped (not composited).
+
+    Baseline (sequential Huffman, 8-bit) JPEGs are decoded by :func:`.jpeg.decode_jpeg`,
+    bit-identical to stb_image. Other formats, JPEG flavours it does not implement
+    (progressive, arithmetic, ...) and JPEGs it rejects as corrupt go through Pillow,
+    which is imported lazily because it is an optional dependency.
     """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise DarkweightsError(f"cannot read image: {exc}", file=str(path)) from exc
+    data = None
+    jpeg_error = None
+    if is_jpeg(raw):
+        try:
+            data = decode_jpeg(raw, channels)
+        except JPEGError as exc:  # unsupported flavour or corrupt data: let Pillow try
+            jpeg_error = exc
+    if data is None:
+        try:
+            data = _load_with_pillow(path, channels)
+        except DarkweightsError as exc:
+            if jpeg_error is None:
+                raise
+            raise DarkweightsError(f"cannot read image: {jpeg_error}", file=str(path)) from exc
+    if data.ndim == 2:
+        data = data[:, :, None]
+    # HWC uint8 -> CHW float32; Darknet computes (float)byte / 255. in double, then
+    # stores a float, which is what float64 division followed by astype gives.
+    chw = np.ascontiguousarray(data.transpose(2, 0, 1))
+    return (chw.astype(np.float64) / 255.0).astype(np.float32)
+
+
+def _load_with_pillow(path: PathLike, channels: int) -> np.ndarray:
+    """Decode with Pillow to uint8 ``(H, W, 3)`` or ``(H, W)``, stb_image's conventions."""
     try:
         from PIL import Image
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise DarkweightsError(
-            "reading images needs Pillow (pip install 'darkweights[detect]' or pillow)"
+            "reading this image needs Pillow (pip install 'darkweights[detect]' or pillow)"
         ) from exc
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
     try:
         with Image.open(path) as img:
             img.load()
@@ -51,12 +87,7 @@ def load_image(path: PathLike, channels: int = 3) -> np.ndarray:
             data = np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as exc:
         raise DarkweightsError(f"cannot read image: {exc}", file=str(path)) from exc
-    if data.ndim == 2:
-        data = data[:, :, None]
-    # HWC uint8 -> CHW float32; Darknet computes (float)byte / 255. in double, then
-    # stores a float, which is what float64 division followed by astype gives.
-    chw = np.ascontiguousarray(data.transpose(2, 0, 1))
-    return (chw.astype(np.float64) / 255.0).astype(np.float32)
+    return data
 
 
 def _as_chw(im: np.ndarray) -> np.ndarray:
