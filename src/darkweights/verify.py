@@ -14,7 +14,7 @@ Tolerance rules (``/work/shared/fixtures/README.md``, "Tolerances"):
   with BN folded: how much float rounding alone moves this network). Fused fixtures have no
   sensitivity figure and use ``FUSED_E2E_TOLERANCE``.
 * OpenCV (random BN statistics only, see the README): OpenCV normalises with BN epsilon 1e-6
-  (Darknet 1e-5), so our faithful model is held to ``rel <= 1e-4`` per layer (measured: <= 7e-5 on
+  (Darknet 1e-5), so our faithful model is held to ``rel <= 2e-4`` per layer (measured: <= 7e-5 on
   yolov4/yolov4-tiny/yolov7-tiny/efficientnet_b0 at 128 px); with ``bn_eps="opencv"`` our model uses
   OpenCV's epsilon and is held to ``1e-5`` (measured: <= 1.5e-6). Fusion and Winograd are disabled.
   OpenCV decodes ``[yolo]``/``[region]`` itself; those heads are compared in OpenCV's decoded form,
@@ -40,7 +40,7 @@ TEACHER_FORCED_TOLERANCE = 1e-5
 E2E_FACTOR = 4.0
 E2E_FLOOR = 1e-5
 FUSED_E2E_TOLERANCE = 1e-4
-OPENCV_TOLERANCE = 1e-4
+OPENCV_TOLERANCE = 2e-4
 OPENCV_MATCHED_EPS_TOLERANCE = 1e-5
 
 
@@ -108,6 +108,8 @@ class Report:
             lines.append(f"worst: layer {worst.index} [{worst.type}] rel {worst.rel:.3g} (tolerance {worst.tolerance:.2g})")
         lines.append("first diverging layer: " + (f"{first.index} [{first.type}] rel {first.rel:.3g}" if first else
                                                   "none"))
+        if self.meta.get("warning"):
+            lines.append("warning: " + self.meta["warning"])
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -264,28 +266,23 @@ def opencv_layer_map(names: Sequence[str]) -> dict[int, str]:
 
 
 def _cfg_for_size(net: Any) -> str:
-    """The cfg text with [net] width/height/channels set to the network's (OpenCV reads them)."""
-    text = net.cfg.text
-    lines = text.splitlines()
+    """The cfg text with ``[net]`` width/height/channels set to the network's (OpenCV reads them)."""
     want = {"width": net.width, "height": net.height, "channels": net.channels}
-    out, in_net, done = [], False, set()
-    for line in lines:
+    out: list[str] = []
+    in_net, written = False, set()
+    for line in net.cfg.text.splitlines():
         stripped = re.sub(r"\s", "", line)
         if stripped.startswith("["):
-            if in_net:
-                out.extend(f"{k}={v}" for k, v in want.items() if k not in done)
-            in_net = stripped in ("[net]", "[network]") and not done and not out
-            if stripped in ("[net]", "[network]"):
-                in_net = True
-            else:
-                in_net = False
+            if in_net:  # leaving [net]: add the keys it did not have
+                out.extend(f"{k}={v}" for k, v in want.items() if k not in written)
+            in_net = stripped in ("[net]", "[network]") and not out
             out.append(line)
             continue
         key = stripped.split("=", 1)[0]
         if in_net and key in want:
-            if key not in done:
+            if key not in written:  # first occurrence wins in Darknet; drop duplicates
                 out.append(f"{key}={want[key]}")
-                done.add(key)
+                written.add(key)
             continue
         out.append(line)
     return "\n".join(out) + "\n"
@@ -295,10 +292,10 @@ def _decode_yolo_like_opencv(layer: Any, y: np.ndarray, net_w: int, net_h: int) 
     """Our ``[yolo]`` output ``(C, H, W)`` in OpenCV's decoded row format ``(H*W*n, 5+K)``."""
     n, k = len(layer.mask), layer.classes
     c, h, w = layer.output.chw
-    v = y.reshape(n, 5 + k, h, w).transpose(2, 3, 0, 1).astype(np.float64)  # (H, W, n, 5+K)
-    anchors = np.array(layer.anchors, np.float64).reshape(-1, 2)[layer.mask]
-    cols = np.arange(w).reshape(1, w, 1)
-    rows = np.arange(h).reshape(h, 1, 1)
+    v = y.reshape(n, 5 + k, h, w).transpose(2, 3, 0, 1).astype(np.float32)  # (H, W, n, 5+K), float like OpenCV
+    anchors = np.array(layer.anchors, np.float32).reshape(-1, 2)[layer.mask]
+    cols = np.arange(w, dtype=np.float32).reshape(1, w, 1)
+    rows = np.arange(h, dtype=np.float32).reshape(h, 1, 1)
     out = np.empty_like(v)
     out[..., 0] = (cols + v[..., 0]) / w
     out[..., 1] = (rows + v[..., 1]) / h
@@ -317,12 +314,12 @@ def _decode_region_like_opencv(layer: Any, y: np.ndarray) -> np.ndarray:
     """Our AlexeyAB ``[region]`` rows in OpenCV's decoded format."""
     n, k = layer.num, layer.classes
     h, w = layer.input.h, layer.input.w
-    v = y.reshape(h, w, n, 5 + k).astype(np.float64)
-    anchors = np.array(layer.anchors, np.float64).reshape(-1, 2)
-    sig = lambda t: 1.0 / (1.0 + np.exp(-t))  # noqa: E731
+    v = y.reshape(h, w, n, 5 + k).astype(np.float32)
+    anchors = np.array(layer.anchors, np.float32).reshape(-1, 2)
+    sig = lambda t: np.float32(1.0) / (np.float32(1.0) + np.exp(-t))  # noqa: E731
     out = np.empty_like(v)
-    out[..., 0] = (np.arange(w).reshape(1, w, 1) + sig(v[..., 0])) / w
-    out[..., 1] = (np.arange(h).reshape(h, 1, 1) + sig(v[..., 1])) / h
+    out[..., 0] = (np.arange(w, dtype=np.float32).reshape(1, w, 1) + sig(v[..., 0])) / w
+    out[..., 1] = (np.arange(h, dtype=np.float32).reshape(h, 1, 1) + sig(v[..., 1])) / h
     out[..., 2] = np.exp(v[..., 2]) * anchors[:, 0] / w
     out[..., 3] = np.exp(v[..., 3]) * anchors[:, 1] / h
     out[..., 4] = v[..., 4]
@@ -330,14 +327,15 @@ def _decode_region_like_opencv(layer: Any, y: np.ndarray) -> np.ndarray:
     return out.reshape(h * w * n, 5 + k)
 
 
-def compare_with_opencv(net: Any, x: Any, *, tolerance: Optional[float] = None, model: Any = None,
-                        fuse_bn: bool = False, bn_eps: str = "darknet") -> Report:
+def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] = None, model: Any = None,
+                        fuse_bn: bool = False, bn_eps: str = "darknet", seed: int = 0) -> Report:
     """Run ``net`` with OpenCV's Darknet importer (``cv2.dnn.readNetFromDarknet``) and with our model
-    on ``x`` ``(C, H, W)`` or ``(1, C, H, W)``, and compare every layer OpenCV exposes.
+    on ``x`` ``(C, H, W)`` or ``(1, C, H, W)`` (default: ``numpy.random.default_rng(seed).random`` in
+    [0, 1) at the network's input size), and compare every layer OpenCV exposes.
 
     Use weights with random BN statistics (``darkweights init``: variance 0.5..1.5): OpenCV's
     BN epsilon is 1e-6, Darknet's 1e-5, which calibrated statistics amplify (fixtures README).
-    ``bn_eps="darknet"`` compares our Darknet-faithful model (tolerance 1e-4: the epsilon gap alone
+    ``bn_eps="darknet"`` compares our Darknet-faithful model (tolerance 2e-4: the epsilon gap alone
     moves each BN layer by up to ~1e-5 and accumulates); ``bn_eps="opencv"`` rebuilds our model with
     OpenCV's epsilon so that everything else is compared tightly (tolerance 1e-5).
     """
@@ -348,6 +346,8 @@ def compare_with_opencv(net: Any, x: Any, *, tolerance: Optional[float] = None, 
 
     if not net.has_weights:
         raise ValueError("compare_with_opencv needs a network with weights (darkweights.load(cfg, weights))")
+    if x is None:
+        x = np.random.default_rng(seed).random((net.channels, net.height, net.width), dtype=np.float32)
     x = np.asarray(x, np.float32)
     if x.ndim == 3:
         x = x[None]
@@ -379,6 +379,21 @@ def compare_with_opencv(net: Any, x: Any, *, tolerance: Optional[float] = None, 
     report = Report(Path(net.path or "network").name, "opencv",
                     meta={"opencv": cv2.__version__, "input_shape": list(x.shape), "tolerance_rule":
                           f"{tolerance:g} per layer", "bn_eps": bn_eps, "fusion": False, "winograd": False})
+    variances = [a for k, a in net.arrays().items() if k.endswith("rolling_variance")]
+    if variances and bn_eps == "darknet":
+        smallest = float(min(float(np.min(a)) for a in variances))
+        report.meta["bn_variance_min"] = smallest
+        if smallest < 0.05:
+            report.meta["warning"] = (
+                f"BN rolling variances go down to {smallest:.3g}: OpenCV's BN epsilon (1e-6, Darknet 1e-5) then moves "
+                "outputs far beyond float rounding. Compare on random-statistics weights (darkweights init) or pass "
+                "bn_eps='opencv'")
+    with np.errstate(over="ignore", invalid="ignore"):
+        _fill_opencv_rows(report, net, ours, results, mapping, tolerance)
+    return report
+
+
+def _fill_opencv_rows(report: Report, net: Any, ours: list, results: dict, mapping: dict, tolerance: float) -> None:
     for layer in net.layers:
         i = layer.index
         if i not in mapping:
@@ -404,4 +419,3 @@ def compare_with_opencv(net: Any, x: Any, *, tolerance: Optional[float] = None, 
         diff, scale, rel, extra = compare_arrays(mine, ref)
         report.rows.append(Row(i, layer.type, diff, scale, rel, tolerance, bool(rel <= tolerance),
                                (note + (" " + extra if extra else "")).strip()))
-    return report

@@ -1,9 +1,22 @@
-"""PyTorch backend: ``darkweights.torch.build(net)`` (or ``net.to_torch()``) rebuilds a Darknet
-network as an ``nn.Module`` computing what Darknet's CPU forward computes, layer by layer.
+"""PyTorch backend: rebuild a Darknet network as an ``nn.Module`` that computes, layer by layer,
+what Darknet's CPU forward pass computes.
 
-Modules: :mod:`.builder` (``build``, ``DarknetModel``), :mod:`.base` (registry, build context),
-:mod:`.activations`, :mod:`.layers` (one module per layer family), :mod:`.heads`,
-:mod:`.recurrent`.
+>>> import darkweights
+>>> net = darkweights.load("yolov4-tiny.cfg", "yolov4-tiny.weights")
+>>> model = net.to_torch()                     # == darkweights.torch.build(net)
+>>> heads = model(x)                           # x: (N, C, H, W) float32; list of [yolo] outputs
+>>> outs = model(x, all_outputs=True)          # every layer's output, Darknet layout
+>>> darkweights.save_weights(model.state_dict(), "copy.weights", net=net)   # byte-identical
+
+``build(net, fuse_bn=False, bug_compatible=False)``: ``fuse_bn`` folds batch-norm like Darknet's
+``fuse_conv_batchnorm`` (fastest; what ``darknet detector test`` runs); ``bug_compatible``
+reproduces Darknet CPU bugs (zeros for activations it does not compute) instead of raising
+:class:`~darkweights.errors.UnsupportedError`.
+
+Modules: :mod:`.builder` (``build``, ``DarknetModel``), :mod:`.base` (module registry keyed by
+the catalogue's layer ``type``, build context), :mod:`.activations`, :mod:`.layers` (one module
+per layer family), :mod:`.heads` (yolo, Gaussian_yolo, region, detection, softmax),
+:mod:`.recurrent` (rnn, gru, lstm, crnn).
 """
 
 from __future__ import annotations

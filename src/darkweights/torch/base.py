@@ -11,7 +11,7 @@ layer has image geometry, else ``(N, outputs)``. Modules never modify ``x`` or `
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 import torch
@@ -184,7 +184,3 @@ def natural_shape(layer: Layer) -> tuple[int, ...]:
     if layer.type == "region" or not layer.next_input.is_image:
         return (layer.next_input.size,)
     return layer.next_input.chw
-
-
-def stack_rows(parts: Sequence[torch.Tensor]) -> torch.Tensor:
-    return parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=1)

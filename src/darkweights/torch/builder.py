@@ -11,6 +11,7 @@ from torch import nn
 from ..errors import DarkweightsWarning
 from . import heads, layers, recurrent  # noqa: F401  (registration side effect)
 from .base import MODULES, BuildContext, DarknetLayer, natural_shape, unsupported
+from .layers import ConvUnit
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -47,6 +48,31 @@ class DarknetModel(nn.Module):
             keep.update(m.sources)
         self._keep = frozenset(keep)
         self.eval()
+
+    @property
+    def prepack(self) -> bool:
+        """Cache convolution weights in oneDNN's blocked layout on the first inference call (default).
+
+        Faster on CPU, at the cost of a second copy of the convolution weights in memory; the
+        parameters themselves stay zero-copy views of the weights file. Set to ``False`` to drop
+        the caches and use ``F.conv2d`` directly."""
+        return all(u.prepack for u in self._conv_units())
+
+    @prepack.setter
+    def prepack(self, value: bool) -> None:
+        for u in self._conv_units():
+            u.prepack = bool(value)
+            if not value:
+                u.__dict__.pop("_pack_cache", None)
+
+    def _conv_units(self) -> list:
+        units = []
+        for m in self.layers:
+            unit = m.__dict__.get("unit")
+            if isinstance(unit, ConvUnit):
+                units.append(unit)
+            units.extend(c for c in m.modules() if isinstance(c, ConvUnit))
+        return units
 
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):

@@ -3,8 +3,11 @@ fixtures/README "What l.output holds"). Box decoding is post-processing and live
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
+from ..errors import DarkweightsWarning
 from ..layers import Layer
 from .base import BuildContext, DarknetLayer, register, unsupported
 
@@ -120,6 +123,10 @@ class Softmax(DarknetLayer):
             raise unsupported(layer, "tree= (hierarchical softmax) is not supported", ctx.net)
         self.groups = layer.groups
         self.temperature = float(layer.temperature)
+        if layer.spatial:
+            warnings.warn(f"{ctx.net.path}:{layer.line}: layer {layer.index} [softmax] spatial=1 is honoured only by "
+                          "Darknet's GPU build; like its CPU build, this model ignores it", DarkweightsWarning,
+                          stacklevel=4)
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         n = x.shape[0]

@@ -6,6 +6,7 @@ Heads (yolo, region, detection, softmax ...) live in :mod:`.heads`, recurrent la
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -13,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import DarkweightsWarning
 from ..layers import Layer
-from .base import BuildContext, DarknetLayer, register, unsupported
+from .base import BuildContext, DarknetLayer, natural_shape, register, unsupported
 
 FLT_MAX = float(np.finfo(np.float32).max)
 _PREPACK_OK = [hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()]
@@ -32,6 +34,10 @@ class Holder(nn.Module):
             if v is not None:
                 self.register_buffer(k, v)
 
+    def extra_repr(self) -> str:
+        items = list(self._parameters.items()) + list(self._buffers.items())
+        return ", ".join(f"{k}={tuple(v.shape)}" for k, v in items if v is not None)
+
 
 def make_bn(ctx: BuildContext, arrays: dict, prefix: str = "", *, biases: bool = True) -> Holder:
     """BatchNorm holder: ``weight``/``bias`` parameters, ``running_mean``/``running_var`` buffers."""
@@ -44,7 +50,7 @@ def make_bn(ctx: BuildContext, arrays: dict, prefix: str = "", *, biases: bool =
     return bn
 
 
-def batchnorm_(y: torch.Tensor, bn: nn.Module, pjreddie_cpu: bool) -> torch.Tensor:
+def batchnorm_(y: torch.Tensor, bn: nn.Module, pjreddie_cpu: bool, centered: bool = False) -> torch.Tensor:
     """Darknet's inference BN on an owned tensor, in Darknet's operation order:
     ``(x - mean) / sqrt(var + eps) * scale + bias``, eps = ``bn.eps`` (1e-5); pjreddie's CPU
     ``normalize_cpu`` uses ``sqrt(var) + 1e-6`` instead."""
@@ -52,7 +58,9 @@ def batchnorm_(y: torch.Tensor, bn: nn.Module, pjreddie_cpu: bool) -> torch.Tens
     var = bn.running_var
     denom = var.sqrt().add(bn.eps) if pjreddie_cpu else (var + bn.eps).sqrt()
     k = bn.weight / denom
-    return y.sub_(bn.running_mean.view(shape)).mul_(k.view(shape)).add_(bn.bias.view(shape))
+    if not centered:  # centered: the caller already subtracted the rolling mean
+        y = y.sub_(bn.running_mean.view(shape))
+    return y.mul_(k.view(shape)).add_(bn.bias.view(shape))
 
 
 def fold_bn(weights: np.ndarray, biases: np.ndarray, scales: np.ndarray, mean: np.ndarray, var: np.ndarray,
@@ -162,18 +170,20 @@ class ConvUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.xnor:
             y = self._xnor(x, self.weight())
-        else:
-            bias = None if self.has_bn else self.bias()
-            post = self.post if not self.has_bn else None
-            y = self._conv(x, bias, post)
-            if post is not None:
-                return y
-        if self.has_bn and not self.skip_bn:
-            y = batchnorm_(y, self.bn_module(), self.pj)
-        elif self.xnor:
-            # bias (or, with skip_bn, Darknet's CPU xnor path adding the BN shift without normalising)
-            y = y.add_(self.bias().view(1, -1, 1, 1))
-        return self.act(y)
+            if self.has_bn and not self.skip_bn:
+                y = batchnorm_(y, self.bn_module(), self.pj)
+            else:  # the bias (with skip_bn: Darknet's CPU xnor path adds the BN shift without normalising)
+                y = y.add_(self.bias().view(1, -1, 1, 1))
+            return self.act(y)
+        if self.has_bn:
+            # the convolution subtracts the rolling mean through its bias, then BN scales and shifts:
+            # (x - mean) / sqrt(var + eps) * scale + bias in Darknet's order
+            bn = self.bn_module()
+            y = self._conv(x, bn.running_mean.neg(), None)
+            return self.act(batchnorm_(y, bn, self.pj, centered=True))
+        if self.post is not None:  # activation fused into the convolution
+            return self._conv(x, self.bias(), self.post)
+        return self.act(self._conv(x, self.bias(), None))
 
     def _conv(self, x: torch.Tensor, bias: Optional[torch.Tensor], post: Optional[tuple]) -> torch.Tensor:
         """The convolution (plus, with ``post``, its activation fused into the oneDNN call).
@@ -241,6 +251,9 @@ class Convolutional(DarknetLayer):
             if layer.stride_x != layer.stride_y or layer.dilation != 1 or layer.antialiasing:
                 raise unsupported(layer, "xnor=1 with stride_x != stride_y, dilation or antialiasing: Darknet's "
                                   "bit-packed CPU path does not implement these", net)
+        if layer.flipped and not ab and layer.groups > 1:
+            raise unsupported(layer, "flipped=1 with groups > 1: pjreddie transposes c*size*size x filters values, "
+                              "more than the layer stores", net)
         share = None
         if layer.share_index is not None:
             target = ctx.modules[layer.share_index]
@@ -490,10 +503,11 @@ class Route(DarknetLayer):
         srcs = [ctx.source(layer, i) for i in self.sources]
         self.groups, self.group_id = layer.groups, layer.group_id
         out = layer.output
-        # channel slices when every input is an image of the output's size that splits evenly
+        # channel slices when every input is an image tensor of the output's size that splits evenly;
+        # otherwise Darknet's flat slices
         self.channel_mode = out.is_image and all(
-            s.output.is_image and (s.output.h, s.output.w) == (out.h, out.w) and s.output.c % self.groups == 0
-            for s in srcs)
+            len(natural_shape(s)) == 3 and (s.output.h, s.output.w) == (out.h, out.w)
+            and s.output.c % self.groups == 0 for s in srcs)
         self.parts = [s.output.size // self.groups for s in srcs]
         self.chans = [s.output.c // self.groups for s in srcs]
 
@@ -504,16 +518,9 @@ class Route(DarknetLayer):
                 parts = [outs[i] for i in self.sources]
             else:
                 parts = [outs[i][:, g * c:(g + 1) * c] for i, c in zip(self.sources, self.chans)]
-            if len(parts) == 1:
-                return parts[0]
-            return torch.cat([self.image(p, _src_shape(p)) for p in parts], dim=1)
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         parts = [self.flat(outs[i])[:, g * p:(g + 1) * p] for i, p in zip(self.sources, self.parts)]
         return self.shaped(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
-
-
-def _src_shape(t: torch.Tensor):
-    from ..layers import Shape
-    return Shape.image(*t.shape[1:]) if t.dim() == 4 else None
 
 
 @register("shortcut")
@@ -658,6 +665,10 @@ class Reorg(DarknetLayer):
             return
         self.mode = "gather"
         s = layer.stride
+        if layer.type == "reorg3d" and layer.reverse:
+            warnings.warn(f"{ctx.net.path}:{layer.line}: layer {layer.index} [reorg3d] reverse=1 reproduces Darknet "
+                          "literally, which is not the inverse of the forward mapping (a Darknet bug)",
+                          DarkweightsWarning, stacklevel=4)
         if layer.type == "reorg":  # reorg_cpu(input, l.w, l.h, l.c, stride, forward=reverse)
             w, h, c = layer.input.w, layer.input.h, layer.input.c
         else:  # reorg3d: reorg_cpu(input, l.out_w, l.out_h, l.out_c, stride, forward=reverse)
@@ -687,8 +698,12 @@ class Reorg(DarknetLayer):
 class Identity(DarknetLayer):
     """Layers that are the identity at inference (their buffer is the previous layer's)."""
 
+    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
+        super().__init__(layer, ctx)
+        self.natural = natural_shape(layer)
+
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
-        return x
+        return x if tuple(x.shape[1:]) == self.natural else x.reshape(x.shape[0], *self.natural)
 
 
 @register("activation")
