@@ -201,7 +201,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         net = _load(args, args.cfg, args.weights)
         if args.against != "opencv":
             raise DarkweightsError("without --fixture, compare --against opencv")
-        report = verify.compare_with_opencv(net)
+        report = verify.compare_with_opencv(net, bn_eps=args.bn_eps)
     if args.json:
         print(report.to_json())
     else:
@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixture", help="a fixture directory (model.cfg, model.weights, input.npy, outputs.npz)")
     p.add_argument("--against", choices=("opencv",), help="cross-check with OpenCV's Darknet importer")
     p.add_argument("--teacher-forcing", action="store_true", help="feed each layer the reference inputs")
+    p.add_argument("--bn-eps", choices=("darknet", "opencv"), default="darknet",
+                   help="with --against opencv: run our model with OpenCV's BN epsilon (1e-6) to compare trained "
+                        "weights tightly; default: Darknet's 1e-5 (use random-statistics weights)")
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_verify)
