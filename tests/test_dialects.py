@@ -1,0 +1,100 @@
+"""Where the three forks store or accept things differently (spec §0.4, §2.4-2.11)."""
+
+from __future__ import annotations
+
+import pytest
+
+import darkweights as dw
+from darkweights.weightsfile import Header
+
+from .conftest import write_cfg
+
+IMG = "[net]\nwidth=4\nheight=4\nchannels=2\n"
+FLAT = "[net]\ninputs=6\n"
+
+
+def layout(tmp_path, text, dialect):
+    net = dw.load(write_cfg(tmp_path, text), dialect=dialect)
+    return [(p.name, p.shape) for p in net.layout()]
+
+
+def test_batchnorm_arrays(tmp_path):
+    text = IMG + "[batchnorm]\n"
+    assert layout(tmp_path, text, "alexeyab") == [("biases", (2,)), ("scales", (2,)), ("rolling_mean", (2,)),
+                                                  ("rolling_variance", (2,))]
+    assert layout(tmp_path, text, "pjreddie") == [("scales", (2,)), ("rolling_mean", (2,)), ("rolling_variance", (2,))]
+    with pytest.raises(dw.CfgError, match="not supported by hank-ai"):
+        layout(tmp_path, text, "hankai")
+
+
+def test_gru_order(tmp_path):
+    text = FLAT + "[gru]\noutput=3\n"
+    ab = [n for n, s in layout(tmp_path, text, "alexeyab") if n.endswith("weights")]
+    pj = [n for n, s in layout(tmp_path, text, "pjreddie") if n.endswith("weights")]
+    assert ab == [f"{k}_{g}_layer.weights" for k in ("input", "state") for g in "zrh"]
+    assert pj == [f"{k}_{g}_layer.weights" for k in ("state", "input") for g in "zrh"]
+    shapes = dict(layout(tmp_path, text, "alexeyab"))
+    assert shapes["input_z_layer.weights"] == (3, 6) and shapes["state_z_layer.weights"] == (3, 3)
+
+
+def test_lstm_order(tmp_path):
+    text = FLAT + "[lstm]\noutput=3\nbatch_normalize=1\n"
+    ab = [n.split(".")[0] for n, s in layout(tmp_path, text, "alexeyab") if n.endswith("weights")]
+    pj = [n.split(".")[0] for n, s in layout(tmp_path, text, "pjreddie") if n.endswith("weights")]
+    assert ab == ["wf", "wi", "wg", "wo", "uf", "ui", "ug", "uo"]
+    assert pj == ["wi", "wf", "wo", "wg", "ui", "uf", "uo", "ug"]
+    names = [n for n, s in layout(tmp_path, text, "alexeyab")][:5]
+    assert names == ["wf.biases", "wf.weights", "wf.scales", "wf.rolling_mean", "wf.rolling_variance"]
+
+
+def test_rnn_hidden(tmp_path):
+    text = FLAT + "[rnn]\noutput=3\nhidden=5\n"
+    ab = dict(layout(tmp_path, text, "alexeyab"))
+    assert ab["input_layer.weights"] == (5, 6) and ab["output_layer.weights"] == (3, 5)
+    with pytest.warns(dw.DarkweightsWarning, match="unused option hidden=5"):
+        pj = dict(layout(tmp_path, text, "pjreddie"))
+    assert pj["input_layer.weights"] == (3, 6) and pj["self_layer.weights"] == (3, 3)
+
+
+def test_crnn_option_names(tmp_path):
+    pj = dict(layout(tmp_path, IMG + "[crnn]\nhidden_filters=4\noutput_filters=3\n", "pjreddie"))
+    assert pj["input_layer.weights"] == (4, 2, 3, 3) and pj["output_layer.weights"] == (3, 4, 3, 3)
+    ab = dict(layout(tmp_path, IMG + "[crnn]\nhidden=4\noutput=3\nsize=1\n", "alexeyab"))
+    assert ab["input_layer.weights"] == (4, 2, 1, 1)
+
+
+def test_weighted_shortcut(tmp_path):
+    base = IMG + "[convolutional]\nfilters=2\nactivation=linear\n[convolutional]\nfilters=2\nactivation=linear\n"
+    text = base + "[shortcut]\nfrom=-2,-1\nweights_type=per_layer\nweights_normalization=relu\n"
+    assert dict(layout(tmp_path, text, "alexeyab"))["weights"] == (3,)
+    with pytest.raises(dw.CfgError, match="weights_type='per_layer'"):
+        layout(tmp_path, text, "hankai")
+    with pytest.raises(dw.CfgError, match="weights_normalization='none'"):
+        # AB aborts: with weights the normalisation must be relu/avg_relu/softmax
+        layout(tmp_path, base + "[shortcut]\nfrom=-2\nweights_type=per_channel\n", "alexeyab")
+    net = dw.load(write_cfg(tmp_path, base + "[shortcut]\nfrom=-2\nalpha=0.5\nbeta=2\n"), dialect="pjreddie")
+    assert (net.layers[2].alpha, net.layers[2].beta) == (0.5, 2.0)
+    assert net.layers[2].arrays() == []
+
+
+def test_header_written_per_dialect():
+    assert Header.for_dialect("alexeyab").to_bytes() == bytes([0, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0]) + bytes(8)
+    assert Header.for_dialect("hankai").to_bytes()[:12] == Header.for_dialect("alexeyab").to_bytes()[:12]
+    assert Header.for_dialect("pjreddie").to_bytes() == bytes([0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]) + bytes(8)
+
+
+def test_route_groups_are_ab_only(tmp_path):
+    text = IMG + "[convolutional]\nfilters=4\nactivation=linear\n[route]\nlayers=-1\ngroups=2\ngroup_id=1\n"
+    assert dw.load(write_cfg(tmp_path, text)).layers[1].output.c == 2
+    with pytest.warns(dw.DarkweightsWarning, match="unused option groups=2"):
+        net = dw.load(write_cfg(tmp_path, text), dialect="pjreddie")
+    assert net.layers[1].output.c == 4  # pjreddie ignores groups: its shapes and offsets differ from here on
+
+
+def test_pjreddie_cross_resolution_shortcut(tmp_path):
+    text = IMG + ("[convolutional]\nfilters=4\nactivation=linear\n[convolutional]\nfilters=8\nsize=3\nstride=2\n"
+                  "pad=1\nactivation=linear\n[shortcut]\nfrom=-2\n")
+    with pytest.raises(dw.ShapeError, match="pjreddie"):
+        dw.load(write_cfg(tmp_path, text))
+    net = dw.load(write_cfg(tmp_path, text), dialect="pjreddie")
+    assert net.layers[2].output.chw == (8, 2, 2)
