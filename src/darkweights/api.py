@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+import os
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Union
 
 from .errors import ArrayError
 from .network import Network, header_from, load
 from .weightsfile import Header
 
-PathLike = Union[str, Path]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
-@dataclass(frozen=True)
-class BundledModel:
-    cfg: Path
-    weights: Path
-    names: Path
+class BundledModel(NamedTuple):
+    cfg: "Path"
+    weights: "Path"
+    names: "Path"
 
 
 def default_model() -> BundledModel:
     """Yolo-Fastest 1.1 (COCO, public domain), shipped as package data so the CLI works offline."""
+    from pathlib import Path
+
     root = Path(__file__).resolve().parent / "data"
     return BundledModel(root / "yolo-fastest-1.1.cfg", root / "yolo-fastest-1.1.weights", root / "coco.names")
 
@@ -67,7 +70,7 @@ def save_weights(source: Any, path: PathLike, *, net: Optional[Network] = None, 
         net = load(cfg, dialect=dialect or "alexeyab")
     hdr = header_from(header, net.dialect) or (net.header if net.has_weights else Header.for_dialect(net.dialect))
     if seen is not None:
-        hdr = replace(hdr, seen=int(seen))
+        hdr = hdr._replace(seen=int(seen))
     if arrays is not None:
         arrays = arrays_by_key(net, arrays, hdr)
     return net.save_weights(path, arrays, header=hdr, cutoff=cutoff)

@@ -14,10 +14,9 @@ to the value); it warns where that changes what Darknet itself would read.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
 from .errors import CfgError, DarkweightsWarning
@@ -31,22 +30,34 @@ def check_dialect(dialect: str) -> str:
     return dialect
 
 
-@dataclass
 class Option:
-    key: str
-    value: str
-    line: int
-    comment: str = ""  # inline comment removed from the value (lenient mode)
-    used: bool = False
+    """One ``key=value`` line; ``used`` records whether a layer read it (Darknet's ``option_unused``)."""
+
+    __slots__ = ("key", "value", "line", "comment", "used")
+
+    def __init__(self, key: str, value: str, line: int, comment: str = "") -> None:
+        self.key = key
+        self.value = value
+        self.line = line
+        self.comment = comment  # inline comment removed from the value (lenient mode)
+        self.used = False
+
+    def __repr__(self) -> str:
+        return f"Option({self.key}={self.value!r}, line {self.line})"
 
 
-@dataclass
 class Section:
     """One ``[name]`` block with its options in file order."""
 
-    name: str  # text between the brackets, e.g. "conv"
-    line: int
-    options: list[Option] = field(default_factory=list)
+    __slots__ = ("name", "line", "options")
+
+    def __init__(self, name: str, line: int) -> None:
+        self.name = name  # text between the brackets, e.g. "conv"
+        self.line = line
+        self.options: list[Option] = []
+
+    def __repr__(self) -> str:
+        return f"Section([{self.name}], line {self.line}, {len(self.options)} options)"
 
     @property
     def header(self) -> str:
@@ -68,12 +79,15 @@ class Section:
             opt.value, opt.comment = value, ""
 
 
-@dataclass
 class CfgFile:
-    sections: list[Section]
-    path: Optional[str] = None
-    text: str = ""
-    dialect: str = "alexeyab"
+    """A parsed cfg: ``[net]`` first, then one section per layer, and the original text."""
+
+    def __init__(self, sections: list[Section], path: Optional[str] = None, text: str = "",
+                 dialect: str = "alexeyab") -> None:
+        self.sections = sections
+        self.path = path
+        self.text = text
+        self.dialect = dialect
 
     @property
     def net(self) -> Section:
@@ -84,13 +98,14 @@ class CfgFile:
         return self.sections[1:]
 
 
-def read_cfg(source: Union[str, Path], *, dialect: str = "alexeyab", text: Optional[str] = None) -> CfgFile:
+def read_cfg(source: Union[str, "os.PathLike[str]"], *, dialect: str = "alexeyab", text: Optional[str] = None) -> CfgFile:
     """Parse a cfg file (or ``text`` with ``source`` as its display name)."""
     check_dialect(dialect)
-    path = str(source)
+    path = os.fspath(source)
     if text is None:
         try:
-            raw = Path(source).read_bytes()
+            with open(source, "rb") as f:
+                raw = f.read()
         except OSError as exc:
             raise CfgError(f"cannot read cfg: {exc.strerror or exc}", file=path) from None
         if b"\0" in raw[:4096]:

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .errors import DarkweightsError, DarkweightsWarning

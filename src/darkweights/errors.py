@@ -6,10 +6,10 @@ CLI can print one line a user can act on, without a traceback.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Optional, Union
 
-PathLike = Union[str, Path]
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 class DarkweightsError(Exception):

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import struct
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Union
 
 from .errors import ArrayError
@@ -30,7 +29,7 @@ from .weightsfile import FLOAT, atomic_output
 if TYPE_CHECKING:
     import numpy as np
 
-PathLike = Union[str, Path]
+PathLike = Union[str, "os.PathLike[str]"]
 META_KEY = "__darkweights__"  # npz entry holding the metadata JSON
 HEADER_KEY = "__darknet_header__"  # safetensors: the .weights header bytes (uint8), first in the data
 FORMAT_VERSION = "1"
@@ -44,7 +43,7 @@ def metadata(net: Network) -> dict[str, str]:
         "format": "darkweights",
         "format_version": FORMAT_VERSION,
         "cfg": net.cfg.text,
-        "cfg_name": Path(net.path or "model.cfg").name,
+        "cfg_name": os.path.basename(net.path or "model.cfg"),
         "dialect": net.dialect,
         "header": json.dumps(net.header.as_dict()),
         "input": json.dumps({"width": net.width, "height": net.height, "channels": net.channels}),
@@ -56,7 +55,7 @@ def metadata(net: Network) -> dict[str, str]:
 
 def export_arrays(net: Network, path: PathLike, *, layers: Optional[Iterable[int]] = None) -> int:
     """Write the bound weights as ``.npz`` or ``.safetensors`` (by extension); returns bytes written."""
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npz":
         return _write_npz(net, path, layers)
     if suffix == ".safetensors":
@@ -132,7 +131,7 @@ def _copy_exact(src: Any, dst: Any, offset: int, nbytes: int) -> None:
 
 def read_arrays(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
     """Arrays and metadata from a ``.npz`` or ``.safetensors`` file (safetensors memory-mapped)."""
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npz":
         return _read_npz(path)
     if suffix == ".safetensors":
@@ -162,7 +161,7 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str
     import numpy as np
 
     try:
-        size = Path(path).stat().st_size
+        size = os.path.getsize(path)
         with open(path, "rb") as f:
             raw_len = f.read(8)
             if len(raw_len) < 8:

@@ -9,8 +9,8 @@ zero-copy views.
 
 from __future__ import annotations
 
+import os
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence, Union
 
 from .activations import ACTIVATIONS
@@ -22,7 +22,7 @@ from .weightsfile import Header, Param, map_body, read_floats, read_header, view
 if TYPE_CHECKING:
     import numpy as np
 
-PathLike = Union[str, Path]
+PathLike = Union[str, "os.PathLike[str]"]
 
 FORK_NAMES = {"alexeyab": "AlexeyAB", "pjreddie": "pjreddie", "hankai": "hank-ai"}
 
@@ -134,7 +134,7 @@ class Network:
         return len(self.layers)
 
     def __repr__(self) -> str:
-        return (f"<Network {Path(self.path or '?').name}: {len(self.layers)} layers, input {self.input}, "
+        return (f"<Network {os.path.basename(self.path or '?')}: {len(self.layers)} layers, input {self.input}, "
                 f"{self.param_count():,} parameters, dialect {self.dialect}>")
 
     @property
@@ -197,7 +197,7 @@ class Network:
                        cutoff: Optional[int], allow_partial: bool) -> int:
         """Explain a size mismatch; return the layer count of a partial (``.conv.N``) file."""
         expected = params[-1].end if params else header.size
-        name = Path(self.path or "cfg").name
+        name = os.path.basename(self.path or "cfg")
         classes = self._classes_hint(size - expected) if cutoff is None else ""
         if size > expected:
             raise WeightsError(

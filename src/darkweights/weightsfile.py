@@ -12,23 +12,19 @@ import contextlib
 import math
 import os
 import struct
-import tempfile
 from array import array
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
 
 from .errors import ArrayError, WeightsError
 
 if TYPE_CHECKING:
     import numpy as np
 
-PathLike = Union[str, Path]
+PathLike = Union[str, "os.PathLike[str]"]
 FLOAT = "<f4"  # numpy is imported only where arrays are touched: opening and validating stay fast
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """``major, minor, revision`` (int32) then ``seen`` (uint32 or uint64, §1.3)."""
 
     major: int = 0
@@ -83,8 +79,7 @@ class Header:
                 "header_bytes": self.size, "transpose": self.transpose}
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """One stored array placed in a file: the format as data, shared by every reader and writer."""
 
     key: str  # stable export name, "layer_012.biases"
@@ -185,10 +180,12 @@ def view(body: "np.ndarray", header: Header, p: Param) -> "np.ndarray":
 @contextlib.contextmanager
 def atomic_output(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it into place only on success."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
+    import tempfile  # lazily: it pulls in random/hashlib, which reading never needs
+
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
     except OSError as exc:
         raise WeightsError(f"cannot write here: {exc.strerror or exc}", file=path) from None
     try:

@@ -9,8 +9,7 @@ builder all walk :meth:`Layer.stored`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Optional
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Optional
 
 from ..cfg import Options, Section
 from ..errors import ShapeError
@@ -19,8 +18,7 @@ if TYPE_CHECKING:
     from ..network import Builder
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(NamedTuple):
     """A layer output as Darknet reports it: ``out_c, out_h, out_w`` and ``outputs``.
 
     Layers without image geometry (softmax, gru, detection...) have ``c = h = w = 0``.
@@ -51,8 +49,7 @@ class Shape:
         return f"{self.c}x{self.h}x{self.w}" if self.is_image else f"{self.size}"
 
 
-@dataclass(frozen=True)
-class ArraySpec:
+class ArraySpec(NamedTuple):
     """One float32 array a layer stores, before it is placed in a file.
 
     ``shape`` is the array as Darknet holds it in memory. ``transposable`` marks connected
