@@ -110,3 +110,20 @@ def test_edit_arrays_then_pack(tmp_path):
     orig = dw.load(m.cfg, m.weights).arrays()
     assert np.array_equal(back["layer_000.biases"], orig["layer_000.biases"] + 1)
     assert np.array_equal(back["layer_001.weights"], orig["layer_001.weights"])
+
+
+def test_pack_from_torch_state_dict(tmp_path):
+    """Fine-tuned in PyTorch, saved with torch.save: pack it home byte-identically."""
+    torch = pytest.importorskip("torch", reason="the [torch] extra is not installed")
+    m = dw.default_model()
+    net = dw.load(m.cfg, m.weights)
+    pt = tmp_path / "model.pt"
+    torch.save(net.to_torch().state_dict(), pt)
+    out = tmp_path / "back.weights"
+    assert main(["pack", str(m.cfg), str(pt), "-o", str(out)]) == 0
+    # the header is not part of a state_dict: the default AlexeyAB header (seen=0) is written
+    assert out.read_bytes()[20:] == m.weights.read_bytes()[20:]
+    bad = tmp_path / "evil.pt"
+    torch.save({"layers.0.conv.weight": object()}, bad)
+    assert main(["pack", str(m.cfg), str(bad), "-o", str(tmp_path / "x.weights")]) == 2
+    assert not (tmp_path / "x.weights").exists()

@@ -130,13 +130,31 @@ def _copy_exact(src: Any, dst: Any, offset: int, nbytes: int) -> None:
 
 
 def read_arrays(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
-    """Arrays and metadata from a ``.npz`` or ``.safetensors`` file (safetensors memory-mapped)."""
+    """Arrays and metadata from ``.npz``, ``.safetensors`` (memory-mapped) or a PyTorch ``state_dict``
+    saved with ``torch.save`` (``.pt``/``.pth``, loaded with ``weights_only=True``)."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npz":
         return _read_npz(path)
     if suffix == ".safetensors":
         return _read_safetensors(path)
-    raise ArrayError(f"unknown array format {suffix!r}: use .npz or .safetensors", file=path)
+    if suffix in (".pt", ".pth"):
+        return _read_state_dict(path)
+    raise ArrayError(f"unknown array format {suffix!r}: use .npz, .safetensors or a .pt/.pth state_dict", file=path)
+
+
+def _read_state_dict(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
+    import torch  # optional dependency
+
+    try:
+        # weights_only: a user's file must never be able to run code on load
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/unsafe files
+        raise ArrayError(f"not a loadable PyTorch state_dict: {str(exc).splitlines()[0][:200]}", file=path) from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ArrayError("expected a state_dict (a mapping of names to tensors)", file=path)
+    return {k: v.detach().numpy() for k, v in obj.items()}, {}
 
 
 def _read_npz(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
