@@ -207,3 +207,14 @@ def test_inputs_are_never_modified(tmp_path, model):
     after = listing(tmp_path)
     after.pop("x.npz")
     assert after == before and os.stat(weights).st_mtime_ns == stat.st_mtime_ns
+
+
+def test_absurd_cfg_sizes_fail_cleanly(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n[connected]\noutput=999999999999\n"
+                    "activation=linear\n", "huge.cfg")
+    run_fail(capsys, ["init", cfg, "-o", tmp_path / "huge.weights"], "huge.weights", "bytes are free")
+    assert not (tmp_path / "huge.weights").exists()
+    weights = tmp_path / "small.weights"
+    weights.write_bytes(bytes(20) + bytes(400))
+    # the cfg's size is never allocated: the file is checked against it first
+    run_fail(capsys, ["extract", cfg, weights, "-o", tmp_path / "x.npz"], "small.weights", "missing")

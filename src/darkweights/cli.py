@@ -311,6 +311,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as exc:
         print(f"darkweights: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError:
+        print("darkweights: error: out of memory (does the cfg ask for absurdly large layers?)", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("darkweights: interrupted", file=sys.stderr)
         return 130

@@ -8,16 +8,23 @@ time and streamed to disk, so a 250 MB file never needs 250 MB of memory.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
 import numpy as np
 
 from .network import Network
-from .weightsfile import FLOAT, Header, Param, write_stream
+from .errors import WeightsError
+from .weightsfile import FLOAT, Header, Param, atomic_output
 
 
-def random_array(net: Network, p: Param, rng: np.random.Generator) -> np.ndarray:
+CHUNK = 1 << 22  # floats generated at a time when streaming to disk (16 MiB)
+
+
+def value_range(net: Network, p: Param) -> tuple[float, float]:
+    """The uniform range each kind of array is drawn from."""
     layer = net.layers[p.layer]
     if p.role in ("scales", "rolling_variance"):
         lo, hi = 0.5, 1.5
@@ -32,6 +39,11 @@ def random_array(net: Network, p: Param, rng: np.random.Generator) -> np.ndarray
         dims = p.shape[2:] if layer.type == "local" else p.shape[1:]
         fan_in = max(int(np.prod(dims)), 1)
         lo, hi = -np.sqrt(3.0 / fan_in), np.sqrt(3.0 / fan_in)
+    return lo, hi
+
+
+def random_array(net: Network, p: Param, rng: np.random.Generator) -> np.ndarray:
+    lo, hi = value_range(net, p)
     return rng.uniform(lo, hi, size=p.shape).astype(FLOAT)
 
 
@@ -44,6 +56,25 @@ def random_arrays(net: Network, seed: int = 0, *, header: Optional[Header] = Non
 
 
 def init(net: Network, path: Union[str, Path], seed: int = 0, *, header: Optional[Header] = None) -> int:
-    """Write a valid ``.weights`` file of random values for ``net``; returns its size in bytes."""
+    """Write a valid ``.weights`` file of random values for ``net``; returns its size in bytes.
+
+    Generates at most 16 MiB at a time (the same values as :func:`random_arrays`: the
+    generator's stream does not depend on how it is split) and checks the free disk space
+    first, so a cfg asking for an absurd size fails cleanly instead of filling the disk.
+    """
     header = header or Header.for_dialect(net.dialect)
-    return write_stream(path, header, random_arrays(net, seed, header=header))
+    params = net.layout(header, mode="save")
+    total = params[-1].end if params else header.size
+    directory = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
+    if free is not None and total > free:
+        raise WeightsError(f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free", file=path)
+    rng = np.random.default_rng(seed)
+    with atomic_output(path) as f:
+        f.write(header.to_bytes())
+        for p in params:
+            lo, hi = value_range(net, p)
+            for start in range(0, p.count, CHUNK):
+                n = min(CHUNK, p.count - start)
+                f.write(rng.uniform(lo, hi, size=n).astype(FLOAT).data)
+    return total
