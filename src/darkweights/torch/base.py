@@ -27,6 +27,30 @@ if TYPE_CHECKING:
 MODULES: dict[str, type["DarknetLayer"]] = {}
 
 
+class ChannelParts(tuple):
+    """A feature map held as its channel blocks ``(N, C_i, H, W)``, in order: a ``[route]``'s
+    concatenation, made only when a layer needs one tensor (:meth:`dense`). Modules with
+    ``takes_parts`` accept it as input or source; the model concatenates it for the others."""
+
+    def dense(self) -> torch.Tensor:
+        return torch.cat(self, dim=1) if len(self) > 1 else self[0]
+
+    def channels(self, lo: int, hi: int) -> list[torch.Tensor]:
+        """The blocks covering channels ``lo:hi``: whole blocks as they are, cut ones as views."""
+        out, start = [], 0
+        for p in self:
+            end = start + p.shape[1]
+            if start < hi and end > lo:
+                out.append(p if lo <= start and end <= hi else p[:, max(lo, start) - start:min(hi, end) - start])
+            start = end
+        return out
+
+
+def dense(x):
+    """``x`` as one tensor (concatenating :class:`ChannelParts`)."""
+    return x.dense() if type(x) is ChannelParts else x
+
+
 def register(*types: str) -> Callable[[type["DarknetLayer"]], type["DarknetLayer"]]:
     """Class decorator: the module that builds catalogue layers of these ``type`` names."""
 
@@ -147,7 +171,10 @@ def _fallback_random(p, rng: np.random.Generator) -> np.ndarray:  # pragma: no c
 
 
 class DarknetLayer(nn.Module):
-    """Base class: one Darknet layer. ``sources`` lists the earlier layers it reads."""
+    """Base class: one Darknet layer. ``sources`` lists the earlier layers it reads; ``takes_parts``:
+    its input and sources may be :class:`ChannelParts` (else the model hands it dense tensors)."""
+
+    takes_parts = False
 
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import DarkweightsWarning
 from . import heads, layers, recurrent  # noqa: F401  (registration side effect)
-from .base import MODULES, BuildContext, DarknetLayer, natural_shape, unsupported
+from .base import MODULES, BuildContext, ChannelParts, DarknetLayer, dense, natural_shape, unsupported
 from .layers import ConvUnit
 
 if TYPE_CHECKING:
@@ -43,11 +43,23 @@ class DarknetModel(nn.Module):
         self.output_shapes = [natural_shape(l) for l in net.layers]
         # oneDNN convolutions and pooling run markedly faster on NHWC data (CPU); values are the same
         self.channels_last = True
-        keep = set(self.heads) | {self.output_index}
-        for m in modules:
-            keep.update(m.sources)
-        self._keep = frozenset(keep)
+        self._plan(modules)
         self.eval()
+
+    def _plan(self, modules: Sequence[DarknetLayer]) -> None:
+        """Which outputs the forward keeps (``_keep``: read by a later layer, or returned) and which it
+        concatenates when they come as :class:`ChannelParts` (``_dense``: the caller or some reader,
+        the next layer included, needs one tensor)."""
+        returned = set(self.heads) | {self.output_index}
+        readers: list[list[DarknetLayer]] = [[] for _ in modules]
+        for i, m in enumerate(modules):
+            if i:
+                readers[i - 1].append(m)  # its input
+            for j in m.sources:
+                readers[j].append(m)
+        self._keep = frozenset(returned | {j for m in modules for j in m.sources})
+        self._dense = frozenset(i for i, r in enumerate(readers)
+                                if i in returned or not all(m.takes_parts for m in r))
 
     @property
     def prepack(self) -> bool:
@@ -101,10 +113,12 @@ class DarknetModel(nn.Module):
             if self.channels_last and x.dim() == 4 and x.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             outs: list = [None] * len(self.layers)
-            keep = self._keep
+            keep, dense = self._keep, self._dense
             cur = x
             for i, module in enumerate(self.layers):
                 cur = module(cur, outs)
+                if type(cur) is ChannelParts and (all_outputs or i in dense):
+                    cur = cur.dense()
                 if all_outputs or i in keep:
                     outs[i] = cur
             if all_outputs:
@@ -116,7 +130,7 @@ class DarknetModel(nn.Module):
     def forward_layer(self, index: int, x: torch.Tensor, outs: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
         """Run one layer on a given input and earlier outputs (teacher forcing)."""
         with torch.inference_mode(not self.training):
-            return self.layers[index](x, list(outs))
+            return dense(self.layers[index](x, list(outs)))
 
     def extra_repr(self) -> str:
         net = self.network

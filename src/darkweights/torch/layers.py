@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import DarkweightsWarning
 from ..layers import Layer
-from .base import BuildContext, DarknetLayer, natural_shape, register, unsupported
+from .base import BuildContext, ChannelParts, DarknetLayer, dense, natural_shape, register, unsupported
 
 FLT_MAX = float(np.finfo(np.float32).max)
 _PREPACK_OK = [hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()]
@@ -402,6 +402,7 @@ class Maxpool(DarknetLayer):
         self.stride = (1, 1) if aa else (layer.stride_y, layer.stride_x)
         self.blur = Blur(aa, layer.input.c, layer.stride_x, layer.stride_y) if aa else None
         self.pad = _pool_geometry(layer)
+        self.takes_parts = not self.depth and self.blur is None
         self.mode = "pad"
         if not self.depth:
             self.mode = self._fast_mode(layer)
@@ -427,7 +428,11 @@ class Maxpool(DarknetLayer):
         return "pad"
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
-        x = self.image(x)
+        if type(x) is ChannelParts:  # pooling is per channel: pool each block (fewer bytes to concatenate)
+            return ChannelParts(self._pool(p) for p in x)
+        return self._pool(self.image(x))
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
         if self.depth:
             n, c, h, w = x.shape
             g = self.out_channels
@@ -485,7 +490,12 @@ class Upsample(DarknetLayer):
         n, c, h, w = x.shape
         if self.stride > 0:
             s = self.stride
-            y = x[:, :, :, None, :, None].expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
+            if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+                # NHWC: repeat whole pixels, so the result stays channels_last for the next conv
+                y = x.permute(0, 2, 3, 1)[:, :, None, :, None].expand(n, h, s, w, s, c)
+                y = y.reshape(n, h * s, w * s, c).permute(0, 3, 1, 2)
+            else:
+                y = x[:, :, :, None, :, None].expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
             return y * self.scale if self.scale != 1.0 else y
         s = -self.stride
         if self.scale != 1.0:
@@ -496,6 +506,8 @@ class Upsample(DarknetLayer):
 @register("route")
 class Route(DarknetLayer):
     """``[route]``: the ``group_id``-th of ``groups`` flat slices of each input, concatenated (§5.7)."""
+
+    takes_parts = True
 
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
@@ -514,12 +526,16 @@ class Route(DarknetLayer):
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         g = self.group_id
         if self.channel_mode:
-            if self.groups == 1:
-                parts = [outs[i] for i in self.sources]
-            else:
-                parts = [outs[i][:, g * c:(g + 1) * c] for i, c in zip(self.sources, self.chans)]
-            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        parts = [self.flat(outs[i])[:, g * p:(g + 1) * p] for i, p in zip(self.sources, self.parts)]
+            # the concatenation stays lazy (ChannelParts): a following maxpool pools the blocks, so
+            # the next conv concatenates the smaller pooled maps instead of the full-size ones
+            parts = []
+            for i, c in zip(self.sources, self.chans):
+                src = outs[i]
+                if type(src) is not ChannelParts:
+                    src = ChannelParts((src,))
+                parts += src if self.groups == 1 else src.channels(g * c, (g + 1) * c)
+            return parts[0] if len(parts) == 1 else ChannelParts(parts)
+        parts = [self.flat(dense(outs[i]))[:, g * p:(g + 1) * p] for i, p in zip(self.sources, self.parts)]
         return self.shaped(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
 
 
