@@ -164,26 +164,27 @@ class Softmax(Layer):
                                                                        if self.temperature != 1 else "")
 
 
+class _Loss(Layer):
+    """A training loss: at inference its output is a flat copy of the input size, never read."""
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.output = Shape.flat(self.input.size)
+
+
 @register
-class Cost(Layer):
+class Cost(_Loss):
     """``[cost]``: training loss; identity/absent at inference (§3.5.17)."""
 
     type = "cost"
     headers = ("cost",)
     training_options = ("type", "scale", "ratio", "noobj", "thresh")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        self.output = Shape.flat(self.input.size)
-
 
 @register
-class Contrastive(Layer):
+class Contrastive(_Loss):
     """``[contrastive]``: training-only loss; a terminal no-op at inference."""
 
     type = "contrastive"
     headers = ("contrastive",)
     forks = frozenset({"alexeyab", "hankai"})
     training_options = ("classes", "yolo_layer", "temperature", "cls_normalizer", "max_delta", "contrastive_neg_max")
-
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        self.output = Shape.flat(self.input.size)

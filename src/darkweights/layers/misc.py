@@ -12,28 +12,29 @@ if TYPE_CHECKING:
     from ..network import Builder
 
 
+class ShapePreserving(Layer):
+    """A layer whose output has its input's shape and that reads no options of its own."""
+
+    def parse(self, opts: Options, builder: "Builder") -> None:
+        self.output = self.input
+
+
 @register
-class Dropout(Layer):
+class Dropout(ShapePreserving):
     """``[dropout]``: identity at inference (aliases the previous output)."""
 
     type = "dropout"
     headers = ("dropout",)
     training_options = ("probability", "dropblock", "dropblock_size_rel", "dropblock_size_abs")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        self.output = self.input
-
 
 @register
-class Empty(Layer):
+class Empty(ShapePreserving):
     """``[empty]``/``[silence]``: identity."""
 
     type = "empty"
     headers = ("empty", "silence")
     forks = frozenset({"alexeyab"})
-
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        self.output = self.input
 
 
 @register
@@ -105,27 +106,21 @@ class History(Layer):
 
 
 @register
-class Logistic(Layer):
+class Logistic(ShapePreserving):
     """pjreddie ``[logistic]`` (sigmoid with cross-entropy loss)."""
 
     type = "logistic"
     headers = ("logistic",)
     forks = frozenset({"pjreddie"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        self.output = self.input
-
 
 @register
-class L2norm(Layer):
+class L2norm(ShapePreserving):
     """pjreddie ``[l2norm]``: per-pixel L2 normalisation over channels."""
 
     type = "l2norm"
     headers = ("l2norm",)
     forks = frozenset({"pjreddie"})
-
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        self.output = self.input
 
 
 @register

@@ -628,15 +628,8 @@ class ScaleChannels(DarknetLayer):
 
 
 @register("sam")
-class Sam(DarknetLayer):
+class Sam(ScaleChannels):
     """``[sam]``: element-wise product of the input and ``from``'s map."""
-
-    def __init__(self, layer: Layer, ctx: BuildContext) -> None:
-        super().__init__(layer, ctx)
-        self.sources = [layer.source]
-        ctx.source(layer, layer.source)
-        self.act = ctx.activation(layer, "generic")
-        self.src_shape = ctx.net.layers[layer.source].output
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         f = self.image(outs[self.sources[0]], self.src_shape)
