@@ -193,3 +193,14 @@ def test_init_read_write_is_byte_identical(cfg, tmp_path):
     net.load_weights(src)
     dw.save_weights(net, out)
     assert sha(out) == sha(src)
+
+
+def test_file_ending_inside_a_layer_is_not_partial(tmp_path):
+    net = dw.load(DATA / "yolov3-tiny.cfg")
+    full = tmp_path / "full.weights"
+    init(net, full, seed=3)
+    biases_end = net.layout()[0].end  # after layer 0's biases, before its BN arrays
+    cut = tmp_path / "cut.weights"
+    cut.write_bytes(full.read_bytes()[:biases_end])
+    with pytest.raises(dw.WeightsError, match="file ends inside array scales"):
+        dw.load(DATA / "yolov3-tiny.cfg", cut)

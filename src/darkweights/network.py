@@ -205,15 +205,10 @@ class Network:
                 f"{size:,}. Most likely the cfg does not belong to these weights (e.g. a different classes=/filters= "
                 f"or a missing layer); Darknet would silently ignore the rest{classes}", file=path, offset=expected)
         # the file ends early: at a layer boundary it is a partial file like darknet53.conv.74
-        ends = {}
-        for p in params:
-            ends[p.layer] = p.end
-        boundaries = sorted(set(ends.values()) | {header.size})
-        if size in boundaries and allow_partial:
-            held = max([i + 1 for i, e in ends.items() if e <= size] + [0])
-            # extend over following parameter-free layers
-            nxt = [p.layer for p in params if p.offset >= size]
-            held = nxt[0] if nxt else len(self.layers)
+        layer_end = {p.layer: p.end for p in params}  # the last array of each layer wins
+        if allow_partial and size in {header.size, *layer_end.values()}:
+            # it holds every layer before the first one whose arrays start at or after the end
+            held = next(p.layer for p in params if p.offset >= size)
             warnings.warn(f"{path}: partial weights file: holds layers 0..{held - 1} of {len(self.layers)} "
                           f"({size:,} of {expected:,} bytes), like darknet's `partial` output (.conv.{held}); "
                           "later layers have no weights", DarkweightsWarning, stacklevel=3)
