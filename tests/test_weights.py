@@ -148,9 +148,14 @@ def test_partial_file_detected(tmp_path):
     out = tmp_path / "again.conv.9"
     dw.save_weights(net2, out)
     assert out.read_bytes() == part.read_bytes()
-    # an explicit cutoff reads only the first layers of a full file
+    # an explicit cutoff reads only the first layers of a file, like darknet's load_weights_upto
     net3 = dw.load(DATA / "yolov3-tiny.cfg", part, cutoff=9)
     assert net3.cutoff == 9
+    net4 = dw.load(DATA / "yolov3-tiny.cfg", full, cutoff=9)
+    assert net4.cutoff == 9 and net4.params()[-1].end == cut
+    out4 = tmp_path / "cut4.conv.9"
+    dw.save_weights(net4, out4)
+    assert out4.read_bytes() == part.read_bytes()  # = darknet partial cfg weights out 9
 
 
 def test_init_values_are_sensible(tmp_path):

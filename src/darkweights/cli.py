@@ -39,7 +39,7 @@ def _load(args: argparse.Namespace, cfg: Any, weights: Any = None):  # noqa: ANN
     from .network import load
 
     return load(cfg, weights, dialect=args.dialect, width=args.width, height=args.height,
-                channels=getattr(args, "channels", None))
+                channels=getattr(args, "channels", None), cutoff=getattr(args, "cutoff", None))
 
 
 # -- inspect --------------------------------------------------------------------------------
@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("weights")
     p.add_argument("-o", "--output", required=True, help="OUT.npz or OUT.safetensors")
     p.add_argument("--layers", help="only these layers, e.g. 0,5-7")
+    p.add_argument("--cutoff", type=int, help="read only layers 0..N-1, like darknet's `partial` (then pack -> .conv.N)")
     common(p)
     p.set_defaults(func=cmd_extract)
 

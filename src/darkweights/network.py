@@ -182,7 +182,8 @@ class Network:
         params = self.layout(header, mode="load", cutoff=cutoff)
         expected = params[-1].end if params else header.size
         layers_held = cutoff
-        if size != expected:
+        # with an explicit cutoff the rest of the file is not ours to check (load_weights_upto)
+        if size != expected and not (cutoff is not None and size > expected):
             layers_held = self._diagnose_size(path, header, size, params, cutoff, allow_partial)
             params = [p for p in params if p.layer < layers_held]
             expected = params[-1].end if params else header.size
