@@ -11,6 +11,8 @@ import pytest
 
 from darkweights.detect import boxes as B
 
+from .head_reference import gaussian_yolo_forward, region_forward, yolo_forward
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures"
 F32 = np.float32
@@ -59,7 +61,7 @@ def test_yolo_new_coords_and_scale_x_y() -> None:
     classes = 1
     raw = np.zeros((6, 1, 1), F32)
     raw[:, 0, 0] = [0.5, 0.25, 0.5, 0.75, 0.9, 0.5]  # new_coords: the conv already applied the logistic
-    out = B.yolo_forward(raw, 1, classes, scale_x_y=2.0, new_coords=True)
+    out = yolo_forward(raw, 1, classes, scale_x_y=2.0, new_coords=True)
     # x, y: v*2 - 0.5; nothing else changes
     np.testing.assert_array_equal(out[:, 0, 0], np.array([0.5, 0.0, 0.5, 0.75, 0.9, 0.5], F32))
     d = B.get_yolo_detections(
@@ -91,7 +93,7 @@ def test_region_decode() -> None:
     raw[base + 2, 0, 1] = math.log(2.0)
     raw[base + 4, 0, 1] = 10.0
     raw[base + 5 + 1, 0, 1] = 5.0
-    flat = B.region_forward(raw, n, classes, softmax=True)
+    flat = region_forward(raw, n, classes, softmax=True)
     rows = flat.reshape(2 * n, 5 + classes)  # location-major: row = location*n + anchor
     assert rows[3, 4] == pytest.approx(1 / (1 + math.exp(-10)), rel=1e-6)
     assert rows[3, 5:].sum() == pytest.approx(1.0, rel=1e-6)
@@ -168,11 +170,11 @@ def test_head_forward_vs_darknet(case, index, kind, n, classes, sxy, new_coords)
     z = _fixture_outputs(case)
     x, ref = z[f"layer_{index - 1:03d}"], z[f"layer_{index:03d}"]
     if kind == "yolo":
-        got = B.yolo_forward(x, n, classes, sxy, new_coords)
+        got = yolo_forward(x, n, classes, sxy, new_coords)
     elif kind == "gaussian":
-        got = B.gaussian_yolo_forward(x, n, classes, sxy)
+        got = gaussian_yolo_forward(x, n, classes, sxy)
     else:
-        got = B.region_forward(x, n, classes, softmax=True)
+        got = region_forward(x, n, classes, softmax=True)
     assert got.size == ref.size
     assert _max_ulp(got, ref) <= HEAD_ULP
 
@@ -202,7 +204,7 @@ def test_detector_end_to_end_vs_darknet_json() -> None:
     anchors = [12, 18, 37, 49, 52, 132, 115, 73, 119, 199, 242, 238]
     parts = [
         B.get_yolo_detections(
-            B.yolo_forward(r[0], 3, 80, 1.0), anchors=anchors, mask=m, classes=80,
+            yolo_forward(r[0], 3, 80, 1.0), anchors=anchors, mask=m, classes=80,
             net_w=320, net_h=320, im_w=768, im_h=576, thresh=0.25,
         )
         for r, m in zip(raw, ([3, 4, 5], [0, 1, 2]))

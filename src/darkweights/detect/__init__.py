@@ -22,15 +22,12 @@ from .boxes import (
     correct_yolo_boxes,
     diounms_sort,
     do_nms_sort,
-    gaussian_yolo_forward,
     get_gaussian_yolo_detections,
     get_region_detections,
     get_yolo_detections,
     nms,
     nms_kind_from_cfg,
-    region_forward,
     to_records,
-    yolo_forward,
 )
 from .draw import class_color, draw_detections
 from .image import image_to_uint8, letterbox_geometry, letterbox_image, load_image, resize_image
@@ -46,7 +43,6 @@ __all__ = [
     "diounms_sort",
     "do_nms_sort",
     "draw_detections",
-    "gaussian_yolo_forward",
     "get_gaussian_yolo_detections",
     "get_region_detections",
     "get_yolo_detections",
@@ -56,8 +52,6 @@ __all__ = [
     "load_image",
     "nms",
     "nms_kind_from_cfg",
-    "region_forward",
     "resize_image",
     "to_records",
-    "yolo_forward",
 ]

@@ -106,14 +106,10 @@ class BuildContext:
 
     def _synthesised(self, index: int) -> dict[str, np.ndarray]:
         if self._synth is None:
+            from ..synth import random_arrays
+
             self._synth = {}
-            try:
-                from ..synth import random_array
-            except ImportError:  # pragma: no cover - older core
-                random_array = None
-            rng = np.random.default_rng(self.seed)
-            for p in self.net.layout(mode="save"):
-                arr = random_array(self.net, p, rng) if random_array else _fallback_random(p, rng)
+            for p, arr in random_arrays(self.net, self.seed):
                 self._synth.setdefault(p.layer, {})[p.name] = arr
         return self._synth.get(index, {})
 
@@ -159,15 +155,6 @@ class BuildContext:
                 keep.discard(l.index - 1)
                 keep.discard(l.source)
         return keep
-
-
-def _fallback_random(p, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover - used without core synth
-    if p.role in ("scales", "rolling_variance"):
-        return rng.uniform(0.5, 1.5, p.shape).astype(np.float32)
-    if p.role in ("biases", "rolling_mean"):
-        return rng.uniform(-0.1, 0.1, p.shape).astype(np.float32)
-    fan_in = max(int(np.prod(p.shape[1:])), 1)
-    return rng.uniform(-1, 1, p.shape).astype(np.float32) * np.float32(np.sqrt(3.0 / fan_in))
 
 
 class DarknetLayer(nn.Module):
