@@ -108,12 +108,22 @@ def test_suppressed_box_does_not_suppress_others() -> None:
     assert _by_objectness(B.do_nms_sort(d, 0.45)) == {0.1: [0.9], 0.2: [0.0], 0.3: [0.7]}
 
 
-def test_nms_kind_from_cfg() -> None:
-    assert B.nms_kind_from_cfg(None) == "default"
-    assert B.nms_kind_from_cfg("greedynms") == "greedynms"
-    assert B.nms_kind_from_cfg("cornersnms", "yolo") == "default"  # parse_yolo does not know it
-    assert B.nms_kind_from_cfg("cornersnms", "Gaussian_yolo") == "cornersnms"
-    assert B.nms_kind_from_cfg("typo") == "default"
+def test_nms_kind_from_cfg(tmp_path) -> None:
+    """The catalogue reads nms_kind as Darknet's parser does; detect uses the last head's."""
+    import darkweights as dw
+
+    def kind(section: str, value: str = "") -> str:
+        line = f"nms_kind={value}\n" if value else ""
+        cfg = tmp_path / "h.cfg"
+        cfg.write_text(f"[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters={3 * 14 if 'G' in section else 3 * 10}\n"
+                       f"activation=linear\n[{section}]\nclasses=5\nnum=3\n{line}")
+        return dw.load(cfg).layers[1].nms_kind
+
+    assert kind("yolo") == "default"
+    assert kind("yolo", "greedynms") == "greedynms"
+    assert kind("yolo", "cornersnms") == "default"  # parse_yolo does not know it
+    assert kind("Gaussian_yolo", "cornersnms") == "cornersnms"
+    assert kind("yolo", "typo") == "default"
     with pytest.raises(ValueError):
         B.diounms_sort(_dets([[0.5, 0.5, 0.1, 0.1]], [[0.5]]), 0.45, "default")
 

@@ -26,7 +26,6 @@ from .boxes import (
     get_region_detections,
     get_yolo_detections,
     nms,
-    nms_kind_from_cfg,
     to_records,
 )
 from .draw import class_color, draw_detections
@@ -51,7 +50,6 @@ __all__ = [
     "letterbox_image",
     "load_image",
     "nms",
-    "nms_kind_from_cfg",
     "resize_image",
     "to_records",
 ]

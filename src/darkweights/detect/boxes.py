@@ -40,7 +40,6 @@ __all__ = [
     "do_nms_sort",
     "diounms_sort",
     "nms",
-    "nms_kind_from_cfg",
     "to_records",
 ]
 
@@ -510,20 +509,6 @@ def nms(dets: Detections, thresh: float = 0.45, nms_kind: str = "default", beta_
     if nms_kind == "default":
         return do_nms_sort(dets, thresh)
     return diounms_sort(dets, thresh, nms_kind, beta_nms)
-
-
-def nms_kind_from_cfg(value: Optional[str], layer_type: str = "yolo") -> str:
-    """The NMS kind Darknet's parser derives from a head's ``nms_kind=`` option.
-
-    Unknown strings silently become ``default``; ``cornersnms`` is only recognised
-    in ``[Gaussian_yolo]`` (``AB:src/parser.c:parse_yolo`` vs ``parse_gaussian_yolo``).
-    ``[region]`` has no such option (always ``default``).
-    """
-    lt = layer_type.lower()
-    if value is None or lt == "region":
-        return "default"
-    known = {"greedynms", "diounms"} | ({"cornersnms"} if lt == "gaussian_yolo" else set())
-    return value if value in known else "default"
 
 
 # --------------------------------------------------------------------------- output records

@@ -576,7 +576,6 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
     jfif = False
     app14: int = -1
     comps: List[_Component] = []
-    frame = None  # (img_x, img_y, h_max, v_max, mcu_x, mcu_y)
 
     def tables_and_misc(m: int) -> bool:
         """Handle DQT/DHT/DRI/APPn/COM; False if ``m`` is none of them."""
@@ -716,10 +715,10 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
                 if td not in dc_spec or ta not in ac_spec:
                     raise JPEGError("corrupt JPEG: scan uses an undefined Huffman table")
                 scomps.append((match[0], td, ta))
-            ss, se, a = sos[1 + 2 * ns], sos[2 + 2 * ns], sos[3 + 2 * ns]
+            # the spectral-selection end (sos[2 + 2*ns]) is ignored by stb for sequential scans
+            ss, a = sos[1 + 2 * ns], sos[3 + 2 * ns]
             if ss != 0 or a != 0:
                 raise JPEGError("corrupt JPEG: bad spectral selection for a sequential scan")
-            del se  # stb ignores it for sequential scans
             buf, segments, end = _entropy_segments(data, rd.pos)
             rd.pos = end
             _decode_scan(buf, segments, scomps, restart, dc_spec, ac_spec, qt, mcu_x, mcu_y)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DarkweightsError, UnsupportedError
 from .boxes import (Detections, get_gaussian_yolo_detections, get_region_detections, get_yolo_detections, nms,
-                    nms_kind_from_cfg, to_records)
+                    to_records)
 from .image import letterbox_image, load_image, resize_image
 
 HEADS = ("yolo", "gaussian_yolo", "region")
@@ -76,11 +76,9 @@ class Detector:
                 parts.append(get_region_detections(out, anchors=L.anchors, num=L.num, coords=L.coords,
                                                    grid_w=L.output.w, grid_h=L.output.h, **common))
         dets = Detections.concatenate(parts)
-        last = self.heads[-1]
-        opt = last.section.find("nms_kind")
-        kind = nms_kind_from_cfg(opt.value if opt else None, last.type)
+        last = self.heads[-1]  # test_detector uses the last head's settings
         if nms_thresh > 0:
-            dets = nms(dets, nms_thresh, kind, getattr(last, "beta_nms", 0.6))
+            dets = nms(dets, nms_thresh, last.nms_kind, last.beta_nms)
         return to_records(dets, self.names, im_w, im_h, thresh=thresh)
 
 

@@ -12,7 +12,7 @@ from .base import Layer, Shape, register
 if TYPE_CHECKING:
     from ..network import Builder
 
-NMS_KINDS = ("default", "greedynms", "diounms", "cornersnms")
+NMS_KINDS = ("default", "greedynms", "diounms")  # parse_yolo; parse_gaussian_yolo also knows cornersnms
 
 YOLO_TRAINING = ("max", "jitter", "resize", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "map",
                  "counters_per_class", "label_smooth_eps", "objectness_smooth", "iou_normalizer", "obj_normalizer",
@@ -34,10 +34,11 @@ class _YoloBase(Layer):
         self.anchors = ((anchors or [])[: 2 * self.total] + [0.5] * (2 * self.total))[: 2 * self.total]
         self.scale_x_y = opts.float("scale_x_y", 1.0) if self.dialect != "pjreddie" else 1.0
         self.new_coords = opts.int("new_coords", 0) if self.dialect != "pjreddie" and self.type == "yolo" else 0
+        kinds = NMS_KINDS + (("cornersnms",) if self.type == "gaussian_yolo" else ())
         self.nms_kind = opts.str("nms_kind", "default") or "default"
-        if self.nms_kind not in NMS_KINDS:
+        if self.nms_kind not in kinds:
             if self.dialect == "hankai":
-                raise opts.error(f"nms_kind={self.nms_kind!r}: expected one of {', '.join(NMS_KINDS)}",
+                raise opts.error(f"nms_kind={self.nms_kind!r}: expected one of {', '.join(kinds)}",
                                  self.section.find("nms_kind"))
             self.nms_kind = "default"  # AB falls back silently
         self.beta_nms = opts.float("beta_nms", 0.6)
@@ -105,6 +106,7 @@ class Region(Layer):
         anchors = opts.floats("anchors") or []
         self.anchors = (anchors[: 2 * self.num] + [0.5] * (2 * self.num))[: 2 * self.num]
         self.tree = self.section.find("tree") is not None
+        self.nms_kind, self.beta_nms = "default", 0.6  # [region] has no nms options
         if not self.input.is_image:
             raise self.shape_error("layer before [region] must output an image", builder)
         c = self.num * (self.coords + self.classes + 1)
