@@ -19,7 +19,9 @@ from darkweights.errors import DarkweightsWarning, UnsupportedError  # noqa: E40
 from darkweights.torch import build  # noqa: E402
 from darkweights.torch.activations import FUNCTIONS  # noqa: E402
 
-FIXTURES = Path(os.environ.get("DARKWEIGHTS_FIXTURES", "/work/shared/fixtures"))
+from .conftest import SHARED  # noqa: E402
+
+FIXTURES = Path(os.environ.get("DARKWEIGHTS_FIXTURES", SHARED / "fixtures"))
 NAMES = sorted(p.parent.name for p in FIXTURES.glob("*/layers.json")) if FIXTURES.is_dir() else []
 needs_fixtures = pytest.mark.skipif(not NAMES, reason=f"fixture directory {FIXTURES} is absent")
 pytestmark = pytest.mark.filterwarnings("ignore::darkweights.errors.DarkweightsWarning")
@@ -527,3 +529,19 @@ def test_fold_bn_is_darknets_double_precision_fold() -> None:
         assert fb[f] == np.float32(float(b[f]) - float(s[f]) * float(m[f]) / d)
         pre = float(s[f]) / d
         assert all(fw[f].reshape(-1)[i] == np.float32(float(w[f].reshape(-1)[i]) * pre) for i in range(27))
+
+
+def test_weights_in_memory_build_the_same_model_and_stay_untouched() -> None:
+    d = FIXTURES / "yolov3-tiny"
+    if not d.is_dir():
+        pytest.skip(f"fixture directory {d} is absent")
+    data = bytearray((d / "model.weights").read_bytes())
+    before = bytes(data)
+    disk = darkweights.load(d / "model.cfg", d / "model.weights").to_torch()
+    mem = darkweights.load(d / "model.cfg", data).to_torch()
+    x = torch.rand(1, *disk.input_shape)
+    assert all(torch.equal(a, b) for a, b in zip(disk(x, all_outputs=True), mem(x, all_outputs=True)))
+    with torch.no_grad():
+        for p in mem.parameters():
+            p.add_(1.0)  # training in place writes into a copy, never into the caller's buffer
+    assert bytes(data) == before

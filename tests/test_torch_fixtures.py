@@ -1,6 +1,6 @@
 """Every Darknet fixture: each layer teacher-forced within 1e-5, end to end within the documented rule.
 
-The fixtures are AlexeyAB Darknet CPU outputs (``/work/shared/fixtures/README.md``). A summary table
+The fixtures are AlexeyAB Darknet CPU outputs (``../shared/fixtures/README.md``). A summary table
 (fixture, worst layer teacher-forced and end to end) is printed by ``test_zz_summary``.
 """
 
@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -18,7 +17,9 @@ torch = pytest.importorskip("torch")
 from darkweights import verify  # noqa: E402
 from darkweights.torch import build  # noqa: E402
 
-FIXTURES = Path(os.environ.get("DARKWEIGHTS_FIXTURES", "/work/shared/fixtures"))
+from .conftest import SHARED  # noqa: E402
+
+FIXTURES = Path(os.environ.get("DARKWEIGHTS_FIXTURES", SHARED / "fixtures"))
 NAMES = sorted(p.parent.name for p in FIXTURES.glob("*/layers.json")) if FIXTURES.is_dir() else []
 needs_fixtures = pytest.mark.skipif(not NAMES, reason=f"fixture directory {FIXTURES} is absent")
 

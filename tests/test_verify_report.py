@@ -12,7 +12,9 @@ import pytest
 
 from darkweights import verify
 
-FIXTURES = Path(os.environ.get("DARKWEIGHTS_FIXTURES", "/work/shared/fixtures"))
+from .conftest import SHARED
+
+FIXTURES = Path(os.environ.get("DARKWEIGHTS_FIXTURES", SHARED / "fixtures"))
 
 
 def make_report() -> verify.Report:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Union
+from typing import IO, TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Union
 
 from .errors import ArrayError
 from .network import Network, header_from, load
@@ -43,10 +43,13 @@ def arrays_by_key(net: Network, arrays: Mapping[str, Any], header: Header) -> di
     return dict(arrays)
 
 
-def save_weights(source: Any, path: PathLike, *, net: Optional[Network] = None, cfg: Optional[PathLike] = None,
+def save_weights(source: Any, path: Union[PathLike, IO[bytes]], *, net: Optional[Network] = None, cfg: Optional[PathLike] = None,
                  header: Union[Header, Mapping, tuple, None] = None, seen: Optional[int] = None,
                  dialect: Optional[str] = None, cutoff: Optional[int] = None) -> int:
     """Write a Darknet ``.weights`` file atomically; returns the number of bytes written.
+
+    ``path`` may also be an open binary file (``sys.stdout.buffer``, ``io.BytesIO`` ...),
+    which is written in place.
 
     ``source`` is a :class:`Network` with weights, a mapping of arrays (export names or a
     PyTorch ``state_dict``), or a model built by ``Network.to_torch()``. Every array is

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence, Union
+from typing import IO, TYPE_CHECKING, Iterable, Mapping, Optional, Sequence, Union
 
 from .activations import ACTIVATIONS
 from .cfg import CfgFile, Options, Section, check_dialect, read_cfg
 from .errors import CfgError, DarkweightsWarning, ShapeError, WeightsError
 from .layers import HEADERS, Layer, Shape
-from .weightsfile import Header, Param, map_body, read_floats, read_header, view, write_weights
+from .weightsfile import (Header, Param, Source, as_buffer, map_body, read_floats, read_header, source_name, view,
+                          write_weights)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,7 +124,8 @@ class Network:
             shape = layer.next_input
         self.layers: list[Layer] = builder.layers
         self.header: Header = Header.for_dialect(dialect)
-        self.weights_path: Optional[str] = None
+        self.weights_path: Optional[str] = None  # None when the weights were given in memory
+        self._source: Optional[Source] = None  # the bound file's path, or its bytes
         self.cutoff: Optional[int] = None  # number of layers a partial weights file holds
         self._body: Optional["np.ndarray"] = None  # mapped on first use
         self._params: Optional[list[Param]] = None
@@ -176,29 +178,38 @@ class Network:
 
     # -- weights --------------------------------------------------------------------------
 
-    def load_weights(self, path: PathLike, *, cutoff: Optional[int] = None, allow_partial: bool = True) -> "Network":
-        """Bind a weights file: validate header and exact size, then memory-map it (no copy)."""
-        header, size = read_header(path, self.dialect)
+    def load_weights(self, source: Source, *, cutoff: Optional[int] = None, allow_partial: bool = True) -> "Network":
+        """Bind weights: validate header and exact size, then view the body without copying.
+
+        ``source`` is a path (memory-mapped) or the file's bytes already in memory
+        (``bytes``, ``bytearray``, ``memoryview``, ``mmap``: viewed read-only).
+        """
+        buf = as_buffer(source)
+        if buf is not None:
+            source = buf
+        header, size = read_header(source, self.dialect)
         params = self.layout(header, mode="load", cutoff=cutoff)
         expected = params[-1].end if params else header.size
         layers_held = cutoff
         # with an explicit cutoff the rest of the file is not ours to check (load_weights_upto)
         if size != expected and not (cutoff is not None and size > expected):
-            layers_held = self._diagnose_size(path, header, size, params, cutoff, allow_partial)
+            layers_held = self._diagnose_size(source, header, size, params, cutoff, allow_partial)
             params = [p for p in params if p.layer < layers_held]
             expected = params[-1].end if params else header.size
         self._body = None
         self._nfloats = (expected - header.size) // 4
-        self.header, self.weights_path, self._params = header, str(path), params
+        self.header, self._params, self._source = header, params, source
+        self.weights_path = None if buf is not None else str(source)
         self.cutoff = layers_held if layers_held is not None and layers_held < len(self.layers) else None
-        self._check_values(path)
+        self._check_values(source)
         return self
 
-    def _diagnose_size(self, path: PathLike, header: Header, size: int, params: list[Param],
+    def _diagnose_size(self, source: Source, header: Header, size: int, params: list[Param],
                        cutoff: Optional[int], allow_partial: bool) -> int:
         """Explain a size mismatch; return the layer count of a partial (``.conv.N``) file."""
         expected = params[-1].end if params else header.size
         name = os.path.basename(self.path or "cfg")
+        path = source_name(source)
         classes = self._classes_hint(size - expected) if cutoff is None else ""
         if size > expected:
             raise WeightsError(
@@ -243,16 +254,22 @@ class Network:
         return (f". These weights fit this cfg with classes={k} (filters={filters} in the [convolutional] before "
                 "each head)")
 
-    def _check_values(self, path: PathLike) -> None:
+    def _check_values(self, source: Source) -> None:
         """Cheap plausibility check: BN variances must be positive (catches misaligned cfgs)."""
+        path = source_name(source)
         for p in self._params or ():
             if p.role == "rolling_variance":
-                bad = sum(1 for v in read_floats(path, p.offset, p.count) if not v > 0)
+                bad = sum(1 for v in read_floats(source, p.offset, p.count) if not v > 0)
                 if bad:
                     warnings.warn(f"{path}: layer {p.layer} [{self.layers[p.layer].section.name}]: {p.name} has "
                                   f"{bad} non-positive or NaN values at byte {p.offset:,}: the cfg may not match "
                                   "these weights from this layer on", DarkweightsWarning, stacklevel=3)
                     return
+
+    @property
+    def weights_source(self) -> Optional[Source]:
+        """The bound weights: their path, or a read-only ``memoryview`` of bytes given in memory."""
+        return self._source
 
     @property
     def has_weights(self) -> bool:
@@ -264,13 +281,13 @@ class Network:
 
     def arrays(self, *, copy: bool = False, layers: Optional[Iterable[int]] = None) -> dict[str, "np.ndarray"]:
         """Ordered ``key -> array`` of every stored array: zero-copy views unless ``copy``."""
-        if self._params is None or self.weights_path is None:
+        if self._params is None or self._source is None:
             raise WeightsError("no weights loaded: pass weights= to darkweights.load() or call load_weights()",
                                file=self.path)
         import numpy as np
 
         if self._body is None:
-            self._body = map_body(self.weights_path, self.header, self._nfloats)
+            self._body = map_body(self._source, self.header, self._nfloats)
         keep = set(layers) if layers is not None else None
         out = {}
         for p in self._params:
@@ -290,19 +307,21 @@ class Network:
 
         return build(self, **options)
 
-    def save_weights(self, path: PathLike, arrays: Optional[Mapping[str, object]] = None, *,
+    def save_weights(self, dest: Union[PathLike, IO[bytes]], arrays: Optional[Mapping[str, object]] = None, *,
                      header: Optional[Header] = None, cutoff: Optional[int] = None) -> int:
-        """Write a ``.weights`` file (Darknet's saver order); arrays default to the bound ones."""
+        """Write a ``.weights`` file (Darknet's saver order) to a path (atomically) or an open binary
+        file; arrays default to the bound ones."""
         header = header or self.header
         if arrays is None:
             arrays = self.arrays()
         if cutoff is None and self.cutoff is not None:
             cutoff = self.cutoff
         params = self.layout(header, mode="save", cutoff=cutoff)
-        return write_weights(path, header, params, arrays, source=str(self.weights_path or ""))
+        source = source_name(self._source) if self._source is not None else ""
+        return write_weights(dest, header, params, arrays, source=source)
 
 
-def load(cfg: PathLike, weights: Optional[PathLike] = None, *, dialect: str = "alexeyab",
+def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: str = "alexeyab",
          width: Optional[int] = None, height: Optional[int] = None, channels: Optional[int] = None,
          cutoff: Optional[int] = None, cfg_text: Optional[str] = None) -> Network:
     """Parse a cfg (and bind its weights): ``darkweights.load("yolov4.cfg", "yolov4.weights")``."""

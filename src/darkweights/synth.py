@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import IO, Iterator, Optional, Union
 
 import numpy as np
 
 from .network import Network
 from .errors import WeightsError
-from .weightsfile import FLOAT, Header, Param, atomic_output
+from .weightsfile import FLOAT, Header, Param, output
 
 
 CHUNK = 1 << 22  # floats generated at a time when streaming to disk (16 MiB)
@@ -55,8 +55,10 @@ def random_arrays(net: Network, seed: int = 0, *, header: Optional[Header] = Non
         yield p, random_array(net, p, rng)
 
 
-def init(net: Network, path: Union[str, Path], seed: int = 0, *, header: Optional[Header] = None) -> int:
+def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, header: Optional[Header] = None) -> int:
     """Write a valid ``.weights`` file of random values for ``net``; returns its size in bytes.
+
+    ``path`` is a file name (written atomically) or an open binary file (``io.BytesIO`` ...).
 
     Generates at most 16 MiB at a time (the same values as :func:`random_arrays`: the
     generator's stream does not depend on how it is split) and checks the free disk space
@@ -65,12 +67,14 @@ def init(net: Network, path: Union[str, Path], seed: int = 0, *, header: Optiona
     header = header or Header.for_dialect(net.dialect)
     params = net.layout(header, mode="save")
     total = params[-1].end if params else header.size
-    directory = os.path.dirname(os.path.abspath(path))
-    free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
-    if free is not None and total > free:
-        raise WeightsError(f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free", file=path)
+    if not hasattr(path, "write"):
+        directory = os.path.dirname(os.path.abspath(path))  # type: ignore[arg-type]
+        free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
+        if free is not None and total > free:
+            raise WeightsError(f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free",
+                               file=os.fspath(path))  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
-    with atomic_output(path) as f:
+    with output(path) as f:
         f.write(header.to_bytes())
         for p in params:
             lo, hi = value_range(net, p)

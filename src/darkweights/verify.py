@@ -5,7 +5,7 @@ Every comparison is per layer: ``rel = max|ours - ref| / max|ref|`` over the lay
 checked against a tolerance; a :class:`Report` lists the rows, the first diverging layer and the
 worst one, as text (:meth:`Report.to_table`) or JSON (:meth:`Report.to_json`).
 
-Tolerance rules (``/work/shared/fixtures/README.md``, "Tolerances"):
+Tolerance rules (``../shared/fixtures/README.md``, "Tolerances"):
 
 * fixtures, teacher-forced (each layer fed Darknet's own stored inputs): ``rel <= 1e-5`` per layer.
 * fixtures, end to end (only ``input.npy`` is fed; rounding compounds): per layer
@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -362,10 +361,14 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
             if hasattr(m, "running_var") and hasattr(m, "eps"):
                 m.eps = 1e-6
     ours = model(torch.from_numpy(np.ascontiguousarray(x)), all_outputs=True)
-    with tempfile.TemporaryDirectory(prefix="darkweights-cv-") as tmp:
-        cfg = os.path.join(tmp, "model.cfg")
-        Path(cfg).write_text(_cfg_for_size(net))
-        cvnet = cv2.dnn.readNetFromDarknet(cfg, str(net.weights_path))
+    # OpenCV reads the pair from memory: the cfg re-sized to this network, the weights file's bytes
+    cfg = np.frombuffer(_cfg_for_size(net).encode(), np.uint8)
+    source = net.weights_source
+    if isinstance(source, memoryview):
+        weights = np.frombuffer(source, np.uint8)
+    else:
+        weights = np.memmap(source, np.uint8, mode="r")
+    cvnet = cv2.dnn.readNetFromDarknet(cfg, weights)
     cvnet.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     cvnet.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     cvnet.enableFusion(False)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 PathLike = Union[str, "os.PathLike[str]"]
+# a weights file on disk, or one already in memory (bytes, bytearray, memoryview, mmap ...)
+Source = Union[PathLike, bytes, bytearray, memoryview]
 FLOAT = "<f4"  # numpy is imported only where arrays are touched: opening and validating stay fast
 
 
@@ -124,46 +126,75 @@ def sniff(head: bytes) -> Optional[str]:
     return None
 
 
-def read_header(path: PathLike, dialect: str = "alexeyab") -> tuple[Header, int]:
-    """Header and total file size, with a clear error for non-weights files."""
+def as_buffer(source: object) -> Optional[memoryview]:
+    """A read-only byte view of an in-memory weights file; ``None`` for a path."""
+    if isinstance(source, (str, os.PathLike)):
+        return None
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except OSError as exc:
-        raise WeightsError(f"cannot read weights: {exc.strerror or exc}", file=path) from None
+        return memoryview(source).cast("B").toreadonly()  # type: ignore[arg-type]
+    except TypeError:
+        raise WeightsError(f"weights must be a path or a bytes-like object, not {type(source).__name__}") from None
+
+
+def source_name(source: object) -> str:
+    """How messages name a source: its path, or ``<N bytes in memory>``."""
+    buf = as_buffer(source)
+    return os.fspath(source) if buf is None else f"<{buf.nbytes:,} bytes in memory>"  # type: ignore[arg-type]
+
+
+def read_header(source: Source, dialect: str = "alexeyab") -> tuple[Header, int]:
+    """Header and total file size, with a clear error for non-weights files."""
+    buf = as_buffer(source)
+    name = source_name(source)
+    if buf is not None:
+        size, head = buf.nbytes, bytes(buf[:64])
+    else:
+        try:
+            size = os.path.getsize(source)  # type: ignore[arg-type]
+            with open(source, "rb") as f:  # type: ignore[arg-type]
+                head = f.read(64)
+        except OSError as exc:
+            raise WeightsError(f"cannot read weights: {exc.strerror or exc}", file=name) from None
     what = sniff(head)
     if what:
-        raise WeightsError(f"this file is {what}", file=path, offset=0)
-    header = Header.parse(head, dialect, path)
+        raise WeightsError(f"this file is {what}", file=name, offset=0)
+    header = Header.parse(head, dialect, name)
     if not (0 <= header.major < 1 << 16 and 0 <= header.minor < 1 << 16):
         raise WeightsError(f"implausible version {header.major}.{header.minor}.{header.revision} in the header: "
-                           "not a Darknet weights file", file=path, offset=0)
+                           "not a Darknet weights file", file=name, offset=0)
     return header, size
 
 
-def read_floats(path: PathLike, offset: int, count: int) -> array:
+def read_floats(source: Source, offset: int, count: int) -> array:
     """A few floats without numpy (plausibility checks on open)."""
     out = array("f")
-    with open(path, "rb") as f:
-        f.seek(offset)
-        out.frombytes(f.read(4 * count))
+    buf = as_buffer(source)
+    if buf is not None:
+        out.frombytes(buf[offset:offset + 4 * count])
+    else:
+        with open(source, "rb") as f:  # type: ignore[arg-type]
+            f.seek(offset)
+            out.frombytes(f.read(4 * count))
     if out.itemsize != 4:  # pragma: no cover - every supported platform has 4-byte C floats
         raise WeightsError("this platform's C float is not 32-bit")
     return out
 
 
-def map_body(path: PathLike, header: Header, nfloats: int) -> "np.ndarray":
-    """A float32 memmap of the body (sizes already checked).
+def map_body(source: Source, header: Header, nfloats: int) -> "np.ndarray":
+    """A float32 view of the body (sizes already checked), never a copy.
 
-    Copy-on-write: views are writable (PyTorch can train on them in place) but the file
-    on disk is never modified; pages are only copied when written to.
+    A file is memory-mapped copy-on-write: views are writable (PyTorch can train on them in
+    place) but the file on disk is never modified; pages are only copied when written to.
+    An in-memory source is viewed read-only, so it is never modified either.
     """
     import numpy as np
 
     if nfloats == 0:
         return np.zeros(0, FLOAT)
-    return np.memmap(path, dtype=FLOAT, mode="c", offset=header.size, shape=(nfloats,))
+    buf = as_buffer(source)
+    if buf is not None:
+        return np.frombuffer(buf, dtype=FLOAT, count=nfloats, offset=header.size)
+    return np.memmap(source, dtype=FLOAT, mode="c", offset=header.size, shape=(nfloats,))
 
 
 def view(body: "np.ndarray", header: Header, p: Param) -> "np.ndarray":
@@ -200,6 +231,16 @@ def atomic_output(path: PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+@contextlib.contextmanager
+def output(dest: Union[PathLike, IO[bytes]]) -> Iterator[IO]:
+    """Where writers write: a path (atomically, see :func:`atomic_output`) or an open binary file."""
+    if hasattr(dest, "write"):
+        yield dest  # type: ignore[misc]
+    else:
+        with atomic_output(dest) as f:  # type: ignore[arg-type]
+            yield f
+
+
 def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
     """Validate one array for writing: numeric, the expected shape, finite."""
     import numpy as np
@@ -220,12 +261,13 @@ def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
     return arr
 
 
-def write_stream(path: PathLike, header: Header, items: Iterable[tuple[Param, "np.ndarray"]]) -> int:
-    """Write header + (already validated) arrays atomically, in the given order."""
+def write_stream(dest: Union[PathLike, IO[bytes]], header: Header,
+                 items: Iterable[tuple[Param, "np.ndarray"]]) -> int:
+    """Write header + (already validated) arrays, in the given order, to a path (atomically) or a file."""
     import numpy as np
 
     total = header.size
-    with atomic_output(path) as f:
+    with output(dest) as f:
         f.write(header.to_bytes())
         for p, arr in items:
             data = arr.T if p.transposed else arr
@@ -234,7 +276,7 @@ def write_stream(path: PathLike, header: Header, items: Iterable[tuple[Param, "n
     return total
 
 
-def write_weights(path: PathLike, header: Header, params: Sequence[Param],
+def write_weights(dest: Union[PathLike, IO[bytes]], header: Header, params: Sequence[Param],
                   arrays: Mapping[str, object], source: str = "") -> int:
     """Validate every array first, then write header + arrays atomically. Returns bytes written."""
     missing = [p.key for p in params if p.key not in arrays]
@@ -244,4 +286,4 @@ def write_weights(path: PathLike, header: Header, params: Sequence[Param],
         raise ArrayError(f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing"
                          f"{more}", layer=first.layer)
     checked = [as_float32(arrays[p.key], p, source) for p in params]
-    return write_stream(path, header, zip(params, checked))
+    return write_stream(dest, header, zip(params, checked))

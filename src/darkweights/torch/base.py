@@ -115,9 +115,13 @@ class BuildContext:
 
     @staticmethod
     def tensor(arr: np.ndarray) -> torch.Tensor:
-        """Zero-copy tensor over a (copy-on-write memmap) numpy view."""
-        if arr.dtype != np.float32:
-            arr = arr.astype(np.float32)
+        """Zero-copy tensor over a (copy-on-write memmap) numpy view.
+
+        A read-only view (weights given in memory) is copied: a tensor cannot be read-only,
+        and training in place must not write into the caller's buffer.
+        """
+        if arr.dtype != np.float32 or not arr.flags.writeable:
+            arr = np.array(arr, dtype=np.float32)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not writable.*")
             return torch.from_numpy(arr)

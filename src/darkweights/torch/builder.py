@@ -159,7 +159,7 @@ def build(net: "Network", *, fuse_bn: bool = False, bug_compatible: bool = False
         ctx.modules.append(cls(layer, ctx))
     if net.has_weights and ctx.initialised:
         held = sorted(set(ctx.initialised))
-        warnings.warn(f"{net.weights_path}: layers {_ranges(held)} have no weights in the file (partial file, "
+        warnings.warn(f"{net.weights_path or 'weights in memory'}: layers {_ranges(held)} have no weights in the file (partial file, "
                       "dontload or dontloadscales) and were initialised with random values", DarkweightsWarning,
                       stacklevel=2)
     return DarknetModel(net, ctx.modules, fuse_bn=fuse_bn, bug_compatible=bug_compatible,
