@@ -4,8 +4,10 @@
 
 1. yolov4-tiny at 416x416, batch 1, CPU: images/s of ``net.to_torch(fuse_bn=True)`` against OpenCV 4.x's
    Darknet importer on the same cfg + weights (target: at least OpenCV's throughput). Both use the
-   machine's default thread settings; one warm-up pass each, then ``--iters`` timed passes each, run in
-   alternating blocks (so that both sample the same machine load); the medians are compared.
+   machine's default thread settings and their default algorithms (Winograd for wide 3x3 stride-1
+   convolutions in both); the model with ``winograd=False`` is timed too. One warm-up pass each, then
+   ``--iters`` timed passes each, run in alternating blocks (so that all sample the same machine
+   load); the medians are compared.
 2. yolov4 (257,717,640 bytes): time to get a ready model, ``darkweights.load(cfg, weights).to_torch()``,
    against an eager baseline as common converters do: build the modules, ``np.fromfile`` of the whole file,
    then a tensor copy per array into the model (target: >= 3x faster). Both timed in-process after imports.
@@ -42,11 +44,16 @@ def bench_forward(tmp: str, iters: int) -> dict:
     x = np.random.default_rng(0).random((1, 3, 416, 416), dtype=np.float32)
 
     model = darkweights.load(cfg, weights).to_torch(fuse_bn=True)
+    direct = darkweights.load(cfg, weights).to_torch(fuse_bn=True, winograd=False)
     xt = torch.from_numpy(x)
 
     def run_ours() -> None:
         with torch.inference_mode():
             model(xt)
+
+    def run_direct() -> None:
+        with torch.inference_mode():
+            direct(xt)
 
     cvnet = cv2.dnn.readNetFromDarknet(cfg, weights)
     cvnet.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
@@ -58,22 +65,24 @@ def bench_forward(tmp: str, iters: int) -> dict:
         cvnet.forward(names)
 
     run_ours()  # warm-up: weight packing, primitive creation, allocations
+    run_direct()
     run_opencv()
     ours: list[float] = []
+    plain: list[float] = []
     theirs: list[float] = []
     rounds = min(5, iters)
-    for r in range(rounds):  # alternating blocks, alternating which goes first
+    for r in range(rounds):  # alternating blocks, rotating which goes first
         block = iters // rounds + (r < iters % rounds)
-        pair = [(run_ours, ours), (run_opencv, theirs)]
-        for fn, times in (pair if r % 2 == 0 else pair[::-1]):
+        order = [(run_ours, ours), (run_opencv, theirs), (run_direct, plain)]
+        for fn, times in order[r % 3:] + order[:r % 3]:
             for _ in range(block):
                 t = time.perf_counter()
                 fn()
                 times.append(time.perf_counter() - t)
-    o, c = statistics.median(ours), statistics.median(theirs)
+    o, d, c = statistics.median(ours), statistics.median(plain), statistics.median(theirs)
     return {"torch_ms": o * 1e3, "opencv_ms": c * 1e3, "torch_fps": 1 / o, "opencv_fps": 1 / c,
-            "throughput_vs_opencv": c / o, "torch_threads": torch.get_num_threads(),
-            "opencv_threads": cv2.getNumThreads()}
+            "throughput_vs_opencv": c / o, "torch_direct_ms": d * 1e3, "direct_throughput_vs_opencv": c / d,
+            "torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads()}
 
 
 EAGER = """
@@ -137,6 +146,8 @@ def main() -> int:
     print(f"yolov4-tiny 416x416 forward: darkweights/torch {res['torch_ms']:.1f} ms ({res['torch_fps']:.1f}/s, "
           f"{res['torch_threads']} threads), OpenCV DNN {res['opencv_ms']:.1f} ms ({res['opencv_fps']:.1f}/s) -> "
           f"throughput ratio {res['throughput_vs_opencv']:.2f}x (target >= 1)")
+    print(f"  (with winograd=False, every convolution direct: {res['torch_direct_ms']:.1f} ms -> "
+          f"{res['direct_throughput_vs_opencv']:.2f}x)")
     print(f"yolov4 weights -> ready model: darkweights {res['load_ours_s'] * 1e3:.0f} ms, eager converter "
           f"{res['load_eager_s'] * 1e3:.0f} ms -> {res['load_speedup']:.1f}x faster (target >= 3x)")
     if args.json:

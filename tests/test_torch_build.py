@@ -312,7 +312,7 @@ def np_maxpool(x, size, sx, sy, pad, avg=False):
 
 @pytest.mark.parametrize("size,stride,padding,h,w", [
     (2, 2, None, 13, 13), (2, 2, None, 12, 14), (2, 1, None, 9, 9), (3, 2, None, 13, 12), (3, 2, 1, 13, 17),
-    (5, 1, None, 8, 8), (3, 1, 0, 7, 9), (4, 3, 2, 11, 10), (1, 1, None, 5, 5)])
+    (5, 1, None, 8, 8), (3, 1, 0, 7, 9), (4, 3, 2, 11, 10), (1, 1, None, 5, 5), (3, 3, 0, 9, 12), (2, 2, 0, 11, 8)])
 @pytest.mark.parametrize("kind", ["maxpool", "local_avgpool"])
 def test_pooling_window_placement(tmp_path: Path, kind: str, size: int, stride: int, padding, h: int, w: int) -> None:
     pad = "" if padding is None else f"\npadding={padding}"
@@ -322,6 +322,10 @@ def test_pooling_window_placement(tmp_path: Path, kind: str, size: int, stride: 
     p = size - 1 if padding is None else padding
     ref = np_maxpool(x[0].astype(np.float64), size, stride, stride, p, avg=kind == "local_avgpool")
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+    if kind == "maxpool":  # non-overlapping windows inside the map take the strided-maxima path
+        tiles = size == stride and p // 2 == 0 and (h - size + p) // stride * stride + size <= h \
+            and (w - size + p) // stride * stride + size <= w
+        assert (build(net).layers[0].mode == "tiles") == tiles
 
 
 def test_maxpool_xy_strides_and_depth(tmp_path: Path) -> None:
@@ -545,3 +549,94 @@ def test_weights_in_memory_build_the_same_model_and_stay_untouched() -> None:
         for p in mem.parameters():
             p.add_(1.0)  # training in place writes into a copy, never into the caller's buffer
     assert bytes(data) == before
+
+
+# -- Winograd F(2,3) for wide 3x3 stride-1 convolutions ---------------------------------------
+
+@pytest.mark.parametrize("n, c, k, h, w, nhwc", [
+    (1, 128, 128, 26, 26, True), (1, 256, 160, 13, 13, True),  # odd size: the last tile is cropped
+    (2, 128, 144, 9, 14, True), (1, 130, 128, 7, 5, False), (1, 128, 128, 1, 1, True)])
+def test_winograd_is_as_accurate_as_the_direct_convolution(n, c, k, h, w, nhwc) -> None:
+    from darkweights.torch import winograd
+
+    g = torch.Generator().manual_seed(c + k + h)
+    x = torch.rand(n, c, h, w, generator=g) * 2 - 1
+    wt = (torch.rand(k, c, 3, 3, generator=g) * 2 - 1) / math.sqrt(9 * c)
+    b = torch.rand(k, generator=g) - 0.5
+    if nhwc:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ref = torch.nn.functional.conv2d(x.double(), wt.double(), b.double(), padding=1)
+    with torch.inference_mode():
+        packed = torch.ops.mkldnn._reorder_convolution_weight(
+            winograd.transform_weights(wt), [0, 0], [1, 1], [1, 1], 16, [n, 16 * c, -(-h // 2), -(-w // 2)])
+        y = winograd.conv3x3(x, packed, winograd.transform_bias(b, k), k)
+        direct = torch.nn.functional.conv2d(x, wt, b, padding=1)
+    assert y.shape == ref.shape and y.is_contiguous(memory_format=torch.channels_last)
+    scale = ref.abs().max().item()
+    err = (y.double() - ref).abs().max().item() / scale
+    err_direct = (direct.double() - ref).abs().max().item() / scale
+    assert err <= max(2e-6, 2 * err_direct), (err, err_direct)
+
+
+def _wide_net(tmp_path: Path, act: str = "leaky", bn: int = 1):
+    body = (f"[convolutional]\nbatch_normalize={bn}\nfilters=128\nsize=3\nstride=1\npad=1\nactivation={act}\n\n"
+            f"[convolutional]\nbatch_normalize={bn}\nfilters=136\nsize=3\nstride=1\npad=1\nactivation={act}\n\n"
+            "[convolutional]\nfilters=128\nsize=3\nstride=2\npad=1\nactivation=linear\n")
+    return cfg_net(tmp_path, body, net="width=21\nheight=18\nchannels=3")
+
+
+@pytest.mark.parametrize("act, bn, fuse", [("leaky", 1, False), ("leaky", 1, True), ("mish", 1, True),
+                                           ("relu", 0, False), ("linear", 0, False)])
+def test_winograd_layers_agree_with_direct_ones(tmp_path: Path, act: str, bn: int, fuse: bool) -> None:
+    net = _wide_net(tmp_path, act, bn)
+    fast, slow = build(net, fuse_bn=fuse), build(net, fuse_bn=fuse, winograd=False)
+    assert [u.winograd for u in fast._conv_units()] == [False, True, False]  # 3 -> 128: too narrow; stride 2
+    assert not any(u.winograd for u in slow._conv_units())
+    x = torch.rand(2, *fast.input_shape)
+    for a, b in zip(fast(x, all_outputs=True), slow(x, all_outputs=True)):
+        assert (a - b).abs().max().item() <= 1e-5 * b.abs().max().item()
+
+
+def test_winograd_follows_load_state_dict(tmp_path: Path) -> None:
+    net = _wide_net(tmp_path, bn=0)
+    fast, slow = build(net, fuse_bn=True), build(net, fuse_bn=True, winograd=False)
+    x = torch.rand(1, *fast.input_shape)
+    before = fast(x)
+    sd = {k: v.clone() * (1.5 if k.endswith("weight") else 1.0) for k, v in fast.state_dict().items()}
+    fast.load_state_dict(sd)
+    slow.load_state_dict(sd)
+    after, expect = fast(x, all_outputs=True), slow(x, all_outputs=True)
+    assert not torch.allclose(before, after[-1])
+    assert (after[1] - expect[1]).abs().max().item() <= 1e-5 * expect[1].abs().max().item()
+
+
+def test_winograd_yolov4_tiny_at_416_matches_direct() -> None:
+    """The benchmark's configuration (fused BN, 416x416): Winograd moves no output by more than float noise."""
+    import io
+
+    from darkweights.synth import init
+
+    cfg = Path(__file__).parent / "data" / "yolov4-tiny.cfg"
+    buf = io.BytesIO()
+    init(darkweights.load(cfg), buf, seed=3)
+    net = darkweights.load(cfg, buf.getbuffer())
+    fast, slow = net.to_torch(fuse_bn=True), net.to_torch(fuse_bn=True, winograd=False)
+    assert sum(u.winograd for u in fast._conv_units()) == 7  # layers 10, 18, 20, 21, 26, 28, 35
+    x = torch.rand(1, 3, 416, 416, generator=torch.Generator().manual_seed(0))
+    for i, (a, b) in enumerate(zip(fast(x, all_outputs=True), slow(x, all_outputs=True))):
+        assert (a - b).abs().max().item() <= 1e-5 * b.abs().max().item(), i
+
+
+def test_winograd_can_be_switched_off_on_a_built_model(tmp_path: Path) -> None:
+    net = _wide_net(tmp_path)
+    model = build(net)
+    x = torch.rand(1, *model.input_shape)
+    fast = model(x, all_outputs=True)[1]
+    assert model.winograd
+    model.winograd = False
+    assert not model.winograd
+    direct = model(x, all_outputs=True)[1]
+    assert torch.equal(direct, build(net, winograd=False)(x, all_outputs=True)[1])
+    assert not torch.equal(fast, direct)  # a different (equally accurate) summation
+    model.winograd = True
+    assert torch.equal(model(x, all_outputs=True)[1], fast)

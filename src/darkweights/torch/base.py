@@ -70,8 +70,10 @@ def unsupported(layer: Layer, message: str, net: Optional["Network"] = None) -> 
 class BuildContext:
     """What a module needs while it is built: arrays, options, the modules built so far."""
 
-    def __init__(self, net: "Network", *, fuse_bn: bool, bug_compatible: bool, seed: int = 0) -> None:
+    def __init__(self, net: "Network", *, fuse_bn: bool, bug_compatible: bool, seed: int = 0,
+                 winograd: bool = True) -> None:
         self.net = net
+        self.winograd = winograd
         self.dialect = net.dialect
         self.fuse_bn = fuse_bn
         self.bug_compatible = bug_compatible

@@ -77,6 +77,18 @@ class DarknetModel(nn.Module):
             if not value:
                 u.__dict__.pop("_pack_cache", None)
 
+    @property
+    def winograd(self) -> bool:
+        """Whether wide 3x3 stride-1 convolutions use Winograd F(2,3) at CPU inference (default;
+        needs ``prepack``). Set to ``False`` for direct convolutions everywhere."""
+        return any(u.winograd for u in self._conv_units())
+
+    @winograd.setter
+    def winograd(self, value: bool) -> None:
+        for u in self._conv_units():
+            u.winograd = bool(value) and u.winograd_eligible
+            u.__dict__.pop("_pack_cache", None)
+
     def _conv_units(self) -> list:
         units = []
         for m in self.layers:
@@ -138,7 +150,8 @@ class DarknetModel(nn.Module):
                 f"fuse_bn={self.fuse_bn}")
 
 
-def build(net: "Network", *, fuse_bn: bool = False, bug_compatible: bool = False, seed: int = 0) -> DarknetModel:
+def build(net: "Network", *, fuse_bn: bool = False, bug_compatible: bool = False, seed: int = 0,
+          winograd: bool = True) -> DarknetModel:
     """Rebuild ``net`` in PyTorch.
 
     ``fuse_bn``: fold batch-norm into the convolutions in double precision exactly like Darknet's
@@ -148,10 +161,13 @@ def build(net: "Network", *, fuse_bn: bool = False, bug_compatible: bool = False
     instead of raising (zeros for activations Darknet does not compute in a layer, ``relu6`` = 0 in
     the AlexeyAB dialect, unfused xnor layers skipping batch-norm). Layers without weights (no file
     bound, partial file, ``dontload``) get ``darkweights init``'s seeded random values.
+    ``winograd``: at CPU inference, compute wide 3x3 stride-1 convolutions with Winograd F(2,3)
+    (as OpenCV does; as accurate as the direct sum, see :mod:`.winograd`); ``False`` keeps every
+    convolution direct.
 
     Raises :class:`~darkweights.errors.UnsupportedError` for a layer that cannot be built.
     """
-    ctx = BuildContext(net, fuse_bn=fuse_bn, bug_compatible=bug_compatible, seed=seed)
+    ctx = BuildContext(net, fuse_bn=fuse_bn, bug_compatible=bug_compatible, seed=seed, winograd=winograd)
     for layer in net.layers:
         cls = MODULES.get(layer.type)
         if cls is None:
@@ -159,9 +175,9 @@ def build(net: "Network", *, fuse_bn: bool = False, bug_compatible: bool = False
         ctx.modules.append(cls(layer, ctx))
     if net.has_weights and ctx.initialised:
         held = sorted(set(ctx.initialised))
-        warnings.warn(f"{net.weights_path or 'weights in memory'}: layers {_ranges(held)} have no weights in the file (partial file, "
-                      "dontload or dontloadscales) and were initialised with random values", DarkweightsWarning,
-                      stacklevel=2)
+        warnings.warn(f"{net.weights_path or 'weights in memory'}: layers {_ranges(held)} have no weights in the "
+                      "file (partial file, dontload or dontloadscales) and were initialised with random values",
+                      DarkweightsWarning, stacklevel=2)
     return DarknetModel(net, ctx.modules, fuse_bn=fuse_bn, bug_compatible=bug_compatible,
                         initialised=sorted(set(ctx.initialised)))
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import DarkweightsWarning
 from ..layers import Layer
+from . import winograd
 from .base import BuildContext, ChannelParts, DarknetLayer, dense, natural_shape, register, unsupported
 
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -122,6 +123,10 @@ class ConvUnit(nn.Module):
         if self.act.__name__ == "_zeros":
             self.post = None
         self.prepack = True
+        # 3x3 stride-1 convolutions at inference: Winograd F(2,3) where it pays (see .winograd)
+        self.winograd_eligible = not xnor and winograd.eligible(
+            size, self.stride, padding, dilation, groups, channels, filters)
+        self.winograd = ctx.winograd and self.winograd_eligible
         self.has_bn = bool(batch_normalize)
         self.skip_bn = False
         if share is not None:
@@ -196,6 +201,8 @@ class ConvUnit(nn.Module):
         if _PREPACK_OK[0] and self.prepack and x.device.type == "cpu" and x.dtype == torch.float32 \
                 and torch.is_inference_mode_enabled():
             try:
+                if self.winograd:
+                    return self._winograd(x, bias, post)
                 packed = self._packed(x)
                 attr, scalars = post if post is not None else ("none", [])
                 return torch.ops.mkldnn._convolution_pointwise(
@@ -209,15 +216,29 @@ class ConvUnit(nn.Module):
     def _packed(self, x: torch.Tensor) -> torch.Tensor:
         owner = self._share[0] if self._share else self
         src = owner.conv.weight
-        key = (id(src), src._version, src.data_ptr(), tuple(x.shape[1:]))
+        key = (id(src), src._version, src.data_ptr(), tuple(x.shape), self.winograd)
         cache = self.__dict__.get("_pack_cache")
         if cache is not None and cache[0] == key:
             return cache[1]
         w = self.weight()
-        packed = torch.ops.mkldnn._reorder_convolution_weight(
-            w.contiguous(), [self.padding] * 2, list(self.stride), [self.dilation] * 2, self.groups, list(x.shape))
+        if self.winograd:  # the transformed filters, as the grouped 1x1 convolution that uses them
+            n, c, h, wd = x.shape
+            packed = torch.ops.mkldnn._reorder_convolution_weight(
+                winograd.transform_weights(w), [0, 0], [1, 1], [1, 1], 16, [n, 16 * c, -(-h // 2), -(-wd // 2)])
+        else:
+            packed = torch.ops.mkldnn._reorder_convolution_weight(
+                w.contiguous(), [self.padding] * 2, list(self.stride), [self.dilation] * 2, self.groups,
+                list(x.shape))
         self.__dict__["_pack_cache"] = (key, packed)
         return packed
+
+    def _winograd(self, x: torch.Tensor, bias: Optional[torch.Tensor], post: Optional[tuple]) -> torch.Tensor:
+        y = winograd.conv3x3(x, self._packed(x), winograd.transform_bias(bias, self.filters), self.filters)
+        if post is None or post[0] == "none":
+            return y
+        if post[0] == "leaky_relu":
+            return F.leaky_relu_(y, post[1][0])
+        return y.relu_()
 
     def _xnor(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """AB's bit-packed CPU xnor conv: sign(w)*mean|w| per filter, inputs x>0 -> +1 else -1,
@@ -414,6 +435,11 @@ class Maxpool(DarknetLayer):
         left, right, _, _ = self.pad
         want = (layer.output.h, layer.output.w)
 
+        oh, ow = want
+        if left == 0 and sy == sx == k and oh * k <= h and ow * k <= w:
+            self.tiles = want
+            return "tiles"  # windows tile the map without overlap or padding (size=2 stride=2)
+
         def torch_out(n: int, s: int, p: int, ceil: bool) -> int:
             span = n + 2 * p - k
             o = (-(-span // s) if ceil else span // s) + 1
@@ -441,13 +467,29 @@ class Maxpool(DarknetLayer):
                 x = F.pad(x, (0, 0, 0, 0, 0, m * g - c), value=-FLT_MAX)
             y = x.reshape(n, m, g, h, w).amax(dim=1)
             return y
-        if self.mode == "sym":
+        if self.mode == "tiles":
+            y = self._tiles(x)
+        elif self.mode == "sym":
             y = F.max_pool2d(x, self.size, self.stride, self.pad[0])
         elif self.mode == "ceil":
             y = F.max_pool2d(x, self.size, self.stride, 0, 1, True)
         else:
             y = F.max_pool2d(F.pad(x, self.pad, value=-FLT_MAX), self.size, self.stride)
         return self.blur(y) if self.blur is not None else y
+
+
+    def _tiles(self, x: torch.Tensor) -> torch.Tensor:
+        """Non-overlapping k x k windows as k + k elementwise maxima of strided views: exact, and on
+        NHWC data several times faster than ``max_pool2d`` (which also computes indices)."""
+        k = self.size
+        oh, ow = self.tiles
+        rows = x[:, :, 0:oh * k:k]
+        for i in range(1, k):
+            rows = torch.maximum(rows, x[:, :, i:oh * k:k])
+        y = rows[..., 0:ow * k:k]
+        for j in range(1, k):
+            y = torch.maximum(y, rows[..., j:ow * k:k])
+        return y
 
 
 @register("local_avgpool")
