@@ -38,3 +38,20 @@ def test_verify_names_the_first_diverging_layer(tmp_path, capsys):
     assert main(["verify", "--fixture", str(d)]) == 1
     out = capsys.readouterr().out
     assert "first diverging layer: 4 [convolutional]" in out
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_verify_against_opencv_with_and_without_winograd(tmp_path, capsys, direct):
+    pytest.importorskip("cv2", reason="the [verify] extra (opencv-python-headless) is not installed")
+    import darkweights as dw
+    from darkweights.synth import init
+
+    from .conftest import DATA
+
+    cfg = DATA / "yolov4-tiny.cfg"
+    weights = tmp_path / "r.weights"
+    init(dw.load(cfg), weights, seed=2)
+    args = ["verify", str(cfg), str(weights), "--against", "opencv", "--width", "96", "--height", "96", "--json"]
+    assert main(args + (["--direct"] if direct else [])) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and len(report["rows"]) >= 30

@@ -193,14 +193,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from . import verify
 
     if args.fixture:
-        report = verify.compare_with_fixture(args.fixture, teacher_forcing=args.teacher_forcing)
+        report = verify.compare_with_fixture(args.fixture, teacher_forcing=args.teacher_forcing,
+                                             winograd=not args.direct)
     else:
         if not (args.cfg and args.weights):
             raise DarkweightsError("verify needs CFG WEIGHTS, or --fixture DIR")
         net = _load(args, args.cfg, args.weights)
         if args.against != "opencv":
             raise DarkweightsError("without --fixture, compare --against opencv")
-        report = verify.compare_with_opencv(net, bn_eps=args.bn_eps)
+        report = verify.compare_with_opencv(net, bn_eps=args.bn_eps, winograd=not args.direct)
     if args.json:
         print(report.to_json())
     else:
@@ -272,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bn-eps", choices=("darknet", "opencv"), default="darknet",
                    help="with --against opencv: run our model with OpenCV's BN epsilon (1e-6) to compare trained "
                         "weights tightly; default: Darknet's 1e-5 (use random-statistics weights)")
+    p.add_argument("--direct", action="store_true",
+                   help="compute every convolution directly (default: Winograd F(2,3) for wide 3x3 stride-1 ones)")
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_verify)

@@ -171,7 +171,7 @@ def load_fixture(fixture_dir: PathLike):
 
 
 def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False,
-                         tolerance: Optional[float] = None, model: Any = None) -> Report:
+                         tolerance: Optional[float] = None, model: Any = None, winograd: bool = True) -> Report:
     """Compare our forward with the layer outputs Darknet stored in a fixture directory.
 
     ``teacher_forcing=True`` feeds every layer Darknet's own stored inputs (its previous layer and
@@ -184,7 +184,7 @@ def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False
 
     net, meta, x, ref = load_fixture(fixture_dir)
     if model is None:
-        model = build(net, fuse_bn=bool(meta.get("fuse")))
+        model = build(net, fuse_bn=bool(meta.get("fuse")), winograd=winograd)
     tol = tolerance if tolerance is not None else (TEACHER_FORCED_TOLERANCE if teacher_forcing
                                                    else _fixture_tolerance(meta))
     saved = {l["index"]: l for l in meta["layers"] if l.get("saved", True)}
@@ -327,7 +327,8 @@ def _decode_region_like_opencv(layer: Any, y: np.ndarray) -> np.ndarray:
 
 
 def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] = None, model: Any = None,
-                        fuse_bn: bool = False, bn_eps: str = "darknet", seed: int = 0) -> Report:
+                        fuse_bn: bool = False, bn_eps: str = "darknet", seed: int = 0,
+                        winograd: bool = True) -> Report:
     """Run ``net`` with OpenCV's Darknet importer (``cv2.dnn.readNetFromDarknet``) and with our model
     on ``x`` ``(C, H, W)`` or ``(1, C, H, W)`` (default: ``numpy.random.default_rng(seed).random`` in
     [0, 1) at the network's input size), and compare every layer OpenCV exposes.
@@ -355,7 +356,7 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
     if tolerance is None:
         tolerance = OPENCV_TOLERANCE if bn_eps == "darknet" else OPENCV_MATCHED_EPS_TOLERANCE
     if model is None:
-        model = build(net, fuse_bn=fuse_bn)
+        model = build(net, fuse_bn=fuse_bn, winograd=winograd)
     if bn_eps == "opencv":
         for m in model.modules():
             if hasattr(m, "running_var") and hasattr(m, "eps"):
