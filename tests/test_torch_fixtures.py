@@ -14,6 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import darkweights  # noqa: E402
 from darkweights import verify  # noqa: E402
 from darkweights.torch import build  # noqa: E402
 
@@ -126,3 +127,24 @@ def test_zz_summary(capsys: pytest.CaptureFixture) -> None:
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     assert all(run(n, True).ok and run(n, False).ok for n in NAMES)
+
+
+@needs_fixtures
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", NAMES)
+def test_winograd_on_every_eligible_layer_meets_darknets_tolerances(name: str, monkeypatch) -> None:
+    """The fixtures are too narrow for the Winograd path to engage by itself (128 channels): force it onto
+    every 3x3 stride-1 convolution and hold it to the same teacher-forced and end-to-end tolerances."""
+    from darkweights.torch import winograd
+
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    d = FIXTURES / name
+    meta = json.loads((d / "layers.json").read_text())
+    net = darkweights.load(d / "model.cfg", d / "model.weights")
+    model = build(net, fuse_bn=bool(meta.get("fuse")))
+    eligible = sum(u.winograd for u in model._conv_units())
+    for tf in (True, False):
+        report = verify.compare_with_fixture(d, teacher_forcing=tf, model=model)
+        assert report.ok, report.to_table(only_failures=True)
+    if name in ("yolov4", "yolov3-tiny", "yolov4-tiny", "yolov7"):
+        assert eligible > 0
