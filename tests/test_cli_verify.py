@@ -55,3 +55,12 @@ def test_verify_against_opencv_with_and_without_winograd(tmp_path, capsys, direc
     assert main(args + (["--direct"] if direct else [])) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True and len(report["rows"]) >= 30
+
+
+def test_verify_float64(capsys):
+    d = need_shared(FIXTURES / "yolov4-tiny")
+    assert main(["verify", "--fixture", str(d), "--float64", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and report["meta"]["float64"] is True
+    assert main(["verify", "x.cfg", "x.weights", "--against", "opencv", "--float64"]) == 2
+    assert "--float64 applies to --fixture" in capsys.readouterr().err

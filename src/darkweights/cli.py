@@ -194,10 +194,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.fixture:
         report = verify.compare_with_fixture(args.fixture, teacher_forcing=args.teacher_forcing,
-                                             winograd=not args.direct)
+                                             winograd=not args.direct, float64=args.float64)
     else:
         if not (args.cfg and args.weights):
             raise DarkweightsError("verify needs CFG WEIGHTS, or --fixture DIR")
+        if args.float64:
+            raise DarkweightsError("--float64 applies to --fixture comparisons (OpenCV computes in float32)")
         net = _load(args, args.cfg, args.weights)
         if args.against != "opencv":
             raise DarkweightsError("without --fixture, compare --against opencv")
@@ -275,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights tightly; default: Darknet's 1e-5 (use random-statistics weights)")
     p.add_argument("--direct", action="store_true",
                    help="compute every convolution directly (default: Winograd F(2,3) for wide 3x3 stride-1 ones)")
+    p.add_argument("--float64", action="store_true",
+                   help="with --fixture: run our model in float64, so that what differs is Darknet's own float32 "
+                        "rounding (tells summation-order noise from a real divergence)")
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_verify)

@@ -171,12 +171,15 @@ def load_fixture(fixture_dir: PathLike):
 
 
 def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False,
-                         tolerance: Optional[float] = None, model: Any = None, winograd: bool = True) -> Report:
+                         tolerance: Optional[float] = None, model: Any = None, winograd: bool = True,
+                         float64: bool = False) -> Report:
     """Compare our forward with the layer outputs Darknet stored in a fixture directory.
 
     ``teacher_forcing=True`` feeds every layer Darknet's own stored inputs (its previous layer and
     the layers it reads), isolating each layer's error; otherwise only ``input.npy`` is fed. The
-    model is built with ``fuse_bn`` as the fixture was run (``layers.json: fuse``).
+    model is built with ``fuse_bn`` as the fixture was run (``layers.json: fuse``). ``float64``
+    runs our model in double precision: the differences left are then Darknet's own float32
+    rounding, which tells summation-order noise from a real divergence.
     """
     import torch
 
@@ -185,6 +188,8 @@ def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False
     net, meta, x, ref = load_fixture(fixture_dir)
     if model is None:
         model = build(net, fuse_bn=bool(meta.get("fuse")), winograd=winograd)
+    if float64:
+        model = model.double()
     tol = tolerance if tolerance is not None else (TEACHER_FORCED_TOLERANCE if teacher_forcing
                                                    else _fixture_tolerance(meta))
     saved = {l["index"]: l for l in meta["layers"] if l.get("saved", True)}
@@ -195,10 +200,11 @@ def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False
                           f"max({E2E_FLOOR:g}, {E2E_FACTOR:g} x float_sensitivity)",
                           "float_sensitivity": (meta.get("float_sensitivity") or {}).get(
                               "fused_vs_plain_worst_layer_rel") if isinstance(meta.get("float_sensitivity"), dict)
-                          else None})
-    xt = torch.from_numpy(np.ascontiguousarray(x))[None]
+                          else None, "float64": float64})
+    dtype = torch.float64 if float64 else torch.float32
+    xt = torch.from_numpy(np.ascontiguousarray(x))[None].to(dtype)
     if teacher_forcing:
-        outs = _teacher_forced(model, net, xt, ref, saved)
+        outs = _teacher_forced(model, net, xt, ref, saved, dtype)
     else:
         outs = model(xt, all_outputs=True)
     for layer in net.layers:
@@ -212,7 +218,7 @@ def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False
     return report
 
 
-def _teacher_forced(model: Any, net: Any, x: Any, ref: Any, saved: dict) -> list:
+def _teacher_forced(model: Any, net: Any, x: Any, ref: Any, saved: dict, dtype: Any) -> list:
     import torch
 
     stored: list = [None] * len(net.layers)
@@ -220,7 +226,7 @@ def _teacher_forced(model: Any, net: Any, x: Any, ref: Any, saved: dict) -> list
         shape = model.output_shapes[i]
         arr = ref[f"layer_{i:03d}"]
         if int(np.prod(shape)) == arr.size:
-            stored[i] = torch.from_numpy(np.ascontiguousarray(arr).reshape(shape))[None]
+            stored[i] = torch.from_numpy(np.ascontiguousarray(arr).reshape(shape))[None].to(dtype)
     ours: list = []
     for layer in net.layers:
         i = layer.index

@@ -101,8 +101,9 @@ class DarknetModel(nn.Module):
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
-        if x.dtype != torch.float32:
-            x = x.to(torch.float32)
+        dtype = next(self.parameters(), x.new_empty(0, dtype=torch.float32)).dtype  # float32, or as .double()'d
+        if x.dtype != dtype:
+            x = x.to(dtype)
         if x.dim() == len(self.input_shape):
             x = x.unsqueeze(0)
         if tuple(x.shape[1:]) != tuple(self.input_shape):

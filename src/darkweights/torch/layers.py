@@ -244,8 +244,8 @@ class ConvUnit(nn.Module):
         """AB's bit-packed CPU xnor conv: sign(w)*mean|w| per filter, inputs x>0 -> +1 else -1,
         zero padding contributes -1 (bit 0), integer dot products times the filter mean."""
         mean = w.abs().reshape(w.shape[0], -1).mean(dim=1)
-        wb = torch.where(w > 0, 1.0, -1.0)
-        xb = torch.where(x > 0, 1.0, -1.0)
+        wb = (w > 0).to(w.dtype) * 2 - 1
+        xb = (x > 0).to(x.dtype) * 2 - 1
         if self.padding:
             p = self.padding
             xb = F.pad(xb, (p, p, p, p), value=-1.0)
