@@ -54,12 +54,15 @@ class Detector:
         net = self.net
         sized = (letterbox_image if self.letterbox else resize_image)(im, net.width, net.height)
         with torch.inference_mode():
-            outs = self.model(torch.from_numpy(np.ascontiguousarray(sized))[None], all_outputs=True)
+            # only the heads: the model then keeps route concatenations lazy and drops dead outputs
+            heads = self.model(torch.from_numpy(np.ascontiguousarray(sized))[None])
+        outs = dict(zip(self.model.heads, heads))
         return self.decode(outs, w, h, thresh=thresh, nms_thresh=nms_thresh)
 
-    def decode(self, outs: Sequence[Any], im_w: int, im_h: int, *, thresh: float = 0.25,
+    def decode(self, outs: Any, im_w: int, im_h: int, *, thresh: float = 0.25,
                nms_thresh: float = 0.45) -> list[dict]:
-        """Boxes from every head's output (``fill_network_boxes``), NMS, then records."""
+        """Boxes from every head's output (``outs[layer index]``: a list of all outputs or a dict of the
+        heads'; ``fill_network_boxes``), NMS, then records."""
         net = self.net
         parts = []
         for L in self.heads:
