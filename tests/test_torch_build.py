@@ -215,10 +215,14 @@ def test_shortcut_rejects_hard_mish(tmp_path: Path) -> None:
 
 
 def test_unsupported_layers_raise(tmp_path: Path) -> None:
-    net = cfg_net(tmp_path, "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n[history]\nhistory_size=2")
-    with pytest.raises(UnsupportedError) as err:
+    net = cfg_net(tmp_path, "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n"
+                            "[conv_lstm]\noutput=4\nsize=3\npad=1\nbottleneck=1")
+    with pytest.raises(UnsupportedError, match="bottleneck=1") as err:
         build(net)
-    assert err.value.layer == 1 and err.value.layer_type == "history"
+    assert err.value.layer == 1 and err.value.layer_type == "conv_lstm"
+    net = cfg_net(tmp_path, "[conv_lstm]\noutput=4\nsize=3\nstride=2\npad=1", name="s2.cfg")
+    with pytest.raises(UnsupportedError, match="differs from the input"):
+        build(net)
     net = cfg_net(tmp_path, "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nantialiasing=1\n"
                             "activation=leaky\n\n[route]\nlayers=-1", name="aa.cfg")
     with pytest.raises(UnsupportedError, match="antialiased"):

@@ -92,7 +92,8 @@ class Crop(Layer):
 
 @register
 class History(Layer):
-    """AB ``[history]``: stacks the last ``history_size`` inputs along channels."""
+    """AB ``[history]``: stacks the last ``history_size`` inputs along channels (when training with
+    ``time_steps > 1``; at inference Darknet fills only the first block, see ``torch.layers.History``)."""
 
     type = "history"
     headers = ("history",)

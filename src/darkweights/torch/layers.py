@@ -845,12 +845,19 @@ class Normalization(DarknetLayer):
         return norms.pow_(-self.beta).mul_(x)
 
 
-@register("history", "conv_lstm")
-class Unsupported(DarknetLayer):
-    """Placeholder: construction always raises :class:`~darkweights.errors.UnsupportedError`."""
+@register("history")
+class History(DarknetLayer):
+    """AB ``[history]`` at inference: the input, then ``history_size - 1`` blocks of zeros.
+
+    ``forward_history_layer`` with ``steps == 1`` (``time_steps=1``, how ``darknet detector test``
+    parses) copies only ``l.inputs`` values into an output buffer that is ``history_size`` times
+    larger and zero-initialised, and never shifts older inputs in."""
 
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
-        why = {"history": "keeps the previous forward calls' inputs (stateful, not verified against Darknet)",
-               "conv_lstm": "is not verified against Darknet (no fixture)"}.get(layer.type, "is not supported")
-        raise unsupported(layer, f"cannot be built in PyTorch: the layer {why}", ctx.net)
+        self.extra = layer.output.c - layer.input.c
+
+    def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+        x = self.image(x)
+        n, _, h, w = x.shape
+        return torch.cat([x, x.new_zeros(n, self.extra, h, w)], dim=1)

@@ -1,0 +1,54 @@
+/*
+ * dump_layers: every layer's output from a real Darknet build, for darkweights' reference fixtures.
+ * Not part of the package and not run by the tests: it regenerates the fixtures under
+ * tests/data/oracle/ (see README.md beside this file). Links against an AlexeyAB libdarknet.so.
+ *
+ *   dump_layers CFG WEIGHTS INPUT.f32 OUT_PREFIX [fuse [RESAVED.weights]]
+ *
+ * Runs Darknet's inference path as `darknet detector test` sets it up (parse with batch 1 and
+ * time_steps 1, load_weights, optionally fuse_conv_batchnorm, calculate_binary_weights,
+ * network_predict) and writes OUT_PREFIX<NNN>.f32 with l.outputs float32 values per layer. With
+ * RESAVED, Darknet's save_weights writes back what it loaded (before fusing): equal bytes prove
+ * that the cfg and the weights layout agree.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include "darknet.h"
+
+network parse_network_cfg_custom(char *filename, int batch, int time_steps);
+void load_weights(network *net, char *filename);
+void save_weights(network net, char *filename);
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s CFG WEIGHTS INPUT.f32 OUT_PREFIX [fuse [RESAVED.weights]]\n", argv[0]);
+        return 2;
+    }
+    network net = parse_network_cfg_custom(argv[1], 1, 1);
+    load_weights(&net, argv[2]);
+    if (argc > 6) save_weights(net, argv[6]);
+    if (argc > 5 && atoi(argv[5])) fuse_conv_batchnorm(net);
+    calculate_binary_weights(net);
+
+    size_t n = (size_t)net.w * net.h * net.c;
+    float *input = calloc(n, sizeof(float));
+    FILE *f = fopen(argv[3], "rb");
+    if (!f || fread(input, sizeof(float), n, f) != n) {
+        fprintf(stderr, "cannot read %zu floats from %s\n", n, argv[3]);
+        return 1;
+    }
+    fclose(f);
+
+    network_predict(net, input);
+    for (int i = 0; i < net.n; ++i) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s%03d.f32", argv[4], i);
+        FILE *o = fopen(path, "wb");
+        if (!o) { perror(path); return 1; }
+        fwrite(net.layers[i].output, sizeof(float), net.layers[i].outputs, o);
+        fclose(o);
+    }
+    free(input);
+    return 0;
+}
