@@ -43,9 +43,9 @@ def arrays_by_key(net: Network, arrays: Mapping[str, Any], header: Header) -> di
     return dict(arrays)
 
 
-def save_weights(source: Any, path: Union[PathLike, IO[bytes]], *, net: Optional[Network] = None, cfg: Optional[PathLike] = None,
-                 header: Union[Header, Mapping, tuple, None] = None, seen: Optional[int] = None,
-                 dialect: Optional[str] = None, cutoff: Optional[int] = None) -> int:
+def save_weights(source: Any, path: Union[PathLike, IO[bytes]], *, net: Optional[Network] = None,
+                 cfg: Optional[PathLike] = None, header: Union[Header, Mapping, tuple, None] = None,
+                 seen: Optional[int] = None, dialect: Optional[str] = None, cutoff: Optional[int] = None) -> int:
     """Write a Darknet ``.weights`` file atomically; returns the number of bytes written.
 
     ``path`` may also be an open binary file (``sys.stdout.buffer``, ``io.BytesIO`` ...),

@@ -230,7 +230,8 @@ class Network:
         raise WeightsError(
             f"file ends inside array {first.name} {first.shape} (bytes {first.offset:,}..{first.end:,}, cfg line "
             f"{layer.line}): the cfg needs {expected:,} bytes, {expected - size:,} are missing. Likely a truncated "
-            f"download, or a cfg that does not belong to these weights{classes}", file=path, offset=size, layer=first.layer, layer_type=layer.type)
+            f"download, or a cfg that does not belong to these weights{classes}", file=path, offset=size,
+            layer=first.layer, layer_type=layer.type)
 
     def _classes_hint(self, extra_bytes: int) -> str:
         """If changing every head's ``classes=`` explains the size difference, say which value fits."""
