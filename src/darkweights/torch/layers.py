@@ -477,7 +477,6 @@ class Maxpool(DarknetLayer):
             y = F.max_pool2d(F.pad(x, self.pad, value=-FLT_MAX), self.size, self.stride)
         return self.blur(y) if self.blur is not None else y
 
-
     def _tiles(self, x: torch.Tensor) -> torch.Tensor:
         """Non-overlapping k x k windows as k + k elementwise maxima of strided views: exact, and on
         NHWC data several times faster than ``max_pool2d`` (which also computes indices)."""
