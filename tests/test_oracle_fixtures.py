@@ -1,7 +1,11 @@
-"""Layers the shared fixtures do not cover, checked against the real Darknet: fixtures in
-tests/data/oracle/ made by tools/darknet_oracle (a CPU build of AlexeyAB Darknet run on our cfg,
-our ``init`` weights and a seeded input; Darknet re-saved the weights byte for byte). Same layout
-as ../shared/fixtures, so they always run, with or without shared/."""
+"""What the shared fixtures do not cover, checked against the real Darknet: fixtures in
+tests/data/oracle/ made by tools/darknet_oracle (CPU builds of AlexeyAB and pjreddie Darknet run on
+our cfg, our ``init`` weights and a seeded input; Darknet re-saved the weights byte for byte). Same
+layout as ../shared/fixtures, so they always run, with or without shared/:
+``synth_conv_lstm`` ([conv_lstm], [history]), ``pjreddie_image`` (pjreddie BN, [deconvolutional],
+strided [shortcut] with alpha/beta, [batchnorm], [l2norm], [reorg], [logistic], [region]),
+``pjreddie_recurrent`` ([crnn] with its swapped width/height, [rnn], [gru], [lstm], [detection]),
+``pjreddie_heads`` ([crop], [normalization], [local], [yolo], [avgpool], [softmax])."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ CASES = sorted(p.parent.name for p in ORACLE.glob("*/layers.json"))
 
 
 def test_the_oracle_cases_are_there() -> None:
-    assert "synth_conv_lstm" in CASES
+    assert {"synth_conv_lstm", "pjreddie_image", "pjreddie_recurrent", "pjreddie_heads"} <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -38,7 +42,8 @@ def test_matches_darknet(name: str, teacher_forcing: bool) -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_float64_and_weights_round_trip(name: str, tmp_path) -> None:
     assert verify.compare_with_fixture(ORACLE / name, teacher_forcing=True, float64=True).ok
-    net = darkweights.load(ORACLE / name / "model.cfg", ORACLE / name / "model.weights")
+    dialect = json.loads((ORACLE / name / "layers.json").read_text()).get("dialect", "alexeyab")
+    net = darkweights.load(ORACLE / name / "model.cfg", ORACLE / name / "model.weights", dialect=dialect)
     darkweights.save_weights(net, tmp_path / "w")
     assert (tmp_path / "w").read_bytes() == (ORACLE / name / "model.weights").read_bytes()
 

@@ -164,7 +164,7 @@ def load_fixture(fixture_dir: PathLike):
 
     d = Path(fixture_dir)
     meta = json.loads((d / "layers.json").read_text())
-    net = load(d / "model.cfg", d / "model.weights")
+    net = load(d / "model.cfg", d / "model.weights", dialect=meta.get("dialect", "alexeyab"))
     x = np.load(d / "input.npy")
     ref = np.load(d / "outputs.npz")
     return net, meta, x, ref

@@ -1,10 +1,11 @@
 """Make a reference fixture (the ../shared/fixtures layout) from a cfg with a real Darknet build.
 
-    python tools/darknet_oracle/make_fixture.py CASE_DIR --darknet DIR [--seed N] [--input-seed N]
+    python tools/darknet_oracle/make_fixture.py CASE_DIR --darknet DIR [--dialect D] [--seed N] [--input-seed N]
 
 CASE_DIR holds model.cfg. Writes model.weights (``darkweights init``), input.npy, outputs.npz and
-layers.json. DIR holds libdarknet.so and the dump_layers binary built from dump_layers.c (README.md).
-Darknet re-saves the weights it loaded, and the bytes must be equal: a layout check of its own.
+layers.json. DIR holds the fork's libdarknet.so and the dump_layers binary built from dump_layers.c
+(AlexeyAB) or dump_layers_pjreddie.c (pjreddie; README.md). Darknet re-saves the weights it loaded,
+and the bytes must be equal: a layout check of its own.
 """
 
 from __future__ import annotations
@@ -42,20 +43,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("case", type=Path)
     ap.add_argument("--darknet", type=Path, required=True)
+    ap.add_argument("--dialect", default="alexeyab", choices=("alexeyab", "pjreddie"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--input-seed", type=int, default=0)
     args = ap.parse_args()
     case = args.case
     warnings.simplefilter("ignore", darkweights.DarkweightsWarning)
-    net = darkweights.load(case / "model.cfg")
+    net = darkweights.load(case / "model.cfg", dialect=args.dialect)
     init(net, case / "model.weights", seed=args.seed)
     x = np.random.default_rng(args.input_seed).random(net.input.chw, dtype=np.float32)
     np.save(case / "input.npy", x)
     with tempfile.TemporaryDirectory() as tmp:
         plain = run_darknet(args.darknet, case, x, Path(tmp), False, len(net.layers))
-        fused = run_darknet(args.darknet, case, x, Path(tmp), True, len(net.layers))
+        # pjreddie has no fuse_conv_batchnorm: no float-sensitivity measure, the default tolerance applies
+        fused = run_darknet(args.darknet, case, x, Path(tmp), True, len(net.layers)) \
+            if args.dialect == "alexeyab" else None
     outputs, layers, worst = {}, [], 0.0
-    for L, a, b in zip(net.layers, plain, fused):
+    for L, a, b in zip(net.layers, plain, fused or plain):
         o = L.output
         chw = o.is_image and o.c * o.h * o.w == a.size
         outputs[f"layer_{L.index:03d}"] = a.reshape(o.chw) if chw else a
@@ -65,16 +69,19 @@ def main() -> int:
                        "outputs": int(a.size), "saved": True, "layout": "chw" if chw else "flat",
                        "max_abs": scale})
     np.savez_compressed(case / "outputs.npz", **outputs)
-    meta = {"darknet": "AlexeyAB (libdarknet.so, CPU build)", "fuse": False, "input_shape": list(net.input.chw),
+    fork = {"alexeyab": "AlexeyAB", "pjreddie": "pjreddie"}[args.dialect]
+    meta = {"darknet": f"{fork} (libdarknet.so, CPU build)", "dialect": args.dialect, "fuse": False, "input_shape": list(net.input.chw),
             "weights_bytes": net.weights_bytes(), "seed": args.seed, "input_seed": args.input_seed, "calib_k": 0,
             "real_weights": False, "network_output_layer": net.output_index,
-            "float_sensitivity": {"fused_vs_plain_worst_layer_rel": worst},
+            "float_sensitivity": {"fused_vs_plain_worst_layer_rel": worst} if fused else None,
             "notes": "made by tools/darknet_oracle/make_fixture.py: weights from darkweights init (random BN "
-                     "statistics), parse_network_cfg_custom(cfg,1,1) + load_weights + calculate_binary_weights + "
-                     "network_predict; Darknet re-saved the weights byte for byte",
+                     "statistics), " + ("parse_network_cfg_custom(cfg,1,1) + load_weights + calculate_binary_weights"
+                                        if fused else "parse_network_cfg + load_weights + set_batch_network(1)") +
+                     " + network_predict; Darknet re-saved the weights byte for byte",
             "layers": layers}
     (case / "layers.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"{case}: {len(layers)} layers, weights {net.weights_bytes():,} bytes, float sensitivity {worst:.1e}")
+    sens = f"{worst:.1e}" if fused else "n/a"
+    print(f"{case}: {len(layers)} layers, weights {net.weights_bytes():,} bytes, float sensitivity {sens}")
     return 0
 
 

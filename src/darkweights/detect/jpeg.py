@@ -71,7 +71,6 @@ _ZIGZAG = np.array(
 )  # fmt: skip
 
 _SOF_UNSUPPORTED = {
-    0xC2: "progressive JPEG (SOF2)",
     0xC3: "lossless JPEG (SOF3)",
     0xC5: "hierarchical JPEG (SOF5)",
     0xC6: "hierarchical progressive JPEG (SOF6)",
@@ -172,11 +171,72 @@ def _ac_table(counts: bytes, values: bytes) -> List[Tuple[int, int, int]]:
     return list(zip(n.tolist(), adv.tolist(), v.tolist()))
 
 
+@lru_cache(maxsize=8)
+def _prog_ac_table(counts: bytes, values: bytes) -> Tuple[int, List[Tuple[int, int, int]]]:
+    """AC table for progressive scans: ``(bits, entries)`` indexed by the next ``bits`` bits.
+
+    ``bits`` is the longest code plus magnitude, capped at 16 (refinement tables are
+    small). Entries ``(n, run, value)`` as in :func:`_ac_table`, but with the raw run:
+    ``value == 0`` marks the s == 0 symbols, an EOB run of class ``run`` if run < 15,
+    else ZRL.
+    """
+    sym16, len16 = _prefix_table(counts, values)
+    valid16 = len16 > 0
+    bits = int(min(16, (len16 + (sym16 & 15))[valid16].max(initial=1)))
+    idx = np.arange(1 << bits, dtype=np.int64)
+    sym = sym16[idx << (16 - bits)]
+    length = len16[idx << (16 - bits)]
+    valid = length > 0
+    s = sym & 15
+    fits = valid & (length + s <= bits)
+    mag = (idx >> np.maximum(bits - length - s, 0)) & ((np.left_shift(1, s)) - 1)
+    n = np.where(fits, length + s, np.where(valid, -length, 0))
+    v = np.where(fits, _extend(mag, s), np.where(valid, s, 0))
+    return bits, list(zip(n.tolist(), (sym >> 4).tolist(), v.tolist()))
+
+
 def _windows(buf: bytes) -> List[int]:
     """``w[i]`` = bytes ``i..i+3`` of ``buf`` as a big-endian 32-bit int."""
     b = np.frombuffer(buf + b"\0\0\0", dtype=np.uint8).astype(np.int64)
     w = (b[:-3] << 24) | (b[1:-2] << 16) | (b[2:-1] << 8) | b[3:]
     return w.tolist()
+
+
+def _intervals(
+    segments: List[Tuple[int, int]], n_units: int, restart: int
+) -> List[Tuple[int, int, int, int]]:
+    """Restart intervals of a scan: ``(first bit, end bit, first unit, units)`` each.
+
+    A unit is an MCU of an interleaved scan or a block of a single-component one; each
+    interval holds ``restart`` units (all of them without DRI) and starts on a byte.
+    """
+    per_interval = restart if restart else n_units
+    n_intervals = -(-n_units // per_interval)
+    if len(segments) < n_intervals:
+        raise JPEGError(
+            f"truncated or corrupt JPEG: scan has {len(segments) - 1} restart markers, "
+            f"expected {n_intervals - 1}"
+        )
+    extra = segments[n_intervals:]
+    if len(extra) > 1 or (extra and extra[0][1] > extra[0][0]):
+        # stb tolerates one restart marker after the last interval; anything more makes
+        # it stop reading the file, so refuse rather than guess.
+        raise JPEGError("corrupt JPEG: unexpected data after the last restart interval")
+    return [
+        (start << 3, end << 3, i * per_interval, min(per_interval, n_units - i * per_interval))
+        for i, (start, end) in enumerate(segments[:n_intervals])
+    ]
+
+
+def _check_interval_end(p: int, limit: int, interval: int, n_intervals: int) -> None:
+    if interval < n_intervals - 1 and limit - p >= 24:
+        # stb looks for the restart marker within the next 24 bits and stops decoding
+        # the scan if it is not there; a valid stream leaves at most 7 padding bits.
+        raise JPEGError(f"corrupt JPEG: {limit - p} unused bits before restart marker {interval}")
+
+
+def _truncated(where: str) -> JPEGError:
+    return JPEGError(f"truncated or corrupt JPEG: entropy-coded data ended in the middle of {where}")
 
 
 def _decode_scan_coefficients(
@@ -196,26 +256,11 @@ def _decode_scan_coefficients(
     """
     bpm = len(plan)
     coef = array("q", bytes(8 * (n_mcus * bpm * 64 + 256)))
-    per_interval = restart if restart else n_mcus
-    n_intervals = -(-n_mcus // per_interval)
-    if len(segments) < n_intervals:
-        raise JPEGError(
-            f"truncated or corrupt JPEG: scan has {len(segments) - 1} restart markers, "
-            f"expected {n_intervals - 1}"
-        )
-    extra = segments[n_intervals:]
-    if len(extra) > 1 or (extra and extra[0][1] > extra[0][0]):
-        # stb tolerates one restart marker after the last interval; anything more makes
-        # it stop reading the file, so refuse rather than guess.
-        raise JPEGError("corrupt JPEG: unexpected data after the last restart interval")
+    intervals = _intervals(segments, n_mcus, restart)
     base = 0
-    mcu = 0
-    for interval, (seg_start, seg_end) in enumerate(segments[:n_intervals]):
-        p = seg_start << 3
-        limit = seg_end << 3
+    for interval, (p, limit, first, todo) in enumerate(intervals):
         pred = [0] * n_preds
-        todo = min(per_interval, n_mcus - mcu)
-        for _ in range(todo):
+        for mcu in range(first, first + todo):
             for dct, act, ci in plan:
                 # ---- DC
                 n, v = dct[(win[p >> 3] >> (16 - (p & 7))) & 0xFFFF]
@@ -254,18 +299,178 @@ def _decode_scan_coefficients(
                     raise JPEGError("corrupt JPEG: AC coefficient run past the end of a block")
                 base += 64
             if p > limit:
-                raise JPEGError(
-                    "truncated or corrupt JPEG: entropy-coded data ended in the middle of MCU "
-                    f"{mcu} of {n_mcus}"
-                )
-            mcu += 1
-        if interval < n_intervals - 1 and limit - p >= 24:
-            # stb looks for the restart marker within the next 24 bits and stops decoding
-            # the scan if it is not there; a valid stream leaves at most 7 padding bits.
-            raise JPEGError(
-                f"corrupt JPEG: {limit - p} unused bits before restart marker {interval}"
-            )
+                raise _truncated(f"MCU {mcu} of {n_mcus}")
+        _check_interval_end(p, limit, interval, len(intervals))
     return coef
+
+
+# Progressive scans (one restart interval per call). They update the components'
+# coefficient buffers ``zz`` (Python lists, zig-zag order, unscaled, values kept in C
+# ``short`` range as stb stores them) and return the bit position after the interval.
+# ``blocks`` are (component index, offset of the block in its buffer) in decode order.
+
+
+def _prog_dc_first(
+    win: List[int], p: int, limit: int, zz: List[list], blocks: List[Tuple[int, int]], al: int,
+    tables: list,
+) -> int:  # fmt: skip
+    """First DC scan (stb ``stbi__jpeg_decode_block_prog_dc``, ``succ_high == 0``).
+
+    ``tables[ci]`` is component ``ci``'s DC table (:func:`_dc_table`).
+    """
+    pred = [0] * len(zz)
+    for ci, base in blocks:
+        n, v = tables[ci][(win[p >> 3] >> (16 - (p & 7))) & 0xFFFF]
+        if n > 0:
+            p += n
+        elif n < 0:
+            p -= n
+            if v:
+                m = (win[p >> 3] >> (32 - v - (p & 7))) & ((1 << v) - 1)
+                p += v
+                v = m if m >> (v - 1) else m - (1 << v) + 1
+        else:
+            raise JPEGError(f"corrupt JPEG: bad Huffman code (DC) at entropy byte {p >> 3}")
+        v += pred[ci]
+        pred[ci] = v
+        v <<= al
+        if not -32768 <= v <= 32767:  # stb: "can't merge dc and ac"
+            raise JPEGError("corrupt JPEG: DC coefficient out of range")
+        zz[ci][base] = v
+        if p > limit:
+            raise _truncated("a progressive DC scan")
+    return p
+
+
+def _prog_dc_refine(
+    win: List[int], p: int, limit: int, zz: List[list], blocks: List[Tuple[int, int]], al: int
+) -> int:
+    """DC refinement: one bit per block, added to the coefficient (16-bit wrap)."""
+    if p + len(blocks) > limit:
+        raise _truncated("a progressive DC refinement scan")
+    bit = 1 << al
+    for ci, base in blocks:
+        if (win[p >> 3] >> (31 - (p & 7))) & 1:
+            z = zz[ci]
+            z[base] = ((z[base] + bit + 0x8000) & 0xFFFF) - 0x8000
+        p += 1
+    return p
+
+
+def _prog_ac_first(
+    win: List[int], p: int, limit: int, zz: list, bases: List[int], ss: int, se: int, al: int,
+    bits: int, table: List[Tuple[int, int, int]],
+) -> int:  # fmt: skip
+    """First AC scan of band ``ss..se`` (stb ``stbi__jpeg_decode_block_prog_ac``)."""
+    shift = 32 - bits
+    mask = (1 << bits) - 1
+    eobrun = 0
+    for base in bases:
+        if eobrun:  # the block lies in an EOB run: nothing coded for it
+            eobrun -= 1
+            continue
+        k = base + ss
+        kend = base + se
+        while k <= kend:
+            n, r, v = table[(win[p >> 3] >> (shift - (p & 7))) & mask]
+            if n > 0:
+                p += n
+            elif n < 0:
+                p -= n
+                m = (win[p >> 3] >> (32 - v - (p & 7))) & ((1 << v) - 1)
+                p += v
+                v = m if m >> (v - 1) else m - (1 << v) + 1
+            else:
+                raise JPEGError(f"corrupt JPEG: bad Huffman code (AC) at entropy byte {p >> 3}")
+            if v:
+                k += r
+                if k > kend:
+                    raise JPEGError("corrupt JPEG: AC coefficient run past the end of a band")
+                zz[k] = (((v << al) + 0x8000) & 0xFFFF) - 0x8000  # (short)(v * 2**al)
+                k += 1
+            elif r == 15:  # ZRL
+                k += 16
+            else:  # EOBr: this block and 2**r - 1 + (r more bits) further blocks end here
+                eobrun = (1 << r) - 1
+                if r:
+                    eobrun += (win[p >> 3] >> (32 - r - (p & 7))) & ((1 << r) - 1)
+                    p += r
+                break
+        if p > limit:
+            raise _truncated("a progressive AC scan")
+    return p
+
+
+def _prog_ac_refine(
+    win: List[int], p: int, limit: int, zz: list, bases: List[int], ss: int, se: int, al: int,
+    bits: int, table: List[Tuple[int, int, int]],
+) -> int:  # fmt: skip
+    """AC refinement of band ``ss..se`` (stb ``stbi__jpeg_decode_block_prog_ac``).
+
+    Each coded symbol is a run of zero coefficients to skip, then a new coefficient of
+    +-2**al (or nothing, for ZRL and EOB). Every already non-zero coefficient passed on
+    the way, and all those up to the end of the band in EOB-run blocks, read one
+    correction bit: if set and the coefficient lacks bit ``al``, its magnitude grows
+    by 2**al.
+    """
+    shift = 32 - bits
+    mask = (1 << bits) - 1
+    bit = 1 << al
+    eobrun = 0
+    for base in bases:
+        k = base + ss
+        kend = base + se
+        if eobrun:
+            eobrun -= 1
+            for j in [j for j in range(k, kend + 1) if zz[j]]:
+                if (win[p >> 3] >> (31 - (p & 7))) & 1:
+                    c = zz[j]
+                    if not c & bit:
+                        c = c + bit if c > 0 else c - bit
+                        zz[j] = ((c + 0x8000) & 0xFFFF) - 0x8000
+                p += 1
+        else:
+            while k <= kend:
+                n, r, v = table[(win[p >> 3] >> (shift - (p & 7))) & mask]
+                if n > 0:
+                    p += n
+                elif n < 0:  # a 16-bit code followed by the sign bit
+                    p -= n
+                    if v != 1:
+                        raise JPEGError("corrupt JPEG: bad Huffman code (AC refinement)")
+                    v = 1 if (win[p >> 3] >> (31 - (p & 7))) & 1 else -1
+                    p += 1
+                else:
+                    raise JPEGError(
+                        f"corrupt JPEG: bad Huffman code (AC) at entropy byte {p >> 3}"
+                    )
+                if v:
+                    if v != 1 and v != -1:  # stb accepts only 1-bit magnitudes here
+                        raise JPEGError("corrupt JPEG: bad Huffman code (AC refinement)")
+                    v = bit if v > 0 else -bit
+                elif r < 15:  # EOBr; ZRL (r == 15) writes a 0 into the 16th zero, i.e. nothing
+                    eobrun = (1 << r) - 1
+                    if r:
+                        eobrun += (win[p >> 3] >> (32 - r - (p & 7))) & ((1 << r) - 1)
+                        p += r
+                    r = 64  # no new coefficient: just refine the rest of the band
+                while k <= kend:
+                    c = zz[k]
+                    if c:
+                        if (win[p >> 3] >> (31 - (p & 7))) & 1 and not c & bit:
+                            c = c + bit if c > 0 else c - bit
+                            zz[k] = ((c + 0x8000) & 0xFFFF) - 0x8000
+                        p += 1
+                    elif r:
+                        r -= 1
+                    else:
+                        zz[k] = v
+                        k += 1
+                        break
+                    k += 1
+        if p > limit:
+            raise _truncated("a progressive AC refinement scan")
+    return p
 
 
 # --------------------------------------------------------------------------- pixel stages
@@ -458,7 +663,7 @@ def _grey(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class _Component:
-    __slots__ = ("id", "h", "v", "tq", "x", "y", "bw", "bh", "coef", "done")
+    __slots__ = ("id", "h", "v", "tq", "x", "y", "bw", "bh", "coef", "done", "zz")
 
     def __init__(self, cid: int, h: int, v: int, tq: int) -> None:
         self.id, self.h, self.v, self.tq = cid, h, v, tq
@@ -636,7 +841,7 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
                 raise JPEGError("truncated JPEG: no frame header (SOF) found")
             rd.pos += 1  # stb skips padding between header segments
             continue
-        if m in (0xC0, 0xC1):
+        if m in (0xC0, 0xC1, 0xC2):
             break
         if m in _SOF_UNSUPPORTED:
             raise JPEGUnsupportedError(f"unsupported JPEG flavour: {_SOF_UNSUPPORTED[m]}")
@@ -645,6 +850,7 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
         if not tables_and_misc(m):
             raise JPEGError(f"corrupt JPEG: unexpected marker 0x{m:02X} before the frame header")
 
+    progressive = m == 0xC2
     body = rd.segment("SOF")
     if len(body) < 6:
         raise JPEGError("corrupt JPEG: bad SOF length")
@@ -689,7 +895,8 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
         c.bw = (c.x + 7) >> 3  # blocks that hold pixels
         c.bh = (c.y + 7) >> 3
         c.coef = None  # (mcu_y * v, mcu_x * h, 64) int16, natural order; allocated by a scan
-        c.done = None
+        c.done = None  # (mcu_y * v, mcu_x * h) bool: blocks decoded (progressive: DC started)
+        c.zz = None  # progressive only: unscaled zig-zag coefficients, same block layout
 
     # ---- scans
     while True:
@@ -712,11 +919,19 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
                 td, ta = tsel >> 4, tsel & 15
                 if td > 3 or ta > 3:
                     raise JPEGError("corrupt JPEG: bad Huffman table index in SOS")
-                if td not in dc_spec or ta not in ac_spec:
-                    raise JPEGError("corrupt JPEG: scan uses an undefined Huffman table")
                 scomps.append((match[0], td, ta))
-            # the spectral-selection end (sos[2 + 2*ns]) is ignored by stb for sequential scans
-            ss, a = sos[1 + 2 * ns], sos[3 + 2 * ns]
+            ss, se, a = sos[1 + 2 * ns], sos[2 + 2 * ns], sos[3 + 2 * ns]
+            if progressive:
+                buf, segments, end = _entropy_segments(data, rd.pos)
+                rd.pos = end
+                _decode_progressive_scan(
+                    buf, segments, scomps, comps, restart, (ss, se, a >> 4, a & 15),
+                    dc_spec, ac_spec, mcu_x, mcu_y,
+                )  # fmt: skip
+                continue
+            if any(td not in dc_spec or ta not in ac_spec for _, td, ta in scomps):
+                raise JPEGError("corrupt JPEG: scan uses an undefined Huffman table")
+            # the spectral-selection end (se) is ignored by stb for sequential scans
             if ss != 0 or a != 0:
                 raise JPEGError("corrupt JPEG: bad spectral selection for a sequential scan")
             buf, segments, end = _entropy_segments(data, rd.pos)
@@ -732,6 +947,10 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
             continue
         if not tables_and_misc(m):
             break  # stb stops reading at an unknown marker and keeps what it has
+    if progressive and m != 0xD9:
+        # stbi__jpeg_finish (dequantise + IDCT) only runs at EOI; without it stb returns
+        # pixels it never computed.
+        raise JPEGError("truncated or corrupt JPEG: progressive data ends without EOI")
 
     # ---- pixels
     is_rgb = nc == 3 and (rgb_ids == 3 or (app14 == 0 and not jfif))
@@ -741,6 +960,9 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
     for c in comps[:decode_n]:
         if c.done is None or not c.done[: c.bh, : c.bw].all():
             raise JPEGError(f"truncated or corrupt JPEG: no scan data for component {c.id}")
+        if progressive:  # stbi__jpeg_finish: with the quantisation tables current at EOI
+            zz = np.array(c.zz, dtype=np.int16).reshape(c.done.shape + (64,))
+            c.coef = _dequantise(zz[: c.bh, : c.bw], qt[c.tq])
     planes = []
     for c in comps[:decode_n]:
         blocks = c.coef[: c.bh, : c.bw].reshape(-1, 8, 8)
@@ -823,13 +1045,10 @@ def _decode_scan(
         dc = z[..., 0] * q[0]
         if dc.size and (dc.min() < -32768 or dc.max() > 32767):
             raise JPEGError("corrupt JPEG: DC coefficient out of range")
-        deq = _wrap16(z * q)  # (short)(value * quant), zig-zag order
-        nat = np.empty_like(deq)
-        nat[..., _ZIGZAG] = deq
         if c.coef is None:
             c.coef = np.zeros((mcu_y * c.v, mcu_x * c.h, 64), dtype=np.int16)
             c.done = np.zeros((mcu_y * c.v, mcu_x * c.h), dtype=bool)
-        c.coef[rows, cols] = nat.astype(np.int16)
+        c.coef[rows, cols] = _dequantise(z, q)
         c.done[rows, cols] = True
 
     if len(scomps) == 1:
@@ -844,3 +1063,105 @@ def _decode_scan(
             for x in range(c.h):
                 z = zz[:, first + y * c.h + x, :]
                 store(c, z, mj * c.v + y, mi * c.h + x)
+
+
+def _dequantise(zz: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``(short)(coefficient * quant)``: zig-zag coefficients -> natural-order int16."""
+    deq = _wrap16(zz.astype(np.int64) * q)
+    nat = np.empty_like(deq)
+    nat[..., _ZIGZAG] = deq
+    return nat.astype(np.int16)
+
+
+def _decode_progressive_scan(
+    buf: bytes,
+    segments: List[Tuple[int, int]],
+    scomps: List[Tuple[_Component, int, int]],
+    comps: List[_Component],
+    restart: int,
+    params: Tuple[int, int, int, int],
+    dc_spec: Dict[int, Tuple[bytes, bytes]],
+    ac_spec: Dict[int, Tuple[bytes, bytes]],
+    mcu_x: int,
+    mcu_y: int,
+) -> None:
+    """Decode one progressive scan into the components' unscaled coefficients (``zz``).
+
+    ``params`` is (Ss, Se, Ah, Al) from the SOS header. As in stb, an interleaved scan
+    is always a DC scan, and a single-component scan covers only the component's own
+    blocks, ceil(x / 8) by ceil(y / 8), not the MCU padding.
+    """
+    ss, se, ah, al = params
+    if ss > 63 or se > 63 or ss > se or ah > 13 or al > 13:
+        raise JPEGError(f"corrupt JPEG: bad progressive scan (Ss={ss} Se={se} Ah={ah} Al={al})")
+    if (ss == 0 or len(scomps) > 1) and se != 0:
+        raise JPEGError("corrupt JPEG: progressive scan mixes DC and AC coefficients")
+    # decode order of the blocks: index of the component, offset of the block in its zz
+    if len(scomps) == 1:
+        c = scomps[0][0]
+        rows, cols = np.divmod(np.arange(c.bh * c.bw), c.bw)
+        cis = [comps.index(c)] * rows.size
+        offsets = ((rows * (mcu_x * c.h) + cols) * 64).tolist()
+        bpm = 1
+    else:
+        mj, mi = np.divmod(np.arange(mcu_x * mcu_y), mcu_x)
+        ci_cols, off_cols = [], []
+        for c, _, _ in scomps:
+            for y in range(c.v):
+                for x in range(c.h):
+                    ci_cols.append(np.full(mj.size, comps.index(c)))
+                    off_cols.append(((mj * c.v + y) * (mcu_x * c.h) + mi * c.h + x) * 64)
+        cis = np.stack(ci_cols, axis=1).ravel().tolist()
+        offsets = np.stack(off_cols, axis=1).ravel().tolist()
+        bpm = len(off_cols)
+    blocks = list(zip(cis, offsets))
+
+    first_dc = ss == 0 and ah == 0
+    if first_dc:
+        # Every block takes at least one bit; refuse a truncated scan before allocating.
+        if len(blocks) > 8 * len(buf):
+            raise JPEGError(
+                f"truncated JPEG: {len(buf)} bytes of entropy-coded data cannot hold "
+                f"{len(blocks)} blocks"
+            )
+        dc_tables: List[Optional[List[Tuple[int, int]]]] = [None] * len(comps)
+        for c, td, _ in scomps:
+            if td not in dc_spec:
+                raise JPEGError("corrupt JPEG: scan uses an undefined Huffman table")
+            ci = comps.index(c)
+            dc_tables[ci] = _dc_table(*dc_spec[td])
+            mine = [o for i, o in blocks if i == ci]
+            if c.zz is None:
+                c.zz = [0] * (mcu_y * c.v * mcu_x * c.h * 64)
+                c.done = np.zeros((mcu_y * c.v, mcu_x * c.h), dtype=bool)
+            else:  # stb clears each block before decoding its first DC (AC included)
+                zero = [0] * 64
+                for o in mine:
+                    c.zz[o : o + 64] = zero
+            c.done.reshape(-1)[np.array(mine, dtype=np.intp) // 64] = True
+    else:
+        for c, _, ta in scomps:
+            if c.zz is None:
+                raise JPEGError(
+                    f"corrupt JPEG: progressive scan refines component {c.id} before its "
+                    "first DC scan"
+                )
+            if ss and ta not in ac_spec:
+                raise JPEGError("corrupt JPEG: scan uses an undefined Huffman table")
+    zz = [c.zz for c in comps]
+    if ss:
+        bits, ac_table = _prog_ac_table(*ac_spec[scomps[0][2]])
+        ac_decode = _prog_ac_refine if ah else _prog_ac_first
+        zc = scomps[0][0].zz
+
+    win = _windows(buf + bytes(_BLOCK_MAX_BYTES + 16))
+    intervals = _intervals(segments, len(blocks) // bpm, restart)
+    for interval, (p, limit, first, count) in enumerate(intervals):
+        part = slice(first * bpm, (first + count) * bpm)
+        if ss:
+            p = ac_decode(win, p, limit, zc, offsets[part], ss, se, al, bits, ac_table)
+        elif first_dc:
+            p = _prog_dc_first(win, p, limit, zz, blocks[part], al, dc_tables)
+        else:
+            p = _prog_dc_refine(win, p, limit, zz, blocks[part], al)
+        _check_interval_end(p, limit, interval, len(intervals))

@@ -130,7 +130,11 @@ class CRNN(_ConvRecurrent):
         if (out_h, out_w) != (self.input.h, self.input.w):
             raise self.shape_error(f"[crnn] needs a size-preserving kernel (size {self.size}, padding "
                                    f"{self.padding}, stride {self.stride} gives {out_h}x{out_w})", builder)
-        self.output = Shape.image(self.outputs, out_h, out_w)
+        # pjreddie's parse_crnn passes (w, h) to make_crnn_layer(batch, h, w, ...): its convolutions read
+        # the C x H x W buffer as C x W x H, and the layer reports W x H to the next one
+        self.swapped = self.dialect == "pjreddie"
+        self.output = Shape.image(self.outputs, out_w, out_h) if self.swapped else Shape.image(self.outputs, out_h,
+                                                                                                 out_w)
 
     def arrays(self) -> list[ArraySpec]:
         bn, g, k = bool(self.batch_normalize), self.groups, self.size

@@ -103,9 +103,12 @@ class CRNN(DarknetLayer):
         self.output_layer = ConvUnit(layer, ctx, a, prefix="output_layer.", filters=layer.outputs, channels=hidden,
                                      **common)
         self.hidden = hidden
+        self.swapped = layer.swapped
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         x = self.image(x)
+        if self.swapped:  # pjreddie: the same buffer read as C x W x H (see the catalogue's CRNN)
+            x = x.reshape(x.shape[0], x.shape[1], x.shape[3], x.shape[2])
         n, _, h, w = x.shape
         state0 = x.new_zeros(n, self.hidden, h, w)
         state = self.input_layer(x) + self.self_layer(state0)

@@ -1,0 +1,58 @@
+/*
+ * dump_layers_pjreddie: dump_layers.c for pjreddie's Darknet (github.com/pjreddie/darknet), whose
+ * library API differs (networks by pointer, no batch/time_steps arguments, no BN fusing).
+ *
+ *   dump_layers_pjreddie CFG WEIGHTS INPUT.f32 OUT_PREFIX [ignored [RESAVED.weights]]
+ *
+ * parse_network_cfg, load_weights, set_batch_network(1), network_predict; then OUT_PREFIX<NNN>.f32
+ * with l.outputs float32 values per layer. RESAVED: save_weights of what was loaded.
+ *
+ * Two CPU defects are worked around so that these layers can be checked at all:
+ *  - make_deconvolutional_layer leaves l.groups at 0 and load_convolutional_weights divides by it
+ *    (SIGFPE). groups is set to 1 before loading, which is the layout pjreddie's own save_weights
+ *    writes (darknet-format.md §2.2); the deconvolution forward does not read groups.
+ *  - make_batchnorm_layer allocates l.x only for the GPU, and forward_batchnorm_layer copies into it
+ *    (SIGSEGV for every stand-alone [batchnorm]). The buffer is allocated here; the forward only
+ *    stores into it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include "darknet.h"
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s CFG WEIGHTS INPUT.f32 OUT_PREFIX [ignored [RESAVED.weights]]\n", argv[0]);
+        return 2;
+    }
+    network *net = parse_network_cfg(argv[1]);
+    for (int i = 0; i < net->n; ++i) {
+        layer *l = &net->layers[i];
+        if (l->type == DECONVOLUTIONAL && l->groups == 0) l->groups = 1;
+        if (l->type == BATCHNORM && !l->x) l->x = calloc((size_t)l->outputs * l->batch, sizeof(float));
+    }
+    load_weights(net, argv[2]);
+    if (argc > 6) save_weights(net, argv[6]);
+    set_batch_network(net, 1);
+
+    size_t n = (size_t)net->w * net->h * net->c;
+    float *input = calloc(n, sizeof(float));
+    FILE *f = fopen(argv[3], "rb");
+    if (!f || fread(input, sizeof(float), n, f) != n) {
+        fprintf(stderr, "cannot read %zu floats from %s\n", n, argv[3]);
+        return 1;
+    }
+    fclose(f);
+
+    network_predict(net, input);
+    for (int i = 0; i < net->n; ++i) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s%03d.f32", argv[4], i);
+        FILE *o = fopen(path, "wb");
+        if (!o) { perror(path); return 1; }
+        fwrite(net->layers[i].output, sizeof(float), net->layers[i].outputs, o);
+        fclose(o);
+    }
+    free(input);
+    return 0;
+}
