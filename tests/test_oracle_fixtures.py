@@ -5,7 +5,8 @@ layout as ../shared/fixtures, so they always run, with or without shared/:
 ``synth_conv_lstm`` ([conv_lstm], [history]), ``pjreddie_image`` (pjreddie BN, [deconvolutional],
 strided [shortcut] with alpha/beta, [batchnorm], [l2norm], [reorg], [logistic], [region]),
 ``pjreddie_recurrent`` ([crnn] with its swapped width/height, [rnn], [gru], [lstm], [detection]),
-``pjreddie_heads`` ([crop], [normalization], [local], [yolo], [avgpool], [softmax])."""
+``pjreddie_heads`` ([crop], [normalization], [local], [yolo], [avgpool], [softmax]), ``xnor_fused`` and
+``xnor_unfused`` (both AlexeyAB xnor CPU paths: channels a multiple of 32 or not)."""
 
 from __future__ import annotations
 
@@ -23,16 +24,26 @@ from .conftest import DATA  # noqa: E402
 
 ORACLE = DATA / "oracle"
 CASES = sorted(p.parent.name for p in ORACLE.glob("*/layers.json"))
+# unfused xnor: Darknet's CPU path skips the BN normalisation, which only bug_compatible reproduces
+OPTIONS = {"xnor_unfused": {"bug_compatible": True}}
+
+
+def model_for(name: str):
+    from darkweights.torch import build
+
+    net, meta, _, _ = verify.load_fixture(ORACLE / name)
+    return build(net, fuse_bn=bool(meta["fuse"]), **OPTIONS.get(name, {}))
 
 
 def test_the_oracle_cases_are_there() -> None:
-    assert {"synth_conv_lstm", "pjreddie_image", "pjreddie_recurrent", "pjreddie_heads"} <= set(CASES)
+    assert {"synth_conv_lstm", "pjreddie_image", "pjreddie_recurrent", "pjreddie_heads", "xnor_fused",
+            "xnor_unfused"} <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("teacher_forcing", [True, False])
 def test_matches_darknet(name: str, teacher_forcing: bool) -> None:
-    report = verify.compare_with_fixture(ORACLE / name, teacher_forcing=teacher_forcing)
+    report = verify.compare_with_fixture(ORACLE / name, teacher_forcing=teacher_forcing, model=model_for(name))
     meta = json.loads((ORACLE / name / "layers.json").read_text())
     assert [r.index for r in report.rows] == [l["index"] for l in meta["layers"]]
     assert report.ok, report.to_table(only_failures=True)
@@ -41,7 +52,8 @@ def test_matches_darknet(name: str, teacher_forcing: bool) -> None:
 
 @pytest.mark.parametrize("name", CASES)
 def test_float64_and_weights_round_trip(name: str, tmp_path) -> None:
-    assert verify.compare_with_fixture(ORACLE / name, teacher_forcing=True, float64=True).ok
+    model = model_for(name).double()
+    assert verify.compare_with_fixture(ORACLE / name, teacher_forcing=True, model=model, float64=True).ok
     dialect = json.loads((ORACLE / name / "layers.json").read_text()).get("dialect", "alexeyab")
     net = darkweights.load(ORACLE / name / "model.cfg", ORACLE / name / "model.weights", dialect=dialect)
     darkweights.save_weights(net, tmp_path / "w")
@@ -54,3 +66,12 @@ def test_conv_lstm_and_history_are_what_darknet_computes(capsys) -> None:
     rows = json.loads(capsys.readouterr().out)["rows"]
     types = {r["type"] for r in rows}
     assert {"conv_lstm", "history"} <= types
+
+
+def test_unfused_xnor_differs_unless_bug_compatible() -> None:
+    """By default the model normalises, as the layer means to; Darknet's unfused CPU path does not."""
+    from darkweights.torch import build
+
+    net, _, _, _ = verify.load_fixture(ORACLE / "xnor_unfused")
+    report = verify.compare_with_fixture(ORACLE / "xnor_unfused", teacher_forcing=True, model=build(net))
+    assert not report.ok and report.first_divergence.index == 1

@@ -25,6 +25,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s CFG WEIGHTS INPUT.f32 OUT_PREFIX [fuse [RESAVED.weights]]\n", argv[0]);
         return 2;
     }
+    gpu_index = -1;  /* as darknet.c's main sets it in CPU builds (calculate_binary_weights reads it) */
     network net = parse_network_cfg_custom(argv[1], 1, 1);
     load_weights(&net, argv[2]);
     if (argc > 6) save_weights(net, argv[6]);

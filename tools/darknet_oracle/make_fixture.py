@@ -44,6 +44,8 @@ def main() -> int:
     ap.add_argument("case", type=Path)
     ap.add_argument("--darknet", type=Path, required=True)
     ap.add_argument("--dialect", default="alexeyab", choices=("alexeyab", "pjreddie"))
+    ap.add_argument("--fuse", action="store_true", help="store the outputs of the fused run (AlexeyAB, as "
+                    "`darknet detector test` runs), not the plain one")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--input-seed", type=int, default=0)
     args = ap.parse_args()
@@ -59,24 +61,30 @@ def main() -> int:
         fused = run_darknet(args.darknet, case, x, Path(tmp), True, len(net.layers)) \
             if args.dialect == "alexeyab" else None
     outputs, layers, worst = {}, [], 0.0
-    for L, a, b in zip(net.layers, plain, fused or plain):
+    stored = fused if args.fuse and fused else plain
+    for L, a, p, f in zip(net.layers, stored, plain, fused or plain):
         o = L.output
         chw = o.is_image and o.c * o.h * o.w == a.size
         outputs[f"layer_{L.index:03d}"] = a.reshape(o.chw) if chw else a
         scale = float(np.abs(a).max())
-        worst = max(worst, float(np.abs(a - b).max()) / scale if scale else 0.0)
+        worst = max(worst, float(np.abs(p - f).max()) / scale if scale else 0.0)  # Darknet fused vs plain
         layers.append({"index": L.index, "type": L.type, "out_c": o.c, "out_h": o.h, "out_w": o.w,
                        "outputs": int(a.size), "saved": True, "layout": "chw" if chw else "flat",
                        "max_abs": scale})
     np.savez_compressed(case / "outputs.npz", **outputs)
+    if any(getattr(L, "xnor", 0) for L in net.layers):
+        fused = None  # unfused CPU xnor skips BN: fused vs plain measures that, not float rounding
     fork = {"alexeyab": "AlexeyAB", "pjreddie": "pjreddie"}[args.dialect]
-    meta = {"darknet": f"{fork} (libdarknet.so, CPU build)", "dialect": args.dialect, "fuse": False, "input_shape": list(net.input.chw),
+    meta = {"darknet": f"{fork} (libdarknet.so, CPU build)", "dialect": args.dialect, "fuse": bool(args.fuse and args.dialect == "alexeyab"),
+            "input_shape": list(net.input.chw),
             "weights_bytes": net.weights_bytes(), "seed": args.seed, "input_seed": args.input_seed, "calib_k": 0,
             "real_weights": False, "network_output_layer": net.output_index,
             "float_sensitivity": {"fused_vs_plain_worst_layer_rel": worst} if fused else None,
             "notes": "made by tools/darknet_oracle/make_fixture.py: weights from darkweights init (random BN "
-                     "statistics), " + ("parse_network_cfg_custom(cfg,1,1) + load_weights + calculate_binary_weights"
-                                        if fused else "parse_network_cfg + load_weights + set_batch_network(1)") +
+                     "statistics), " + ("parse_network_cfg_custom(cfg,1,1) + load_weights + "
+                                        + ("fuse_conv_batchnorm + " if args.fuse else "") + "calculate_binary_weights"
+                                        if args.dialect == "alexeyab"
+                                        else "parse_network_cfg + load_weights + set_batch_network(1)") +
                      " + network_predict; Darknet re-saved the weights byte for byte",
             "layers": layers}
     (case / "layers.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -119,6 +119,17 @@ def _prefix_table(counts: bytes, values: bytes) -> Tuple[np.ndarray, np.ndarray]
     return sym, length
 
 
+def _table_rows(*cols: np.ndarray) -> list:
+    """``list(zip(*cols))`` of Python ints, built run by run (tables are piecewise constant)."""
+    table = np.stack(cols)
+    starts = np.concatenate([[0], np.flatnonzero((table[:, 1:] != table[:, :-1]).any(axis=0)) + 1])
+    lengths = np.diff(np.append(starts, table.shape[1])).tolist()
+    rows: list = []
+    for row, n in zip(zip(*table[:, starts].tolist()), lengths):
+        rows += [row] * n
+    return rows
+
+
 def _extend(mag: np.ndarray, s: np.ndarray) -> np.ndarray:
     """JPEG EXTEND: s-bit magnitude field -> signed value (vectorised; s may be 0)."""
     s = s.astype(np.int64)
@@ -143,7 +154,7 @@ def _dc_table(counts: bytes, values: bytes) -> List[Tuple[int, int]]:
     diff = _extend(mag, s)
     n = np.where(fits, length + s, np.where(valid, -length, 0))
     v = np.where(fits, diff, np.where(valid, s, 0))
-    return list(zip(n.tolist(), v.tolist()))
+    return _table_rows(n, v)
 
 
 @lru_cache(maxsize=8)  # ~5 MB per table; most files share the standard tables
@@ -168,7 +179,7 @@ def _ac_table(counts: bytes, values: bytes) -> List[Tuple[int, int, int]]:
     adv = np.where(eob, _EOB_JUMP, run + 1)
     n = np.where(fits, length + s, np.where(valid, -length, 0))
     v = np.where(fits, np.where(s == 0, 0, val), np.where(valid, s, 0))
-    return list(zip(n.tolist(), adv.tolist(), v.tolist()))
+    return _table_rows(n, adv, v)
 
 
 @lru_cache(maxsize=8)
@@ -192,7 +203,7 @@ def _prog_ac_table(counts: bytes, values: bytes) -> Tuple[int, List[Tuple[int, i
     mag = (idx >> np.maximum(bits - length - s, 0)) & ((np.left_shift(1, s)) - 1)
     n = np.where(fits, length + s, np.where(valid, -length, 0))
     v = np.where(fits, _extend(mag, s), np.where(valid, s, 0))
-    return bits, list(zip(n.tolist(), (sym >> 4).tolist(), v.tolist()))
+    return bits, _table_rows(n, sym >> 4, v)
 
 
 def _windows(buf: bytes) -> List[int]:
@@ -402,34 +413,41 @@ def _prog_ac_first(
 
 
 def _prog_ac_refine(
-    win: List[int], p: int, limit: int, zz: list, bases: List[int], ss: int, se: int, al: int,
-    bits: int, table: List[Tuple[int, int, int]],
+    win: List[int], p: int, limit: int, zz: "array[int]", bases: List[int], ss: int, se: int,
+    al: int, bits: int, table: List[Tuple[int, int, int]], zeros: Tuple[List[int], List[int], int],
+    corrections: List[Tuple[int, int]],
 ) -> int:  # fmt: skip
     """AC refinement of band ``ss..se`` (stb ``stbi__jpeg_decode_block_prog_ac``).
 
-    Each coded symbol is a run of zero coefficients to skip, then a new coefficient of
-    +-2**al (or nothing, for ZRL and EOB). Every already non-zero coefficient passed on
-    the way, and all those up to the end of the band in EOB-run blocks, read one
-    correction bit: if set and the coefficient lacks bit ``al``, its magnitude grows
-    by 2**al.
+    Each coded symbol skips ``run`` coefficients that are still zero and places +-2**al
+    on the next one (nothing for ZRL/EOB). Every non-zero coefficient passed on the way
+    -- and, in EOB-run blocks, every one in the band -- takes one correction bit.
+    Zero/non-zero is fixed for the whole scan (new values land behind the walk), so
+    ``zeros`` = (offsets of the band's zero coefficients in decode order, start index
+    per block, first block) gives each symbol's target directly, and the correction
+    bits are only located here: ``(bit position, count)`` runs appended to
+    ``corrections`` and applied by the caller, vectorised, in non-zero order.
     """
     shift = 32 - bits
     mask = (1 << bits) - 1
     bit = 1 << al
+    zpos, zstart, b = zeros
+    band = se - ss + 1
+    correct = corrections.append
     eobrun = 0
     for base in bases:
-        k = base + ss
-        kend = base + se
+        zi = zstart[b]
+        zend = zstart[b + 1]
+        b += 1
         if eobrun:
             eobrun -= 1
-            for j in [j for j in range(k, kend + 1) if zz[j]]:
-                if (win[p >> 3] >> (31 - (p & 7))) & 1:
-                    c = zz[j]
-                    if not c & bit:
-                        c = c + bit if c > 0 else c - bit
-                        zz[j] = ((c + 0x8000) & 0xFFFF) - 0x8000
-                p += 1
+            m = band - (zend - zi)
+            if m:
+                correct((p, m))
+                p += m
         else:
+            k = base + ss
+            kend = base + se
             while k <= kend:
                 n, r, v = table[(win[p >> 3] >> (shift - (p & 7))) & mask]
                 if n > 0:
@@ -445,29 +463,28 @@ def _prog_ac_refine(
                         f"corrupt JPEG: bad Huffman code (AC) at entropy byte {p >> 3}"
                     )
                 if v:
-                    if v != 1 and v != -1:  # stb accepts only 1-bit magnitudes here
+                    if v * v != 1:  # stb accepts only 1-bit magnitudes here
                         raise JPEGError("corrupt JPEG: bad Huffman code (AC refinement)")
-                    v = bit if v > 0 else -bit
-                elif r < 15:  # EOBr; ZRL (r == 15) writes a 0 into the 16th zero, i.e. nothing
+                    v *= bit
+                elif r < 15:  # EOBr: no new coefficient, refine to the end of the band
                     eobrun = (1 << r) - 1
                     if r:
                         eobrun += (win[p >> 3] >> (32 - r - (p & 7))) & ((1 << r) - 1)
                         p += r
-                    r = 64  # no new coefficient: just refine the rest of the band
-                while k <= kend:
-                    c = zz[k]
-                    if c:
-                        if (win[p >> 3] >> (31 - (p & 7))) & 1 and not c & bit:
-                            c = c + bit if c > 0 else c - bit
-                            zz[k] = ((c + 0x8000) & 0xFFFF) - 0x8000
-                        p += 1
-                    elif r:
-                        r -= 1
-                    else:
-                        zz[k] = v
-                        k += 1
-                        break
-                    k += 1
+                    r = 64
+                if zi + r < zend:
+                    target = zpos[zi + r]
+                    m = target - k - r
+                    if v:  # (ZRL "writes" 0 onto the 16th zero)
+                        zz[target] = v
+                    zi += r + 1
+                    k = target + 1
+                else:  # the band ends first
+                    m = kend + 1 - k - (zend - zi)
+                    k = kend + 1
+                if m:
+                    correct((p, m))
+                    p += m
         if p > limit:
             raise _truncated("a progressive AC refinement scan")
     return p
@@ -961,7 +978,7 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
         if c.done is None or not c.done[: c.bh, : c.bw].all():
             raise JPEGError(f"truncated or corrupt JPEG: no scan data for component {c.id}")
         if progressive:  # stbi__jpeg_finish: with the quantisation tables current at EOI
-            zz = np.array(c.zz, dtype=np.int16).reshape(c.done.shape + (64,))
+            zz = np.frombuffer(c.zz, dtype=np.int16).reshape(c.done.shape + (64,))
             c.coef = _dequantise(zz[: c.bh, : c.bw], qt[c.tq])
     planes = []
     for c in comps[:decode_n]:
@@ -1132,12 +1149,10 @@ def _decode_progressive_scan(
             dc_tables[ci] = _dc_table(*dc_spec[td])
             mine = [o for i, o in blocks if i == ci]
             if c.zz is None:
-                c.zz = [0] * (mcu_y * c.v * mcu_x * c.h * 64)
+                c.zz = array("h", bytes(2 * 64 * mcu_y * c.v * mcu_x * c.h))
                 c.done = np.zeros((mcu_y * c.v, mcu_x * c.h), dtype=bool)
             else:  # stb clears each block before decoding its first DC (AC included)
-                zero = [0] * 64
-                for o in mine:
-                    c.zz[o : o + 64] = zero
+                np.frombuffer(c.zz, dtype=np.int16).reshape(-1, 64)[np.array(mine) // 64] = 0
             c.done.reshape(-1)[np.array(mine, dtype=np.intp) // 64] = True
     else:
         for c, _, ta in scomps:
@@ -1151,17 +1166,40 @@ def _decode_progressive_scan(
     zz = [c.zz for c in comps]
     if ss:
         bits, ac_table = _prog_ac_table(*ac_spec[scomps[0][2]])
-        ac_decode = _prog_ac_refine if ah else _prog_ac_first
         zc = scomps[0][0].zz
+        if ah:
+            coefs = np.frombuffer(zc, dtype=np.int16)
+            where = np.array(offsets, dtype=np.intp)
+            is_zero = coefs.reshape(-1, 64)[where // 64, ss : se + 1] == 0
+            zb, zk = np.nonzero(is_zero)
+            zstart = np.concatenate([[0], np.cumsum(is_zero.sum(axis=1))]).tolist()
+            zpos = (where[zb] + ss + zk).tolist()
+            corrections: List[Tuple[int, int]] = []
 
     win = _windows(buf + bytes(_BLOCK_MAX_BYTES + 16))
     intervals = _intervals(segments, len(blocks) // bpm, restart)
     for interval, (p, limit, first, count) in enumerate(intervals):
         part = slice(first * bpm, (first + count) * bpm)
-        if ss:
-            p = ac_decode(win, p, limit, zc, offsets[part], ss, se, al, bits, ac_table)
+        if ss and ah:
+            zeros = (zpos, zstart, first)
+            p = _prog_ac_refine(
+                win, p, limit, zc, offsets[part], ss, se, al, bits, ac_table, zeros, corrections
+            )
+        elif ss:
+            p = _prog_ac_first(win, p, limit, zc, offsets[part], ss, se, al, bits, ac_table)
         elif first_dc:
             p = _prog_dc_first(win, p, limit, zz, blocks[part], al, dc_tables)
         else:
             p = _prog_dc_refine(win, p, limit, zz, blocks[part], al)
         _check_interval_end(p, limit, interval, len(intervals))
+
+    if ss and ah and corrections:
+        # the correction bits, in order, belong to the band's non-zero coefficients
+        start, count = np.array(corrections, dtype=np.int64).T
+        bitpos = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+        nz = np.nonzero(~is_zero)
+        nzpos = where[nz[0]] + ss + nz[1]
+        c = coefs[nzpos].astype(np.int32)
+        bit = 1 << al
+        grow = (np.unpackbits(np.frombuffer(buf, dtype=np.uint8))[bitpos] == 1) & (c & bit == 0)
+        coefs[nzpos[grow]] = _wrap16(np.where(c > 0, c + bit, c - bit)[grow])
