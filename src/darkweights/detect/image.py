@@ -5,10 +5,10 @@ Darknet's ``image`` struct (``AB:src/image.c``), so they can be fed to a network
 as ``im[None]`` without transposing.
 
 The resize is a bit-faithful float32 re-implementation of AlexeyAB's
-``resize_image`` (including its edge quirks). Baseline JPEGs are decoded by
-:mod:`.jpeg`, which reproduces Darknet's stb_image bit for bit; everything else
-(progressive JPEG, PNG, ...) uses Pillow, whose decoders may differ from stb_image by a
-few grey levels on some pixels.
+``resize_image`` (including its edge quirks). Baseline and progressive JPEGs are
+decoded by :mod:`.jpeg`, which reproduces Darknet's stb_image bit for bit; everything
+else (PNG, arithmetic-coded JPEG, ...) uses Pillow, whose decoders may differ from
+stb_image by a few grey levels on some pixels.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ def load_image(path: PathLike, channels: int = 3) -> np.ndarray:
     ``channels`` components and divides the 8-bit values by 255. Like stb_image, EXIF
     orientation is ignored and an alpha channel is dropped (not composited).
 
-    Baseline (sequential Huffman, 8-bit) JPEGs are decoded by :func:`.jpeg.decode_jpeg`,
-    bit-identical to stb_image. Other formats, JPEG flavours it does not implement
-    (progressive, arithmetic, ...) and JPEGs it rejects as corrupt go through Pillow,
-    which is imported lazily because it is an optional dependency.
+    Baseline and progressive (Huffman, 8-bit) JPEGs are decoded by
+    :func:`.jpeg.decode_jpeg`, bit-identical to stb_image. Other formats, JPEG flavours
+    it does not implement (arithmetic, lossless, ...) and JPEGs it rejects as corrupt go
+    through Pillow, which is imported lazily because it is an optional dependency.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")

@@ -1,4 +1,4 @@
-"""Baseline JPEG decoder that reproduces Darknet's stb_image decode bit for bit.
+"""JPEG decoder (baseline and progressive) that reproduces Darknet's stb_image bit for bit.
 
 Darknet (AlexeyAB) reads images with ``stbi_load`` (stb_image v2.30, ``3rdparty/stb``).
 Other decoders (libjpeg-turbo in Pillow/OpenCV) use different IDCT rounding and chroma
@@ -6,9 +6,14 @@ upsampling and differ from it by a few grey levels, which is enough to move dete
 probabilities by several 1e-3. This module re-implements the *arithmetic* stb_image
 uses, written from its documented behaviour:
 
-* entropy decoding: sequential Huffman (SOF0/SOF1), 8-bit samples, 1, 3 or 4
-  components, any integral sampling factors 1..4, restart intervals, several scans,
-  up to four Huffman and quantisation tables (8- or 16-bit);
+* entropy decoding: sequential (SOF0/SOF1) and progressive (SOF2) Huffman, 8-bit
+  samples, 1, 3 or 4 components, any integral sampling factors 1..4, restart
+  intervals, several scans, up to four Huffman and quantisation tables (8- or 16-bit).
+  Progressive scans (spectral selection, successive approximation, EOB runs) fill
+  per-component buffers of *unscaled* coefficients with stb's rules (C ``short``
+  values, single-component scans covering only the component's own blocks);
+  they are dequantised at the end, with the quantisation tables in force then,
+  as ``stbi__jpeg_finish`` does, and go through the same stages as baseline blocks;
 * dequantisation with C ``short`` wrap-around of each product (``(short)(v * q)``);
 * the integer "islow" IDCT (jidctint constants scaled by 4096, 2 extra bits after
   the column pass, ``+ 65536 + (128 << 17)`` then ``>> 17`` after the row pass), in
@@ -26,19 +31,22 @@ uses, written from its documented behaviour:
 
 Everything after the Huffman decode is vectorised over all blocks/pixels with NumPy;
 the Huffman decode itself is a table-driven pure-Python loop (one 16-bit table lookup
-per coefficient, including the magnitude bits when they fit).
+per coefficient, including the magnitude bits when they fit). Progressive refinement
+scans locate their correction bits in that loop and apply them with NumPy; a
+progressive file takes about twice as long as the same image in baseline.
 
 Unlike stb_image, which pads truncated data with zero bits and returns whatever it
 decoded, :func:`decode_jpeg` raises :class:`JPEGError` for corrupt or truncated data,
 and :class:`JPEGUnsupportedError` (both ``ValueError``) for JPEG flavours it does not
-implement (progressive, arithmetic coding, lossless, hierarchical, 12-bit), so callers
-can fall back to another decoder.
+implement (arithmetic coding, lossless, hierarchical, 12-bit), so callers can fall
+back to another decoder. A progressive file must end with EOI: without it stb skips
+its final pass and returns pixels it never computed.
 """
 
 from __future__ import annotations
 
 from array import array
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -51,7 +59,7 @@ class JPEGError(ValueError):
 
 
 class JPEGUnsupportedError(JPEGError):
-    """A valid JPEG flavour this decoder does not implement (e.g. progressive)."""
+    """A valid JPEG flavour this decoder does not implement (e.g. arithmetic coding)."""
 
 
 def is_jpeg(data: bytes) -> bool:
@@ -247,7 +255,7 @@ def _check_interval_end(p: int, limit: int, interval: int, n_intervals: int) -> 
 
 
 def _truncated(where: str) -> JPEGError:
-    return JPEGError(f"truncated or corrupt JPEG: entropy-coded data ended in the middle of {where}")
+    return JPEGError(f"truncated or corrupt JPEG: entropy-coded data ends in the middle of {where}")
 
 
 def _decode_scan_coefficients(
@@ -315,22 +323,26 @@ def _decode_scan_coefficients(
     return coef
 
 
-# Progressive scans (one restart interval per call). They update the components'
-# coefficient buffers ``zz`` (Python lists, zig-zag order, unscaled, values kept in C
-# ``short`` range as stb stores them) and return the bit position after the interval.
-# ``blocks`` are (component index, offset of the block in its buffer) in decode order.
+# Progressive scans, one restart interval (blocks ``lo`` to ``hi`` of the scan) per call.
+# They update the components' coefficient buffers ``zz`` (``array('h')``, zig-zag order,
+# unscaled, kept in C ``short`` range as stb stores them) and return the bit position
+# after the interval. ``offsets[b]`` is where the scan's b-th block starts in its ``zz``,
+# ``cis[b]`` the index of its component.
+
+_Ints = Sequence[int]
 
 
 def _prog_dc_first(
-    win: List[int], p: int, limit: int, zz: List[list], blocks: List[Tuple[int, int]], al: int,
-    tables: list,
+    win: List[int], p: int, limit: int, lo: int, hi: int, *, zz: list, cis: _Ints, offsets: _Ints,
+    al: int, tables: list,
 ) -> int:  # fmt: skip
     """First DC scan (stb ``stbi__jpeg_decode_block_prog_dc``, ``succ_high == 0``).
 
     ``tables[ci]`` is component ``ci``'s DC table (:func:`_dc_table`).
     """
     pred = [0] * len(zz)
-    for ci, base in blocks:
+    for b in range(lo, hi):
+        ci = cis[b]
         n, v = tables[ci][(win[p >> 3] >> (16 - (p & 7))) & 0xFFFF]
         if n > 0:
             p += n
@@ -347,41 +359,43 @@ def _prog_dc_first(
         v <<= al
         if not -32768 <= v <= 32767:  # stb: "can't merge dc and ac"
             raise JPEGError("corrupt JPEG: DC coefficient out of range")
-        zz[ci][base] = v
+        zz[ci][offsets[b]] = v
         if p > limit:
             raise _truncated("a progressive DC scan")
     return p
 
 
 def _prog_dc_refine(
-    win: List[int], p: int, limit: int, zz: List[list], blocks: List[Tuple[int, int]], al: int
-) -> int:
-    """DC refinement: one bit per block, added to the coefficient (16-bit wrap)."""
-    if p + len(blocks) > limit:
+    win: List[int], p: int, limit: int, lo: int, hi: int, *, zz: list, cis: _Ints, offsets: _Ints,
+    al: int,
+) -> int:  # fmt: skip
+    """DC refinement: one bit per block, adding 2**al (16-bit wrap)."""
+    if p + hi - lo > limit:
         raise _truncated("a progressive DC refinement scan")
     bit = 1 << al
-    for ci, base in blocks:
+    for b in range(lo, hi):
         if (win[p >> 3] >> (31 - (p & 7))) & 1:
-            z = zz[ci]
-            z[base] = ((z[base] + bit + 0x8000) & 0xFFFF) - 0x8000
+            z = zz[cis[b]]
+            o = offsets[b]
+            z[o] = ((z[o] + bit + 0x8000) & 0xFFFF) - 0x8000
         p += 1
     return p
 
 
 def _prog_ac_first(
-    win: List[int], p: int, limit: int, zz: list, bases: List[int], ss: int, se: int, al: int,
-    bits: int, table: List[Tuple[int, int, int]],
+    win: List[int], p: int, limit: int, lo: int, hi: int, *, zz: "array[int]", offsets: _Ints,
+    ss: int, se: int, al: int, bits: int, table: List[Tuple[int, int, int]],
 ) -> int:  # fmt: skip
     """First AC scan of band ``ss..se`` (stb ``stbi__jpeg_decode_block_prog_ac``)."""
     shift = 32 - bits
     mask = (1 << bits) - 1
     eobrun = 0
-    for base in bases:
+    for b in range(lo, hi):
         if eobrun:  # the block lies in an EOB run: nothing coded for it
             eobrun -= 1
             continue
-        k = base + ss
-        kend = base + se
+        k = offsets[b] + ss
+        kend = k + se - ss
         while k <= kend:
             n, r, v = table[(win[p >> 3] >> (shift - (p & 7))) & mask]
             if n > 0:
@@ -413,32 +427,29 @@ def _prog_ac_first(
 
 
 def _prog_ac_refine(
-    win: List[int], p: int, limit: int, zz: "array[int]", bases: List[int], ss: int, se: int,
-    al: int, bits: int, table: List[Tuple[int, int, int]], zeros: Tuple[List[int], List[int], int],
-    corrections: List[Tuple[int, int]],
+    win: List[int], p: int, limit: int, lo: int, hi: int, *, zz: "array[int]", offsets: _Ints,
+    ss: int, se: int, al: int, bits: int, table: List[Tuple[int, int, int]], zpos: _Ints,
+    zstart: _Ints, corrections: List[Tuple[int, int]],
 ) -> int:  # fmt: skip
     """AC refinement of band ``ss..se`` (stb ``stbi__jpeg_decode_block_prog_ac``).
 
-    Each coded symbol skips ``run`` coefficients that are still zero and places +-2**al
-    on the next one (nothing for ZRL/EOB). Every non-zero coefficient passed on the way
-    -- and, in EOB-run blocks, every one in the band -- takes one correction bit.
-    Zero/non-zero is fixed for the whole scan (new values land behind the walk), so
-    ``zeros`` = (offsets of the band's zero coefficients in decode order, start index
-    per block, first block) gives each symbol's target directly, and the correction
-    bits are only located here: ``(bit position, count)`` runs appended to
-    ``corrections`` and applied by the caller, vectorised, in non-zero order.
+    Each symbol skips ``run`` coefficients that are still zero and puts +-2**al on the
+    next one (nothing for ZRL/EOB). Every non-zero coefficient passed on the way -- in
+    EOB-run blocks, every one in the band -- takes one correction bit. Which ones are
+    zero does not change during the scan (new values land behind the walk), so
+    ``zpos`` (offsets of the band's zero coefficients, in decode order; block b's start
+    at ``zstart[b]``) gives each symbol's target directly, and correction bits are only
+    located here, as ``(bit position, count)`` runs that the caller applies.
     """
     shift = 32 - bits
     mask = (1 << bits) - 1
     bit = 1 << al
-    zpos, zstart, b = zeros
     band = se - ss + 1
     correct = corrections.append
     eobrun = 0
-    for base in bases:
+    for b in range(lo, hi):
         zi = zstart[b]
         zend = zstart[b + 1]
-        b += 1
         if eobrun:
             eobrun -= 1
             m = band - (zend - zi)
@@ -446,8 +457,8 @@ def _prog_ac_refine(
                 correct((p, m))
                 p += m
         else:
-            k = base + ss
-            kend = base + se
+            k = offsets[b] + ss
+            kend = k + se - ss
             while k <= kend:
                 n, r, v = table[(win[p >> 3] >> (shift - (p & 7))) & mask]
                 if n > 0:
@@ -777,11 +788,11 @@ def _entropy_segments(data: bytes, pos: int) -> Tuple[bytes, List[Tuple[int, int
 
 
 def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
-    """Decode a baseline JPEG exactly as ``stbi_load(..., req_comp=channels)``.
+    """Decode a baseline or progressive JPEG exactly as ``stbi_load(..., req_comp=channels)``.
 
     Returns uint8 ``(H, W, 3)`` for ``channels=3`` (grey images replicated to three
     channels) or ``(H, W)`` for ``channels=1``. Raises :class:`JPEGUnsupportedError`
-    for progressive/arithmetic/lossless/hierarchical/12-bit files and
+    for arithmetic/lossless/hierarchical/12-bit files and
     :class:`JPEGError` for corrupt or truncated data (both are ``ValueError``).
     """
     if channels not in (1, 3):
@@ -1090,6 +1101,35 @@ def _dequantise(zz: np.ndarray, q: np.ndarray) -> np.ndarray:
     return nat.astype(np.int16)
 
 
+def _int_array(values: np.ndarray) -> "array[int]":
+    """Compact int64 storage that Python loops index quickly (unlike NumPy arrays)."""
+    return array("q", values.astype(np.int64).tobytes())
+
+
+def _scan_blocks(
+    scomps: List[Tuple[_Component, int, int]], comps: List[_Component], mcu_x: int, mcu_y: int
+) -> Tuple[np.ndarray, np.ndarray, int]:
+    """A progressive scan's blocks in decode order: component indices, offsets in ``zz``.
+
+    Also returns the blocks per restart unit (MCU). As in stb, a single-component scan
+    walks only that component's ceil(x / 8) by ceil(y / 8) blocks, not the MCU padding.
+    """
+    if len(scomps) == 1:
+        c = scomps[0][0]
+        rows, cols = np.divmod(np.arange(c.bh * c.bw), c.bw)
+        offsets = (rows * (mcu_x * c.h) + cols) * 64
+        return np.full(offsets.size, comps.index(c)), offsets, 1
+    mj, mi = np.divmod(np.arange(mcu_x * mcu_y), mcu_x)
+    ci_cols, off_cols = [], []
+    for c, _, _ in scomps:
+        for y in range(c.v):
+            for x in range(c.h):
+                ci_cols.append(np.full(mj.size, comps.index(c)))
+                off_cols.append(((mj * c.v + y) * (mcu_x * c.h) + mi * c.h + x) * 64)
+    cis = np.stack(ci_cols, axis=1).ravel()
+    return cis, np.stack(off_cols, axis=1).ravel(), len(off_cols)
+
+
 def _decode_progressive_scan(
     buf: bytes,
     segments: List[Tuple[int, int]],
@@ -1104,101 +1144,77 @@ def _decode_progressive_scan(
 ) -> None:
     """Decode one progressive scan into the components' unscaled coefficients (``zz``).
 
-    ``params`` is (Ss, Se, Ah, Al) from the SOS header. As in stb, an interleaved scan
-    is always a DC scan, and a single-component scan covers only the component's own
-    blocks, ceil(x / 8) by ceil(y / 8), not the MCU padding.
+    ``params`` is (Ss, Se, Ah, Al) from the SOS header. The first DC scan of a
+    component allocates its ``zz``; any other scan before that is refused (stb would
+    work on uninitialised memory).
     """
     ss, se, ah, al = params
     if ss > 63 or se > 63 or ss > se or ah > 13 or al > 13:
         raise JPEGError(f"corrupt JPEG: bad progressive scan (Ss={ss} Se={se} Ah={ah} Al={al})")
-    if (ss == 0 or len(scomps) > 1) and se != 0:
+    if (ss == 0 or len(scomps) > 1) and se != 0:  # stb decodes interleaved scans as DC
         raise JPEGError("corrupt JPEG: progressive scan mixes DC and AC coefficients")
-    # decode order of the blocks: index of the component, offset of the block in its zz
-    if len(scomps) == 1:
-        c = scomps[0][0]
-        rows, cols = np.divmod(np.arange(c.bh * c.bw), c.bw)
-        cis = [comps.index(c)] * rows.size
-        offsets = ((rows * (mcu_x * c.h) + cols) * 64).tolist()
-        bpm = 1
-    else:
-        mj, mi = np.divmod(np.arange(mcu_x * mcu_y), mcu_x)
-        ci_cols, off_cols = [], []
-        for c, _, _ in scomps:
-            for y in range(c.v):
-                for x in range(c.h):
-                    ci_cols.append(np.full(mj.size, comps.index(c)))
-                    off_cols.append(((mj * c.v + y) * (mcu_x * c.h) + mi * c.h + x) * 64)
-        cis = np.stack(ci_cols, axis=1).ravel().tolist()
-        offsets = np.stack(off_cols, axis=1).ravel().tolist()
-        bpm = len(off_cols)
-    blocks = list(zip(cis, offsets))
-
-    first_dc = ss == 0 and ah == 0
-    if first_dc:
-        # Every block takes at least one bit; refuse a truncated scan before allocating.
-        if len(blocks) > 8 * len(buf):
+    cis, offsets, bpm = _scan_blocks(scomps, comps, mcu_x, mcu_y)
+    zz = [c.zz for c in comps]
+    args = dict(offsets=_int_array(offsets), al=al)
+    if ss == 0 and ah == 0:
+        # Every block takes at least one bit: refuse a truncated scan before allocating.
+        if offsets.size > 8 * len(buf):
             raise JPEGError(
                 f"truncated JPEG: {len(buf)} bytes of entropy-coded data cannot hold "
-                f"{len(blocks)} blocks"
+                f"{offsets.size} blocks"
             )
-        dc_tables: List[Optional[List[Tuple[int, int]]]] = [None] * len(comps)
+        tables: list = [None] * len(comps)
         for c, td, _ in scomps:
             if td not in dc_spec:
                 raise JPEGError("corrupt JPEG: scan uses an undefined Huffman table")
             ci = comps.index(c)
-            dc_tables[ci] = _dc_table(*dc_spec[td])
-            mine = [o for i, o in blocks if i == ci]
+            tables[ci] = _dc_table(*dc_spec[td])
+            mine = offsets[cis == ci] // 64
             if c.zz is None:
-                c.zz = array("h", bytes(2 * 64 * mcu_y * c.v * mcu_x * c.h))
+                zz[ci] = c.zz = array("h", bytes(128 * mcu_y * c.v * mcu_x * c.h))
                 c.done = np.zeros((mcu_y * c.v, mcu_x * c.h), dtype=bool)
-            else:  # stb clears each block before decoding its first DC (AC included)
-                np.frombuffer(c.zz, dtype=np.int16).reshape(-1, 64)[np.array(mine) // 64] = 0
-            c.done.reshape(-1)[np.array(mine, dtype=np.intp) // 64] = True
+            else:  # stb clears a block (AC included) before decoding its first DC
+                np.frombuffer(c.zz, dtype=np.int16).reshape(-1, 64)[mine] = 0
+            c.done.reshape(-1)[mine] = True
+        decode = partial(_prog_dc_first, zz=zz, cis=_int_array(cis), tables=tables, **args)
     else:
         for c, _, ta in scomps:
             if c.zz is None:
-                raise JPEGError(
-                    f"corrupt JPEG: progressive scan refines component {c.id} before its "
-                    "first DC scan"
-                )
+                raise JPEGError(f"corrupt JPEG: scan for component {c.id} before its first DC scan")
             if ss and ta not in ac_spec:
                 raise JPEGError("corrupt JPEG: scan uses an undefined Huffman table")
-    zz = [c.zz for c in comps]
-    if ss:
-        bits, ac_table = _prog_ac_table(*ac_spec[scomps[0][2]])
-        zc = scomps[0][0].zz
-        if ah:
-            coefs = np.frombuffer(zc, dtype=np.int16)
-            where = np.array(offsets, dtype=np.intp)
-            is_zero = coefs.reshape(-1, 64)[where // 64, ss : se + 1] == 0
-            zb, zk = np.nonzero(is_zero)
-            zstart = np.concatenate([[0], np.cumsum(is_zero.sum(axis=1))]).tolist()
-            zpos = (where[zb] + ss + zk).tolist()
-            corrections: List[Tuple[int, int]] = []
+        if ss == 0:
+            decode = partial(_prog_dc_refine, zz=zz, cis=_int_array(cis), **args)
+        else:
+            zc = scomps[0][0].zz
+            bits, table = _prog_ac_table(*ac_spec[scomps[0][2]])
+            args.update(zz=zc, ss=ss, se=se, bits=bits, table=table)
+            if ah == 0:
+                decode = partial(_prog_ac_first, **args)
+            else:
+                coefs = np.frombuffer(zc, dtype=np.int16)
+                is_zero = coefs.reshape(-1, 64)[offsets // 64, ss : se + 1] == 0
+                zb, zk = np.nonzero(is_zero)
+                zstart = np.concatenate([[0], np.cumsum(is_zero.sum(axis=1))])
+                corrections: List[Tuple[int, int]] = []
+                decode = partial(
+                    _prog_ac_refine, zpos=_int_array(offsets[zb] + ss + zk),
+                    zstart=_int_array(zstart), corrections=corrections, **args,
+                )  # fmt: skip
 
     win = _windows(buf + bytes(_BLOCK_MAX_BYTES + 16))
-    intervals = _intervals(segments, len(blocks) // bpm, restart)
+    intervals = _intervals(segments, offsets.size // bpm, restart)
     for interval, (p, limit, first, count) in enumerate(intervals):
-        part = slice(first * bpm, (first + count) * bpm)
-        if ss and ah:
-            zeros = (zpos, zstart, first)
-            p = _prog_ac_refine(
-                win, p, limit, zc, offsets[part], ss, se, al, bits, ac_table, zeros, corrections
-            )
-        elif ss:
-            p = _prog_ac_first(win, p, limit, zc, offsets[part], ss, se, al, bits, ac_table)
-        elif first_dc:
-            p = _prog_dc_first(win, p, limit, zz, blocks[part], al, dc_tables)
-        else:
-            p = _prog_dc_refine(win, p, limit, zz, blocks[part], al)
+        p = decode(win, p, limit, first * bpm, (first + count) * bpm)
         _check_interval_end(p, limit, interval, len(intervals))
 
     if ss and ah and corrections:
-        # the correction bits, in order, belong to the band's non-zero coefficients
+        # The correction bits, in stream order, belong to the band's non-zero
+        # coefficients in decode order; a set bit grows a magnitude lacking bit al.
         start, count = np.array(corrections, dtype=np.int64).T
         bitpos = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
-        nz = np.nonzero(~is_zero)
-        nzpos = where[nz[0]] + ss + nz[1]
+        nb, nk = np.nonzero(~is_zero)
+        nzpos = offsets[nb] + ss + nk
         c = coefs[nzpos].astype(np.int32)
         bit = 1 << al
         grow = (np.unpackbits(np.frombuffer(buf, dtype=np.uint8))[bitpos] == 1) & (c & bit == 0)
