@@ -100,3 +100,15 @@ def test_pjreddie_cross_resolution_shortcut(tmp_path):
         dw.load(write_cfg(tmp_path, text))
     net = dw.load(write_cfg(tmp_path, text), dialect="pjreddie")
     assert net.layers[2].output.chw == (8, 2, 2)
+
+
+def test_hankai_refuses_detectors_whose_input_is_not_a_multiple_of_32(tmp_path):
+    """hank-ai's create_network aborts for a [yolo]/[region] network at, e.g., 64x48 (AB and pjreddie run it)."""
+    body = ("[convolutional]\nfilters=18\nsize=1\nactivation=linear\n\n[yolo]\nmask=0,1,2\n"
+            "anchors=4,6, 8,10, 12,8\nclasses=1\nnum=3\n")
+    cfg = write_cfg(tmp_path, "[net]\nbatch=1\nwidth=64\nheight=48\nchannels=3\n\n" + body)
+    with pytest.raises(dw.CfgError, match="multiples of 32") as err:
+        dw.load(cfg, dialect="hankai")
+    assert err.value.line == 1
+    assert dw.load(cfg).layers[-1].type == "yolo"  # AlexeyAB builds it
+    assert dw.load(cfg, dialect="hankai", height=64).height == 64

@@ -1,12 +1,13 @@
 """What the shared fixtures do not cover, checked against the real Darknet: fixtures in
-tests/data/oracle/ made by tools/darknet_oracle (CPU builds of AlexeyAB and pjreddie Darknet run on
+tests/data/oracle/ made by tools/darknet_oracle (CPU builds of the three forks' Darknet run on
 our cfg, our ``init`` weights and a seeded input; Darknet re-saved the weights byte for byte). Same
 layout as ../shared/fixtures, so they always run, with or without shared/:
 ``synth_conv_lstm`` ([conv_lstm], [history]), ``pjreddie_image`` (pjreddie BN, [deconvolutional],
 strided [shortcut] with alpha/beta, [batchnorm], [l2norm], [reorg], [logistic], [region]),
 ``pjreddie_recurrent`` ([crnn] with its swapped width/height, [rnn], [gru], [lstm], [detection]),
 ``pjreddie_heads`` ([crop], [normalization], [local], [yolo], [avgpool], [softmax]), ``xnor_fused`` and
-``xnor_unfused`` (both AlexeyAB xnor CPU paths: channels a multiple of 32 or not)."""
+``xnor_unfused`` (both AlexeyAB xnor CPU paths: channels a multiple of 32 or not), ``hankai_tiny``
+(hank-ai's strict dialect: route groups, mish/swish, two [yolo] heads, one with new_coords)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def model_for(name: str):
 
 def test_the_oracle_cases_are_there() -> None:
     assert {"synth_conv_lstm", "pjreddie_image", "pjreddie_recurrent", "pjreddie_heads", "xnor_fused",
-            "xnor_unfused"} <= set(CASES)
+            "xnor_unfused", "hankai_tiny"} <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)

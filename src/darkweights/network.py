@@ -123,6 +123,12 @@ class Network:
             builder.layers.append(layer)
             shape = layer.next_input
         self.layers: list[Layer] = builder.layers
+        # hank-ai's create_network (darknet_cfg.cpp) refuses detectors whose input is not a multiple of 32
+        if builder.strict and self.layers and self.layers[-1].type in ("yolo", "region") and (
+                self.width % 32 or self.height % 32 or min(self.width, self.height) < 32):
+            raise CfgError(f"width={self.width} and height={self.height} must be multiples of 32 (at least 32) for a "
+                           "network ending in [yolo] or [region]: hank-ai Darknet refuses this cfg",
+                           file=self.path, line=cfg.net.line)
         self.header: Header = Header.for_dialect(dialect)
         self.weights_path: Optional[str] = None  # None when the weights were given in memory
         self._source: Optional[Source] = None  # the bound file's path, or its bytes

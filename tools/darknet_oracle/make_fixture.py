@@ -4,7 +4,7 @@
 
 CASE_DIR holds model.cfg. Writes model.weights (``darkweights init``), input.npy, outputs.npz and
 layers.json. DIR holds the fork's libdarknet.so and the dump_layers binary built from dump_layers.c
-(AlexeyAB) or dump_layers_pjreddie.c (pjreddie; README.md). Darknet re-saves the weights it loaded,
+(AlexeyAB), dump_layers_pjreddie.c (pjreddie) or dump_layers_hankai.cpp (hank-ai; README.md). Darknet re-saves the weights it loaded,
 and the bytes must be equal: a layout check of its own.
 """
 
@@ -43,7 +43,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("case", type=Path)
     ap.add_argument("--darknet", type=Path, required=True)
-    ap.add_argument("--dialect", default="alexeyab", choices=("alexeyab", "pjreddie"))
+    ap.add_argument("--dialect", default="alexeyab", choices=("alexeyab", "pjreddie", "hankai"))
     ap.add_argument("--fuse", action="store_true", help="store the outputs of the fused run (AlexeyAB, as "
                     "`darknet detector test` runs), not the plain one")
     ap.add_argument("--seed", type=int, default=1)
@@ -59,7 +59,7 @@ def main() -> int:
         plain = run_darknet(args.darknet, case, x, Path(tmp), False, len(net.layers))
         # pjreddie has no fuse_conv_batchnorm: no float-sensitivity measure, the default tolerance applies
         fused = run_darknet(args.darknet, case, x, Path(tmp), True, len(net.layers)) \
-            if args.dialect == "alexeyab" else None
+            if args.dialect != "pjreddie" else None
     outputs, layers, worst = {}, [], 0.0
     stored = fused if args.fuse and fused else plain
     for L, a, p, f in zip(net.layers, stored, plain, fused or plain):
@@ -74,8 +74,8 @@ def main() -> int:
     np.savez_compressed(case / "outputs.npz", **outputs)
     if any(getattr(L, "xnor", 0) for L in net.layers):
         fused = None  # unfused CPU xnor skips BN: fused vs plain measures that, not float rounding
-    fork = {"alexeyab": "AlexeyAB", "pjreddie": "pjreddie"}[args.dialect]
-    meta = {"darknet": f"{fork} (libdarknet.so, CPU build)", "dialect": args.dialect, "fuse": bool(args.fuse and args.dialect == "alexeyab"),
+    fork = {"alexeyab": "AlexeyAB", "pjreddie": "pjreddie", "hankai": "hank-ai"}[args.dialect]
+    meta = {"darknet": f"{fork} (libdarknet.so, CPU build)", "dialect": args.dialect, "fuse": bool(args.fuse and args.dialect != "pjreddie"),
             "input_shape": list(net.input.chw),
             "weights_bytes": net.weights_bytes(), "seed": args.seed, "input_seed": args.input_seed, "calib_k": 0,
             "real_weights": False, "network_output_layer": net.output_index,
@@ -83,7 +83,7 @@ def main() -> int:
             "notes": "made by tools/darknet_oracle/make_fixture.py: weights from darkweights init (random BN "
                      "statistics), " + ("parse_network_cfg_custom(cfg,1,1) + load_weights + "
                                         + ("fuse_conv_batchnorm + " if args.fuse else "") + "calculate_binary_weights"
-                                        if args.dialect == "alexeyab"
+                                        if args.dialect != "pjreddie"
                                         else "parse_network_cfg + load_weights + set_batch_network(1)") +
                      " + network_predict; Darknet re-saved the weights byte for byte",
             "layers": layers}
