@@ -290,9 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", help="class names file (default: coco.names with the bundled model)")
     p.add_argument("-o", "--output", help="OUT.png with the boxes drawn (one image), or a directory")
     p.add_argument("--json", action="store_true", help="print detections as JSON")
-    p.add_argument("--thresh", type=float, default=0.25)
-    p.add_argument("--nms", type=float, default=0.45)
-    p.add_argument("--letterbox", action="store_true", help="force letterbox resizing")
+    p.add_argument("--thresh", type=float, default=None,
+                   help="class probability threshold (default: that of the dialect's `detector test`: 0.25, "
+                        "0.5 with --dialect pjreddie)")
+    p.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold, 0 for none (default: 0.45)")
+    p.add_argument("--letterbox", action="store_true",
+                   help="force letterbox resizing (--dialect pjreddie always letterboxes, as its detector test)")
     common(p)
     p.set_defaults(func=cmd_detect)
     return parser

@@ -1,7 +1,8 @@
 """Darknet's detection-head decoding and non-maximum suppression, in NumPy.
 
 Re-implements what AlexeyAB Darknet's ``darknet detector test`` does after
-``network_predict``:
+``network_predict`` (pjreddie's ``detector test``: the ``*_pjreddie`` functions, see
+the section at the end of the decoders):
 
 * ``get_network_boxes`` -> per head :func:`get_yolo_detections`,
   :func:`get_gaussian_yolo_detections`, :func:`get_region_detections` (concatenate the
@@ -34,6 +35,10 @@ __all__ = [
     "get_gaussian_yolo_detections",
     "get_region_detections",
     "correct_yolo_boxes",
+    "get_yolo_detections_pjreddie",
+    "get_region_detections_pjreddie",
+    "correct_boxes_pjreddie",
+    "do_nms_sort_pjreddie",
     "box_iou",
     "box_diou",
     "box_diounms",
@@ -353,6 +358,96 @@ def get_region_detections(
     return Detections(boxes, np.ones(cells * num, dtype=F32), probs)
 
 
+# --------------------------------------------------------------------------- pjreddie decoding
+#
+# pjreddie's ``test_detector`` (``PJ:examples/detector.c``) always letterboxes, collects every
+# [yolo], [region] and [detection] layer in ``fill_network_boxes`` and maps boxes back with a
+# letterbox-only ``correct_*_boxes``. [detection] (YOLOv1) is not decoded here, as for AlexeyAB.
+
+
+def correct_boxes_pjreddie(boxes: np.ndarray, im_w: int, im_h: int, net_w: int, net_h: int) -> np.ndarray:
+    """``PJ:src/yolo_layer.c:correct_yolo_boxes`` (``region_layer.c:correct_region_boxes`` is the same).
+
+    Always undoes a letterbox, and scales w/h by ``(float)netw/new_w``: the ``gaussian=True``
+    form of :func:`correct_yolo_boxes` (AB's plain one multiplies by ``1/ratio``).
+    """
+    return correct_yolo_boxes(boxes, im_w, im_h, net_w, net_h, letterbox=True, gaussian=True)
+
+
+def get_yolo_detections_pjreddie(
+    output: np.ndarray,
+    *,
+    anchors: Sequence[float],
+    mask: Optional[Sequence[int]],
+    classes: int,
+    net_w: int,
+    net_h: int,
+    im_w: int,
+    im_h: int,
+    thresh: float = 0.5,
+) -> Detections:
+    """``PJ:src/yolo_layer.c:get_yolo_detections``: AB's decoding of a plain ``[yolo]`` head.
+
+    Same layout, box formula, thresholds (objectness ``> thresh``, class probs kept when
+    ``> thresh``) and order as :func:`get_yolo_detections` without ``new_coords``
+    (pjreddie has neither it nor ``scale_x_y``); boxes by :func:`correct_boxes_pjreddie`.
+    """
+    dets = get_yolo_detections(output, anchors=anchors, mask=mask, classes=classes, net_w=net_w, net_h=net_h,
+                               im_w=im_w, im_h=im_h, thresh=thresh, letterbox=False)  # letterbox=False: as decoded
+    dets.boxes = correct_boxes_pjreddie(dets.boxes, im_w, im_h, net_w, net_h)
+    return dets
+
+
+def get_region_detections_pjreddie(
+    output: np.ndarray,
+    *,
+    anchors: Sequence[float],
+    num: int,
+    classes: int,
+    grid_w: int,
+    grid_h: int,
+    net_w: int,
+    net_h: int,
+    im_w: int,
+    im_h: int,
+    thresh: float = 0.5,
+    coords: int = 4,
+    background: bool = False,
+) -> Detections:
+    """``PJ:src/region_layer.c:get_region_detections`` (no ``tree=``/``map``; hier_thresh unused).
+
+    ``output`` is pjreddie's ``[region]`` ``l.output``: ``(num, coords+1+classes, H, W)``, x, y,
+    objectness and classes already activated by its forward (``darkweights.torch``, pjreddie
+    dialect). One detection per anchor and cell, in *anchor-major* order (``n*H*W + cell``;
+    AB: cell-major). Box ``((col+x)/W, (row+y)/H, exp(w)*anchor/W, exp(h)*anchor/H)``;
+    ``objectness = scale if scale > thresh else 0`` (``scale`` = 1 with ``background=1``; AB:
+    always 1), class probs ``scale*p`` kept when ``> thresh``, all 0 when objectness is 0.
+    """
+    entries = coords + 1 + classes
+    cells = grid_w * grid_h
+    flat = np.asarray(output, dtype=F32).reshape(-1)
+    if flat.size != num * entries * cells:
+        raise ValueError(f"[region] output has {flat.size} values, expected num*(coords+1+classes)*grid_h*grid_w "
+                         f"= {num * entries * cells}")
+    pairs = _anchor_pairs(anchors)
+    if pairs.shape[0] < num:
+        raise ValueError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
+    v = flat.reshape(num, entries, cells)
+    col = (np.arange(cells) % grid_w).astype(F32)
+    row = (np.arange(cells) // grid_w).astype(F32)
+    # get_region_box: float sums and divisions; exp() in double, stored as float
+    bx = (col + v[:, 0]) / F32(grid_w)
+    by = (row + v[:, 1]) / F32(grid_h)
+    bw = (np.exp(v[:, 2].astype(np.float64)) * pairs[:num, 0:1].astype(np.float64) / grid_w).astype(F32)
+    bh = (np.exp(v[:, 3].astype(np.float64)) * pairs[:num, 1:2].astype(np.float64) / grid_h).astype(F32)
+    boxes = np.stack([bx, by, bw, bh], axis=-1).reshape(-1, 4)
+    scale = np.ones(num * cells, dtype=F32) if background else v[:, coords].reshape(-1)
+    objectness = np.where(scale > F32(thresh), scale, F32(0.0)).astype(F32)
+    probs = _threshold_probs(scale, v[:, coords + 1:].transpose(0, 2, 1).reshape(-1, classes), thresh)
+    probs[objectness == 0] = F32(0.0)
+    return Detections(correct_boxes_pjreddie(boxes, im_w, im_h, net_w, net_h), objectness, probs)
+
+
 # --------------------------------------------------------------------------- IoU family
 
 
@@ -444,21 +539,22 @@ def _objectness_partition(objectness: np.ndarray) -> tuple[np.ndarray, int]:
 SuppressFn = Callable[[np.ndarray, np.ndarray, np.float32], np.ndarray]
 
 
-def _nms_sort(dets: Detections, thresh: float, suppress: SuppressFn) -> Detections:
+def _nms_sort(dets: Detections, thresh: float, suppress: SuppressFn, classes: Optional[int] = None) -> Detections:
     """Shared body of ``do_nms_sort`` and ``diounms_sort``.
 
     For each class k in turn the *whole* array is re-sorted by ``prob[k]`` descending
     (``nms_comparator_v3``; stable, so ties keep the order left by class k-1), then every
     detection with ``prob[k] != 0`` zeroes ``prob[k]`` of the later ones that
     ``suppress(a, b)`` flags. Returns a copy in Darknet's final array order: the
-    zero-objectness tail is left untouched and stays at the end.
+    zero-objectness tail is left untouched and stays at the end. ``classes``: only the
+    first ``classes`` classes (the count Darknet's caller passes; default all).
     """
     order, total = _objectness_partition(dets.objectness)
     head = order[:total]
     probs = dets.probs.copy()
     boxes = dets.boxes
     limit = F32(thresh)
-    for k in range(dets.classes):
+    for k in range(dets.classes if classes is None else min(classes, dets.classes)):
         col = probs[head, k]
         if not col.any():
             continue  # all keys equal: a stable sort leaves the order as it is
@@ -502,6 +598,14 @@ def diounms_sort(
     if nms_kind == "cornersnms":
         return _nms_sort(dets, thresh, lambda a, b, t: box_iou(a, b) > t)
     raise ValueError(f"diounms_sort: nms_kind must be greedynms, diounms or cornersnms, not {nms_kind!r}")
+
+
+def do_nms_sort_pjreddie(dets: Detections, thresh: float = 0.45, classes: Optional[int] = None) -> Detections:
+    """``PJ:src/box.c:do_nms_sort``: the same algorithm and comparator as AB's :func:`do_nms_sort`
+    (pjreddie has no ``nms_kind``), over the first ``classes`` classes: ``test_detector`` passes
+    the *last layer's* ``l.classes``, 0 when that layer is not a detection head (then only the
+    zero-objectness partition happens)."""
+    return _nms_sort(dets, thresh, lambda a, b, t: box_iou(a, b) > t, classes)
 
 
 def nms(dets: Detections, thresh: float = 0.45, nms_kind: str = "default", beta_nms: float = 0.6) -> Detections:
