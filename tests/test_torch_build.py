@@ -18,6 +18,7 @@ import darkweights  # noqa: E402
 from darkweights.errors import DarkweightsWarning, UnsupportedError  # noqa: E402
 from darkweights.torch import build  # noqa: E402
 from darkweights.torch.activations import FUNCTIONS  # noqa: E402
+from darkweights.torch.layers import _PREPACK_OK  # noqa: E402
 
 from .conftest import SHARED  # noqa: E402
 
@@ -557,6 +558,12 @@ def test_weights_in_memory_build_the_same_model_and_stay_untouched() -> None:
 
 # -- Winograd F(2,3) for wide 3x3 stride-1 convolutions ---------------------------------------
 
+# the Winograd path runs on oneDNN's prepacked convolutions; without them every convolution is direct
+needs_onednn = pytest.mark.skipif(not _PREPACK_OK[0], reason="this torch build has no oneDNN prepacked convolutions "
+                                  "(torch.ops.mkldnn._convolution_pointwise): Winograd is not used")
+
+
+@needs_onednn
 @pytest.mark.parametrize("n, c, k, h, w, nhwc", [
     (1, 128, 128, 26, 26, True), (1, 256, 160, 13, 13, True),  # odd size: the last tile is cropped
     (2, 128, 144, 9, 14, True), (1, 130, 128, 7, 5, False), (1, 128, 128, 1, 1, True)])
@@ -589,6 +596,7 @@ def _wide_net(tmp_path: Path, act: str = "leaky", bn: int = 1):
     return cfg_net(tmp_path, body, net="width=21\nheight=18\nchannels=3")
 
 
+@needs_onednn
 @pytest.mark.parametrize("act, bn, fuse", [("leaky", 1, False), ("leaky", 1, True), ("mish", 1, True),
                                            ("relu", 0, False), ("linear", 0, False)])
 def test_winograd_layers_agree_with_direct_ones(tmp_path: Path, act: str, bn: int, fuse: bool) -> None:
@@ -601,6 +609,7 @@ def test_winograd_layers_agree_with_direct_ones(tmp_path: Path, act: str, bn: in
         assert (a - b).abs().max().item() <= 1e-5 * b.abs().max().item()
 
 
+@needs_onednn
 def test_winograd_follows_load_state_dict(tmp_path: Path) -> None:
     net = _wide_net(tmp_path, bn=0)
     fast, slow = build(net, fuse_bn=True), build(net, fuse_bn=True, winograd=False)
@@ -614,6 +623,7 @@ def test_winograd_follows_load_state_dict(tmp_path: Path) -> None:
     assert (after[1] - expect[1]).abs().max().item() <= 1e-5 * expect[1].abs().max().item()
 
 
+@needs_onednn
 def test_winograd_yolov4_tiny_at_416_matches_direct() -> None:
     """The benchmark's configuration (fused BN, 416x416): Winograd moves no output by more than float noise."""
     import io
@@ -631,6 +641,7 @@ def test_winograd_yolov4_tiny_at_416_matches_direct() -> None:
         assert (a - b).abs().max().item() <= 1e-5 * b.abs().max().item(), i
 
 
+@needs_onednn
 def test_winograd_can_be_switched_off_on_a_built_model(tmp_path: Path) -> None:
     net = _wide_net(tmp_path)
     model = build(net)
