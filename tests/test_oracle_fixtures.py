@@ -7,7 +7,9 @@ strided [shortcut] with alpha/beta, [batchnorm], [l2norm], [reorg], [logistic], 
 ``pjreddie_recurrent`` ([crnn] with its swapped width/height, [rnn], [gru], [lstm], [detection]),
 ``pjreddie_heads`` ([crop], [normalization], [local], [yolo], [avgpool], [softmax]), ``xnor_fused`` and
 ``xnor_unfused`` (both AlexeyAB xnor CPU paths: channels a multiple of 32 or not), ``hankai_tiny``
-(hank-ai's strict dialect: route groups, mish/swish, two [yolo] heads, one with new_coords)."""
+(hank-ai's strict dialect: route groups, mish/swish, two [yolo] heads, one with new_coords),
+``pjreddie_detector``. The detector pipelines are checked in test_detect_alexeyab.py and
+test_detect_pjreddie.py."""
 
 from __future__ import annotations
 
