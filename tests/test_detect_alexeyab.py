@@ -23,16 +23,15 @@ pytest.importorskip("torch", reason="the [torch] extra is not installed")
 
 import darkweights as dw  # noqa: E402
 from darkweights import DarkweightsWarning  # noqa: E402
-from darkweights.api import default_model  # noqa: E402
 from darkweights.cli import main  # noqa: E402
 from darkweights.detect.boxes import nms  # noqa: E402
 from darkweights.detect.run import Detector  # noqa: E402
 
-from .conftest import FIXTURES, REPO, SHARED, need_shared  # noqa: E402
+from .conftest import FIXTURES, REPO, need_shared  # noqa: E402
+from .detect_reference import DOG, differences, record_order, reference_image  # noqa: E402
 
 REFS = REPO / "tests" / "data" / "oracle" / "alexeyab_detections"
 CASES = sorted(p.stem for p in REFS.glob("*.json"))
-DOG = default_model().cfg.parent / "dog.jpg"  # the same file as ../shared/images/dog.jpg
 OWN = "alexeyab_detector"  # the model in tests/data/oracle: its cases need nothing from ../shared
 SHARED_MODELS = {"yolov3-tiny", "yolov2", "Gaussian_yolov3_BDD", "yolov4-tiny", "yolov4-csp", "yolov7-tiny", "yolov7"}
 
@@ -58,10 +57,6 @@ def _model_dir(model: str) -> Path:
     return need_shared(FIXTURES / model)
 
 
-def _image(ref: dict) -> Path:
-    name = Path(ref["image"]).name
-    return DOG if name == "dog.jpg" else need_shared(SHARED / "images" / name)
-
 
 @lru_cache(maxsize=None)
 def _detector(model: str) -> Detector:
@@ -80,39 +75,24 @@ def _run(ref: dict, **kw):
     """Our Detections array and records for a reference's model, image and thresholds."""
     model = _model(ref)
     det = _detector(model)
-    outs, w, h = _forward(model, _image(ref))
+    outs, w, h = _forward(model, reference_image(ref))
     assert (w, h) == (ref["im_w"], ref["im_h"])
     opts = dict(thresh=ref["thresh"], nms_thresh=ref["nms"])
     opts.update(kw)
     return det.boxes(outs, w, h, **opts), det.decode(outs, w, h, **opts)
 
 
-def _rows(records: list[dict]) -> np.ndarray:
-    """Records as the reference's rows (index, class, prob, x, y, w, h, objectness), in array order."""
-    rows = [[r["det_index"], r["class_id"], r["prob"], *r["bbox_relative"], r["objectness"]] for r in records]
-    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 8)
-
 
 def _compare(records: list[dict], ref: dict) -> dict:
     """Same detections as Darknet: count, array order and classes exact; prob and objectness within 1e-4
     relative; boxes within BOX_TOL (default 1e-4, see there). Returns the largest differences."""
-    ours, theirs = _rows(records), np.array(ref["detections"], dtype=np.float64).reshape(-1, 8)
-    assert ours.shape == theirs.shape, (ours[:, :2].tolist(), theirs[:, :2].tolist())
-    assert (ours[:, :2] == theirs[:, :2]).all(), "detection index / class differ"
-    prob = np.abs(ours[:, 2] - theirs[:, 2]) / theirs[:, 2]
-    obj = np.abs(ours[:, 7] - theirs[:, 7]) / theirs[:, 7]
+    ours, theirs, prob, obj = differences(records, ref)
     box = np.abs(ours[:, 3:7] - theirs[:, 3:7]) / np.maximum(1.0, np.abs(theirs[:, 3:7]))
     worst = {"prob": float(prob.max(initial=0)), "objectness": float(obj.max(initial=0)),
              "box": float(box.max(initial=0))}
     assert worst["prob"] <= 1e-4 and worst["objectness"] <= 1e-4, worst
     assert worst["box"] <= BOX_TOL.get(_model(ref), 1e-4), worst
     return worst
-
-
-def _record_order(rows: np.ndarray) -> list[tuple[int, int]]:
-    """to_records' order: prob descending, ties in array then class order (stable)."""
-    order = sorted(range(len(rows)), key=lambda i: -rows[i][2])
-    return [(int(rows[i][0]), int(rows[i][1])) for i in order]
 
 
 def test_the_references_are_there() -> None:
@@ -136,7 +116,7 @@ def test_same_detections_as_alexeyab(case: str) -> None:
     assert 4 <= len(records) <= 40
     _compare(records, ref)
     # records are sorted by probability, as Darknet's array order sorted stably
-    assert [(r["det_index"], r["class_id"]) for r in records] == _record_order(ref["detections"])
+    assert [(r["det_index"], r["class_id"]) for r in records] == record_order(ref["detections"])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -145,7 +125,7 @@ def test_thresholds_keep_clear_of_the_scores(case: str) -> None:
     the forward cannot change which boxes and scores Darknet keeps (measured: >= 1.48e-4, README)."""
     ref = _ref(case)
     model = _model(ref)
-    outs, w, h = _forward(model, _image(ref))
+    outs, w, h = _forward(model, reference_image(ref))
     every = _detector(model).boxes(outs, w, h, thresh=-1.0, nms_thresh=0)  # all boxes, all scores
     t = np.float32(ref["thresh"])
     obj = every.objectness

@@ -20,16 +20,15 @@ pytest.importorskip("torch", reason="the [torch] extra is not installed")
 
 import darkweights as dw  # noqa: E402
 from darkweights import DarkweightsWarning, UnsupportedError  # noqa: E402
-from darkweights.api import default_model  # noqa: E402
 from darkweights.cli import main  # noqa: E402
 from darkweights.detect.run import RULES, Detector  # noqa: E402
 
-from .conftest import DATA, SHARED, need_shared  # noqa: E402
+from .conftest import DATA  # noqa: E402
+from .detect_reference import DOG, differences, record_order, reference_image  # noqa: E402
 
 ORACLE = DATA / "oracle"
 REFS = ORACLE / "pjreddie_detections"
 CASES = sorted(p.stem for p in REFS.glob("*.json"))
-DOG = default_model().cfg.parent / "dog.jpg"  # the same file as ../shared/images/dog.jpg
 
 
 def _ref(name: str) -> dict:
@@ -39,10 +38,6 @@ def _ref(name: str) -> dict:
 def _model_dir(ref: dict) -> Path:
     return ORACLE / Path(ref["cfg"]).parent.name
 
-
-def _image(ref: dict) -> Path:
-    name = Path(ref["image"]).name
-    return DOG if name == "dog.jpg" else need_shared(SHARED / "images" / name)
 
 
 @lru_cache(maxsize=None)
@@ -61,27 +56,18 @@ def _forward(model: str, image: Path, dialect: str = "pjreddie"):
 def _run(ref: dict, dialect: str = "pjreddie", **kw):
     """Our Detections array and records for a reference's model, image and thresholds."""
     det = _detector(_model_dir(ref).name, dialect)
-    outs, w, h = _forward(_model_dir(ref).name, _image(ref), dialect)
+    outs, w, h = _forward(_model_dir(ref).name, reference_image(ref), dialect)
     assert (w, h) == (ref["im_w"], ref["im_h"])
     opts = dict(thresh=ref["thresh"], nms_thresh=ref["nms"])
     opts.update(kw)
     return det.boxes(outs, w, h, **opts), det.decode(outs, w, h, **opts)
 
 
-def _rows(records: list[dict]) -> np.ndarray:
-    """Records as the reference's rows (index, class, prob, x, y, w, h, objectness), in array order."""
-    rows = [[r["det_index"], r["class_id"], r["prob"], *r["bbox_relative"], r["objectness"]] for r in records]
-    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 8)
-
 
 def _compare(records: list[dict], ref: dict) -> dict:
     """Same detections as pjreddie: count, array order and classes exact; prob/objectness within 1e-4
     relative, boxes within 1e-4 (relative coordinates) and 1 px. Returns the largest differences."""
-    ours, theirs = _rows(records), np.array(ref["detections"], dtype=np.float64).reshape(-1, 8)
-    assert ours.shape == theirs.shape, (ours[:, :2].tolist(), theirs[:, :2].tolist())
-    assert (ours[:, :2] == theirs[:, :2]).all(), "detection index / class differ"
-    prob = np.abs(ours[:, 2] - theirs[:, 2]) / theirs[:, 2]
-    obj = np.abs(ours[:, 7] - theirs[:, 7]) / theirs[:, 7]
+    ours, theirs, prob, obj = differences(records, ref)
     box = np.abs(ours[:, 3:7] - theirs[:, 3:7])
     px = box * np.array([ref["im_w"], ref["im_h"], ref["im_w"], ref["im_h"]])
     worst = {"prob": float(prob.max(initial=0)), "objectness": float(obj.max(initial=0)),
@@ -89,12 +75,6 @@ def _compare(records: list[dict], ref: dict) -> dict:
     assert worst["prob"] <= 1e-4 and worst["objectness"] <= 1e-4, worst
     assert worst["box"] <= 1e-4 and worst["px"] <= 1.0, worst
     return worst
-
-
-def _record_order(rows: np.ndarray) -> list[tuple[int, int]]:
-    """to_records' order: prob descending, ties in array then class order (stable)."""
-    order = sorted(range(len(rows)), key=lambda i: -rows[i][2])
-    return [(int(rows[i][0]), int(rows[i][1])) for i in order]
 
 
 def test_the_references_are_there() -> None:
@@ -113,7 +93,7 @@ def test_same_detections_as_pjreddie(case: str) -> None:
     worst = _compare(records, ref)
     assert worst["prob"] <= 1e-5 and worst["box"] <= 1e-5, worst  # measured: <= 5e-7 and 3.1e-6 (float32 noise)
     # records are sorted by probability, as pjreddie's array order sorted stably
-    assert [(r["det_index"], r["class_id"]) for r in records] == _record_order(ref["detections"])
+    assert [(r["det_index"], r["class_id"]) for r in records] == record_order(ref["detections"])
 
 
 def test_region_objectness_zeroing_and_nms_partition() -> None:
