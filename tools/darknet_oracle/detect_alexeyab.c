@@ -26,30 +26,16 @@
 #include <string.h>
 #include <unistd.h>
 #include "darknet.h"
+#include "oracle_io.h"
 
 /* in libdarknet.so but not declared in darknet.h */
 network parse_network_cfg_custom(char *filename, int batch, int time_steps);
 void load_weights(network *net, char *filename);
 image load_image(char *filename, int w, int h, int c);
 
-static const char *arg_str(int argc, char **argv, const char *name, const char *def)
-{
-    for (int i = 4; i + 1 < argc; ++i) if (!strcmp(argv[i], name)) return argv[i + 1];
-    return def;
-}
-
-static float arg_float(int argc, char **argv, const char *name, float def)
-{
-    const char *s = arg_str(argc, argv, name, 0);
-    return s ? (float)atof(s) : def;
-}
-
 static int dump(const char *path, image im)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); return 1; }
-    fwrite(im.data, sizeof(float), (size_t)im.w * im.h * im.c, f);
-    fclose(f);
+    if (write_floats(path, im.data, (size_t)im.w * im.h * im.c)) return 1;
     fprintf(stderr, "%s: %d x %d x %d float32 (C, H, W)\n", path, im.c, im.h, im.w);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "darknet.h"
+#include "oracle_io.h"
 
 network parse_network_cfg_custom(char *filename, int batch, int time_steps);
 void load_weights(network *net, char *filename);
@@ -33,23 +34,12 @@ int main(int argc, char **argv)
     calculate_binary_weights(net);
 
     size_t n = (size_t)net.w * net.h * net.c;
-    float *input = calloc(n, sizeof(float));
-    FILE *f = fopen(argv[3], "rb");
-    if (!f || fread(input, sizeof(float), n, f) != n) {
-        fprintf(stderr, "cannot read %zu floats from %s\n", n, argv[3]);
-        return 1;
-    }
-    fclose(f);
+    float *input = read_floats(argv[3], n);
+    if (!input) return 1;
 
     network_predict(net, input);
-    for (int i = 0; i < net.n; ++i) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s%03d.f32", argv[4], i);
-        FILE *o = fopen(path, "wb");
-        if (!o) { perror(path); return 1; }
-        fwrite(net.layers[i].output, sizeof(float), net.layers[i].outputs, o);
-        fclose(o);
-    }
+    for (int i = 0; i < net.n; ++i)
+        if (write_layer(argv[4], i, net.layers[i].output, net.layers[i].outputs)) return 1;
     free(input);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include "darknet_internal.hpp"
+#include "oracle_io.h"
 
 int main(int argc, char **argv)
 {
@@ -23,23 +24,12 @@ int main(int argc, char **argv)
     calculate_binary_weights(&net);
 
     size_t n = (size_t)net.w * net.h * net.c;
-    float *input = (float *)std::calloc(n, sizeof(float));
-    FILE *f = std::fopen(argv[3], "rb");
-    if (!f || std::fread(input, sizeof(float), n, f) != n) {
-        std::fprintf(stderr, "cannot read %zu floats from %s\n", n, argv[3]);
-        return 1;
-    }
-    std::fclose(f);
+    float *input = read_floats(argv[3], n);
+    if (!input) return 1;
 
     network_predict(net, input);
-    for (int i = 0; i < net.n; ++i) {
-        char path[4096];
-        std::snprintf(path, sizeof(path), "%s%03d.f32", argv[4], i);
-        FILE *o = std::fopen(path, "wb");
-        if (!o) { std::perror(path); return 1; }
-        std::fwrite(net.layers[i].output, sizeof(float), net.layers[i].outputs, o);
-        std::fclose(o);
-    }
+    for (int i = 0; i < net.n; ++i)
+        if (write_layer(argv[4], i, net.layers[i].output, net.layers[i].outputs)) return 1;
     std::free(input);
     return 0;
 }
