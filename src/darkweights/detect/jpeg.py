@@ -327,7 +327,9 @@ def _decode_scan_coefficients(
 # They update the components' coefficient buffers ``zz`` (``array('h')``, zig-zag order,
 # unscaled, kept in C ``short`` range as stb stores them) and return the bit position
 # after the interval. ``offsets[b]`` is where the scan's b-th block starts in its ``zz``,
-# ``cis[b]`` the index of its component.
+# ``cis[b]`` the index of its component. The Huffman symbol-and-magnitude read is written out
+# inline in each loop (as in the baseline one above), not as a shared function: a Python call
+# per coefficient would double the decode time.
 
 _Ints = Sequence[int]
 

@@ -101,7 +101,8 @@ class DarknetModel(nn.Module):
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
-        dtype = next(self.parameters(), x.new_empty(0, dtype=torch.float32)).dtype  # float32, or as .double()'d
+        first = next(self.parameters(), None)
+        dtype = first.dtype if first is not None else torch.float32  # float32, or as .double()'d
         if x.dtype != dtype:
             x = x.to(dtype)
         if x.dim() == len(self.input_shape):
