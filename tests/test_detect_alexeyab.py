@@ -162,7 +162,7 @@ def test_own_model_exercises_its_heads_letterbox_and_nms() -> None:
     # some of the detections come from the [Gaussian_yolo] head, the others from the [yolo] one
     outs, w, h = _forward(OWN, DOG)
     common = dict(classes=g.classes, net_w=det.net.width, net_h=det.net.height, im_w=w, im_h=h, thresh=ref["thresh"])
-    first = det.rules.heads[g.type](g, outs[g.index][0].numpy(), det.letterbox, common)
+    first = det.pipeline.heads[g.type](g, outs[g.index][0].numpy(), det.letterbox, common)
     gaussian = {tuple(b) for b in first.boxes.tolist()}
     from_first = [r for r in records if tuple(np.float32(r["bbox_relative"]).tolist()) in gaussian]
     assert 0 < len(from_first) < len(records)

@@ -21,7 +21,7 @@ pytest.importorskip("torch", reason="the [torch] extra is not installed")
 import darkweights as dw  # noqa: E402
 from darkweights import DarkweightsWarning, UnsupportedError  # noqa: E402
 from darkweights.cli import main  # noqa: E402
-from darkweights.detect.run import RULES, Detector  # noqa: E402
+from darkweights.detect.run import PIPELINES, Detector  # noqa: E402
 
 from .conftest import DATA  # noqa: E402
 from .detect_reference import DOG, differences, record_order, reference_image  # noqa: E402
@@ -117,7 +117,7 @@ def test_the_dialect_switch_matters() -> None:
     det = _detector("pjreddie_image")
     outs, w, h = _forward("pjreddie_image", DOG)
     ab = Detector.__new__(Detector)
-    ab.__dict__.update(det.__dict__, rules=RULES["alexeyab"], nms=RULES["alexeyab"].nms(det.net, det.heads))
+    ab.__dict__.update(det.__dict__, pipeline=PIPELINES["alexeyab"], nms=PIPELINES["alexeyab"].nms(det.net, det.heads))
     ab_records = ab.decode(outs, w, h, thresh=ref["thresh"])
     with pytest.raises(AssertionError):
         _compare(ab_records, ref)

@@ -96,10 +96,13 @@ def test_route_groups_are_ab_only(tmp_path):
 def test_pjreddie_cross_resolution_shortcut(tmp_path):
     text = IMG + ("[convolutional]\nfilters=4\nactivation=linear\n[convolutional]\nfilters=8\nsize=3\nstride=2\n"
                   "pad=1\nactivation=linear\n[shortcut]\nfrom=-2\n")
-    with pytest.raises(dw.ShapeError, match="pjreddie"):
-        dw.load(write_cfg(tmp_path, text))
+    with pytest.raises(dw.ShapeError, match="--dialect pjreddie"):
+        dw.load(write_cfg(tmp_path, text), dialect="alexeyab")
     net = dw.load(write_cfg(tmp_path, text), dialect="pjreddie")
     assert net.layers[2].output.chw == (8, 2, 2)
+    auto = dw.load(write_cfg(tmp_path, text))  # only pjreddie accepts it: auto says why
+    assert auto.dialect.name == "pjreddie" and auto.layers[2].output.chw == (8, 2, 2)
+    assert "pjreddie (auto: not AlexeyAB or hank-ai: [shortcut] at line 14 across resolutions)" in auto.dialect_choice.describe()
 
 
 def test_hankai_refuses_detectors_whose_input_is_not_a_multiple_of_32(tmp_path):

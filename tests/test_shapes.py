@@ -8,7 +8,8 @@ import warnings
 import pytest
 
 import darkweights as dw
-from darkweights.cli import inspect_report, main
+from darkweights.cli import main
+from darkweights.report import inspect_report
 
 from .conftest import DATA, SHARED_CFG, darknet_shapes, need_shared, shipped_cfgs, write_cfg
 
@@ -30,15 +31,20 @@ def test_every_shipped_cfg_matches_darknet(cfg):
         if "parse_shortcut" in ref["error"]:
             # AB asserts on cross-resolution shortcuts; so do we, naming the layer; pjreddie's rule builds them
             with pytest.raises(dw.ShapeError, match=r"layer 17 \[shortcut\].*pjreddie"):
-                _load_quiet(SHARED_CFG / cfg)
+                _load_quiet(SHARED_CFG / cfg, dialect="alexeyab")
             net = _load_quiet(SHARED_CFG / cfg, dialect="pjreddie")
             assert len(net.layers) > 17
+            auto = _load_quiet(SHARED_CFG / cfg)  # only pjreddie builds it: auto picks it and says why
+            assert auto.dialect.name == "pjreddie" and auto.weights_bytes() == net.weights_bytes()
+            assert "not AlexeyAB or hank-ai: [shortcut] at line " in auto.dialect_choice.describe()
         else:
             # Darknet divides by zero on all-flat recurrent nets; the layout itself is well defined
             net = _load_quiet(SHARED_CFG / cfg)
             assert net.weights_bytes() > 20
         return
-    report = inspect_report(_load_quiet(SHARED_CFG / cfg))
+    net = _load_quiet(SHARED_CFG / cfg)
+    assert net.dialect.name == "alexeyab", net.dialect_choice.describe()  # auto: every cfg AB accepts is AB's
+    report = inspect_report(net)
     keys = ("index", "type", "out_c", "out_h", "out_w", "outputs")
     got = [{k: L[k] for k in keys} for L in report["layers"]]
     want = [{k: L[k] for k in keys} for L in ref["layers"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import IO, TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Union
 
+from .dialects import DialectLike
 from .errors import ArrayError
 from .network import Network, header_from, load
 from .weightsfile import Header
@@ -45,7 +46,7 @@ def arrays_by_key(net: Network, arrays: Mapping[str, Any], header: Header) -> di
 
 def save_weights(source: Any, path: Union[PathLike, IO[bytes]], *, net: Optional[Network] = None,
                  cfg: Optional[PathLike] = None, header: Union[Header, Mapping, tuple, None] = None,
-                 seen: Optional[int] = None, dialect: Optional[str] = None, cutoff: Optional[int] = None) -> int:
+                 seen: Optional[int] = None, dialect: Optional[DialectLike] = None, cutoff: Optional[int] = None) -> int:
     """Write a Darknet ``.weights`` file atomically; returns the number of bytes written.
 
     ``path`` may also be an open binary file (``sys.stdout.buffer``, ``io.BytesIO`` ...),
@@ -70,10 +71,10 @@ def save_weights(source: Any, path: Union[PathLike, IO[bytes]], *, net: Optional
     if net is None:
         if cfg is None:
             raise ArrayError("save_weights needs the network layout: pass net= or cfg=")
-        net = load(cfg, dialect=dialect or "alexeyab")
+        net = load(cfg, dialect=dialect or "auto")
     hdr = header_from(header, net.dialect) or (net.header if net.has_weights else Header.for_dialect(net.dialect))
     if seen is not None:
         hdr = hdr._replace(seen=int(seen))
     if arrays is not None:
         arrays = arrays_by_key(net, arrays, hdr)
-    return net.save_weights(path, arrays, header=hdr, cutoff=cutoff)
+    return net.save_weights(path, arrays=arrays, header=hdr, cutoff=cutoff)

@@ -19,15 +19,9 @@ import re
 import warnings
 from typing import Iterator, Optional, Sequence, Union
 
+from . import dialects
+from .dialects import Dialect, DialectLike
 from .errors import CfgError, DarkweightsWarning
-
-DIALECTS = ("alexeyab", "pjreddie", "hankai")
-
-
-def check_dialect(dialect: str) -> str:
-    if dialect not in DIALECTS:
-        raise CfgError(f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
-    return dialect
 
 
 class Option:
@@ -83,7 +77,7 @@ class CfgFile:
     """A parsed cfg: ``[net]`` first, then one section per layer, and the original text."""
 
     def __init__(self, sections: list[Section], path: Optional[str] = None, text: str = "",
-                 dialect: str = "alexeyab") -> None:
+                 dialect: Dialect = dialects.DEFAULT) -> None:
         self.sections = sections
         self.path = path
         self.text = text
@@ -98,35 +92,42 @@ class CfgFile:
         return self.sections[1:]
 
 
-def read_cfg(source: Union[str, "os.PathLike[str]"], *, dialect: str = "alexeyab", text: Optional[str] = None) -> CfgFile:
-    """Parse a cfg file (or ``text`` with ``source`` as its display name)."""
-    check_dialect(dialect)
+def read_cfg_text(source: Union[str, "os.PathLike[str]"]) -> str:
+    """The cfg file's text (a clear error for unreadable or binary files)."""
+    path = os.fspath(source)
+    try:
+        with open(source, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise CfgError(f"cannot read cfg: {exc.strerror or exc}", file=path) from None
+    if b"\0" in raw[:4096]:
+        raise CfgError("this is a binary file, not a Darknet .cfg text (is it the .weights?)", file=path)
+    return raw.decode("utf-8", errors="replace")
+
+
+def read_cfg(source: Union[str, "os.PathLike[str]"], *, dialect: DialectLike = dialects.DEFAULT,
+             text: Optional[str] = None) -> CfgFile:
+    """Parse a cfg file (or ``text`` with ``source`` as its display name) with a fork's syntax."""
+    fork = dialects.get(dialect)
     path = os.fspath(source)
     if text is None:
-        try:
-            with open(source, "rb") as f:
-                raw = f.read()
-        except OSError as exc:
-            raise CfgError(f"cannot read cfg: {exc.strerror or exc}", file=path) from None
-        if b"\0" in raw[:4096]:
-            raise CfgError("this is a binary file, not a Darknet .cfg text (is it the .weights?)", file=path)
-        text = raw.decode("utf-8", errors="replace")
-    parse = _parse_strict if dialect == "hankai" else _parse_lenient
-    sections = parse(text, path, dialect)
+        text = read_cfg_text(source)
+    parse = _parse_strict if fork.strict_syntax else _parse_lenient
+    sections = parse(text, path, fork)
     if not sections:
         raise CfgError("cfg has no sections (expected [net] first)", file=path)
     if sections[0].name not in ("net", "network"):
         raise CfgError(f"first section must be [net] or [network], found {sections[0].header}",
                        file=path, line=sections[0].line)
-    return CfgFile(sections, path, text, dialect)
+    return CfgFile(sections, path, text, fork)
 
 
-def _parse_lenient(text: str, path: str, dialect: str) -> list[Section]:
+def _parse_lenient(text: str, path: str, dialect: Dialect) -> list[Section]:
     sections: list[Section] = []
     crlf_warned = False
     for lineno, raw in enumerate(text.split("\n"), 1):
-        if "\r" in raw and dialect == "pjreddie" and not crlf_warned:
-            warnings.warn(f"{path}:{lineno}: CRLF line endings: pjreddie's Darknet cannot read this cfg "
+        if "\r" in raw and dialect.keeps_cr and not crlf_warned:
+            warnings.warn(f"{path}:{lineno}: CRLF line endings: {dialect.title}'s Darknet cannot read this cfg "
                           "('First section must be [net]'); darkweights accepts it", DarkweightsWarning, stacklevel=3)
             crlf_warned = True
         # utils.c:strip removes every blank anywhere in the line
@@ -170,7 +171,7 @@ _HK_SECTION = re.compile(r"^\[(.+)\]")
 _HK_OPTION = re.compile(r"^[ \t]*([^#= \t]+)[ \t]*=[ \t]*([^#]*)")
 
 
-def _parse_strict(text: str, path: str, dialect: str) -> list[Section]:
+def _parse_strict(text: str, path: str, dialect: Dialect) -> list[Section]:
     sections: list[Section] = []
     for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.strip(" \t\r\n")
@@ -207,27 +208,36 @@ class Options:
     """Typed reader over one section that records which keys were consumed.
 
     Mirrors Darknet's ``option_find_int/float/str``: missing keys give the default, the
-    first duplicate wins; ``strict`` applies hank-ai's value rules.
+    first duplicate wins; ``strict`` applies hank-ai's value rules. Keys in ``absent`` are
+    options the fork never reads: they read as missing and stay unused.
     """
 
-    def __init__(self, section: Section, *, path: Optional[str], strict: bool, layer: Optional[int] = None) -> None:
+    def __init__(self, section: Section, *, path: Optional[str], strict: bool, layer: Optional[int] = None,
+                 absent: frozenset[str] = frozenset()) -> None:
         self.section = section
         self.path = path
         self.strict = strict
         self.layer = layer
+        self.absent = absent
 
     def error(self, message: str, opt: Optional[Option] = None, cls: type = CfgError) -> Exception:
         return cls(message, file=self.path, line=opt.line if opt else self.section.line,
                    layer=self.layer, layer_type=self.section.name)
 
     def _take(self, key: str) -> Optional[Option]:
+        if key in self.absent:
+            return None
         opt = self.section.find(key)
         if opt is not None:
             opt.used = True
         return opt
 
     def has(self, key: str) -> bool:
-        return self.section.find(key) is not None
+        return key not in self.absent and self.section.find(key) is not None
+
+    def reads(self, key: str) -> bool:
+        """Whether the fork's parser reads ``key`` in this section at all."""
+        return key not in self.absent
 
     def _number(self, opt: Option, kind: str) -> float:
         value = opt.value
@@ -267,7 +277,7 @@ class Options:
         return opt.value
 
     def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
-        opt = self.section.find(key)
+        opt = self._take(key)
         value = self.str(key, default)
         assert value is not None
         if value not in choices:
@@ -310,6 +320,8 @@ class Options:
     def ignore(self, *keys: str) -> None:
         """Mark keys Darknet reads but that do not matter for inference or storage."""
         for key in keys:
+            if key in self.absent:
+                continue
             for opt in self.section.options:
                 if opt.key == key:
                     opt.used = True

@@ -12,9 +12,11 @@ import sys
 import warnings
 from typing import Any, Optional, Sequence
 
+from .dialects import AUTO, DIALECTS
 from .errors import DarkweightsError, DarkweightsWarning
 
 EXIT_USAGE = 2
+DIALECT_CHOICES = (AUTO, *DIALECTS)
 
 
 def parse_layers(spec: Optional[str]) -> Optional[list[int]]:
@@ -45,108 +47,11 @@ def _load(args: argparse.Namespace, cfg: Any, weights: Any = None):  # noqa: ANN
 # -- inspect --------------------------------------------------------------------------------
 
 
-def _stats(arr: Any) -> dict:
-    import numpy as np
-
-    a = np.asarray(arr)
-    finite = np.isfinite(a)
-    n_bad = int(a.size - np.count_nonzero(finite))
-    vals = a[finite] if n_bad else a
-    if vals.size == 0:
-        return {"min": None, "max": None, "mean": None, "std": None, "nan": int(np.isnan(a).sum()),
-                "inf": int(np.isinf(a).sum())}
-    return {"min": float(vals.min()), "max": float(vals.max()), "mean": float(vals.mean(dtype=np.float64)),
-            "std": float(vals.std(dtype=np.float64)), "nan": int(np.isnan(a).sum()) if n_bad else 0,
-            "inf": int(np.isinf(a).sum()) if n_bad else 0}
-
-
-def inspect_report(net: Any, stats: bool = False) -> dict:
-    """Everything ``inspect`` shows, as plain data (also the ``--json`` output)."""
-    params = net.params()
-    by_layer: dict[int, list] = {}
-    for p in params:
-        by_layer.setdefault(p.layer, []).append(p)
-    arrays = net.arrays() if (stats and net.has_weights) else {}
-    layers = []
-    for layer in net.layers:
-        inp, out = layer.input, layer.output
-        ps = by_layer.get(layer.index, [])
-        entry = {
-            "index": layer.index, "type": layer.type, "section": layer.section.name, "line": layer.line,
-            "in_c": inp.c, "in_h": inp.h, "in_w": inp.w, "inputs": inp.size,
-            "out_c": out.c, "out_h": out.h, "out_w": out.w, "outputs": out.size,
-            "params": sum(p.count for p in ps), "offset": ps[0].offset if ps else None,
-            "bytes": sum(p.nbytes for p in ps), "summary": layer.describe(),
-            "arrays": [{"name": p.name, "key": p.key, "shape": list(p.shape), "offset": p.offset,
-                        "bytes": p.nbytes, **({"transposed": True} if p.transposed else {}),
-                        **({"stats": _stats(arrays[p.key])} if p.key in arrays else {})} for p in ps],
-        }
-        if layer.next_input != out:
-            entry["effective_output"] = list(layer.next_input.chw)  # antialiasing: what the next layer reads
-        layers.append(entry)
-    report = {
-        "cfg": net.path, "dialect": net.dialect,
-        "net": {"width": net.width, "height": net.height, "channels": net.channels, "inputs": net.inputs},
-        "layers": layers,
-        "params": net.param_count("save"),
-        "weights_bytes": net.weights_bytes(),
-    }
-    if net.has_weights:
-        report["weights"] = net.weights_path
-        report["header"] = net.header.as_dict()
-        report["file_bytes"] = params[-1].end if params else net.header.size
-        if net.cutoff is not None:
-            report["cutoff"] = net.cutoff
-    return report
-
-
-def _fmt_int(n: Optional[int]) -> str:
-    return "" if n is None else f"{n:,}"
-
-
-def print_inspect(report: dict, stats: bool) -> None:
-    rows = []
-    for L in report["layers"]:
-        io_in = f"{L['in_c']}x{L['in_h']}x{L['in_w']}" if L["in_c"] else str(L["inputs"])
-        io_out = f"{L['out_c']}x{L['out_h']}x{L['out_w']}" if L["out_c"] * L["out_h"] * L["out_w"] == L["outputs"] \
-            and L["out_c"] else str(L["outputs"])
-        rows.append((str(L["index"]), L["type"], L["summary"], f"{io_in} -> {io_out}", _fmt_int(L["params"] or None),
-                     _fmt_int(L["offset"])))
-    head = ("#", "type", "options", "input -> output", "params", "offset")
-    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    line = "  ".join("{:>%d}" % widths[0] if i == 0 else "{:<%d}" % w for i, w in enumerate(widths))
-    out = [line.format(*head)]
-    for L, r in zip(report["layers"], rows):
-        out.append(line.format(*r).rstrip())
-        if stats:
-            for a in L["arrays"]:
-                s = a.get("stats")
-                if s:
-                    bad = f"  NaN {s['nan']} Inf {s['inf']}" if s["nan"] or s["inf"] else ""
-                    fmt = (lambda v: "-" if v is None else f"{v:.4g}")
-                    out.append(f"{'':>{widths[0]}}    {a['name']:<18} {str(tuple(a['shape'])):<20} "
-                               f"min {fmt(s['min'])}  max {fmt(s['max'])}  mean {fmt(s['mean'])}  std {fmt(s['std'])}"
-                               f"{bad}")
-    net = report["net"]
-    out.append("")
-    out.append(f"input {net['channels']}x{net['height']}x{net['width']}, {len(report['layers'])} layers, "
-               f"{report['params']:,} parameters, weights file {report['weights_bytes']:,} bytes ({report['dialect']})")
-    if "weights" in report:
-        h = report["header"]
-        out.append(f"weights {report['weights']}: version {h['major']}.{h['minor']}.{h['revision']}, seen "
-                   f"{h['seen']:,}, {h['header_bytes']}-byte header, {report['file_bytes']:,} bytes"
-                   + (f", partial: layers 0..{report['cutoff'] - 1}" if "cutoff" in report else ""))
-    print("\n".join(out))
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
-    net = _load(args, args.cfg, args.weights)
-    report = inspect_report(net, stats=args.stats)
-    if args.json:
-        json.dump(report, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        print_inspect(report, args.stats)
+    from .report import inspect
+
+    table = inspect(_load(args, args.cfg, args.weights), stats=args.stats)
+    print(table.to_json() if args.json else table.to_text())
     return 0
 
 
@@ -172,7 +77,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     header = None
     if args.header:
         header = [int(v) for v in args.header.split(",")]
-    n = pack(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect_explicit, header=header)
+    n = pack(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect, header=header)
     print(f"wrote {args.output} ({n:,} bytes)", file=sys.stderr)
     return 0
 
@@ -194,7 +99,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.fixture:
         report = verify.compare_with_fixture(args.fixture, teacher_forcing=args.teacher_forcing,
-                                             winograd=not args.direct, float64=args.float64)
+                                             winograd=not args.direct, float64=args.float64, dialect=args.dialect)
     else:
         if not (args.cfg and args.weights):
             raise DarkweightsError("verify needs CFG WEIGHTS, or --fixture DIR")
@@ -212,9 +117,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .detect.run import run_detect
+    from pathlib import Path
 
-    return run_detect(args)
+    from .api import default_model
+    from .detect.run import detect
+
+    paths = list(args.paths)
+    cfg = weights = None
+    if len(paths) >= 2 and paths[0].endswith(".cfg"):
+        cfg, weights, paths = paths[0], paths[1], paths[2:]
+    if args.sample:
+        paths.append(str(default_model().cfg.parent / "dog.jpg"))
+    if not paths:
+        raise DarkweightsError("detect: name at least one image (or --sample for the bundled dog.jpg)")
+    out = Path(args.output) if args.output else None
+    if out is not None and len(paths) > 1 and not out.is_dir():
+        raise DarkweightsError(f"-o {out}: with several images, -o must be an existing directory")
+    results = detect(paths, cfg, weights, names=args.names, dialect=args.dialect, width=args.width,
+                     height=args.height, thresh=args.thresh, nms_thresh=args.nms,
+                     letterbox=True if args.letterbox else None)
+    if out is not None:
+        from .detect.draw import draw_detections
+
+        for image, records in results.items():
+            target = out / (Path(image).stem + ".png") if out.is_dir() else out
+            draw_detections(image, records, target)
+            print(f"wrote {target}", file=sys.stderr)
+    if args.json:
+        public = {img: [{k: r[k] for k in ("class", "class_id", "prob", "x", "y", "w", "h")} for r in recs]
+                  for img, recs in results.items()}
+        print(json.dumps(public[paths[0]] if len(paths) == 1 else public, indent=1))
+    else:
+        for img, recs in results.items():
+            print(f"{img}: {len(recs)} detections")
+            for r in recs:
+                print(f"  {r['class']:<14} {r['prob'] * 100:5.1f}%  x {r['x']:7.1f}  y {r['y']:7.1f}  "
+                      f"w {r['w']:7.1f}  h {r['h']:7.1f}")
+    return 0
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -229,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dialect", default="alexeyab", choices=("alexeyab", "pjreddie", "hankai"),
-                       help="which Darknet fork's rules to apply (default: alexeyab)")
+        p.add_argument("--dialect", default="auto", choices=DIALECT_CHOICES,
+                       help="which Darknet fork's rules apply (default: auto, told from the files)")
         p.add_argument("--width", type=int, help="override [net] width")
         p.add_argument("--height", type=int, help="override [net] height")
 
@@ -256,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arrays", nargs="?")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--header", help="major,minor,revision[,seen] (default: the source file's)")
-    p.add_argument("--dialect", dest="dialect_explicit", choices=("alexeyab", "pjreddie", "hankai"))
+    p.add_argument("--dialect", choices=DIALECT_CHOICES,
+                   help="the fork's rules (default: the one the array file records, else auto)")
     p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("init", help="write a valid weights file of random values for a cfg")

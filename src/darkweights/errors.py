@@ -24,6 +24,7 @@ class DarkweightsError(Exception):
         offset: Optional[int] = None,
         layer: Optional[int] = None,
         layer_type: Optional[str] = None,
+        evidence: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -32,6 +33,7 @@ class DarkweightsError(Exception):
         self.offset = offset
         self.layer = layer
         self.layer_type = layer_type
+        self.evidence = evidence  # a short fact for dialect="auto": "[l2norm] at line 40"
 
     def location(self) -> str:
         parts = []

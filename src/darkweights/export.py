@@ -20,8 +20,9 @@ import json
 import math
 import os
 import struct
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Union
 
+from .dialects import DialectLike
 from .errors import ArrayError
 from .network import Network
 from .weightsfile import FLOAT, atomic_output
@@ -44,7 +45,8 @@ def metadata(net: Network) -> dict[str, str]:
         "format_version": FORMAT_VERSION,
         "cfg": net.cfg.text,
         "cfg_name": os.path.basename(net.path or "model.cfg"),
-        "dialect": net.dialect,
+        "dialect": net.dialect.name,
+        "dialect_evidence": net.dialect_choice.describe(),
         "header": json.dumps(net.header.as_dict()),
         "input": json.dumps({"width": net.width, "height": net.height, "channels": net.channels}),
     }
@@ -53,14 +55,18 @@ def metadata(net: Network) -> dict[str, str]:
     return meta
 
 
-def export_arrays(net: Network, path: PathLike, *, layers: Optional[Iterable[int]] = None) -> int:
-    """Write the bound weights as ``.npz`` or ``.safetensors`` (by extension); returns bytes written."""
+def _format(path: PathLike, need: str) -> "ArrayFormat":
     suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".npz":
-        return _write_npz(net, path, layers)
-    if suffix == ".safetensors":
-        return _write_safetensors(net, path, layers)
-    raise ArrayError(f"unknown array format {suffix!r}: use .npz or .safetensors", file=path)
+    fmt = FORMATS.get(suffix)
+    if fmt is None or getattr(fmt, need) is None:
+        known = ", ".join(s for s, f in FORMATS.items() if getattr(f, need) is not None)
+        raise ArrayError(f"unknown array format {suffix or '(no extension)'!r}: use {known}", file=path)
+    return fmt
+
+
+def export_arrays(net: Network, path: PathLike, *, layers: Optional[Iterable[int]] = None) -> int:
+    """Write the bound weights in the format of ``path``'s extension (:data:`FORMATS`); returns bytes written."""
+    return _format(path, "write").write(net, path, layers)  # type: ignore[misc]
 
 
 def _write_npz(net: Network, path: PathLike, layers: Optional[Iterable[int]]) -> int:
@@ -132,14 +138,7 @@ def _copy_exact(src: Any, dst: Any, offset: int, nbytes: int) -> None:
 def read_arrays(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
     """Arrays and metadata from ``.npz``, ``.safetensors`` (memory-mapped) or a PyTorch ``state_dict``
     saved with ``torch.save`` (``.pt``/``.pth``, loaded with ``weights_only=True``)."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".npz":
-        return _read_npz(path)
-    if suffix == ".safetensors":
-        return _read_safetensors(path)
-    if suffix in (".pt", ".pth"):
-        return _read_state_dict(path)
-    raise ArrayError(f"unknown array format {suffix!r}: use .npz, .safetensors or a .pt/.pth state_dict", file=path)
+    return _format(path, "read").read(path)  # type: ignore[misc]
 
 
 def _read_state_dict(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
@@ -218,13 +217,14 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str
 
 
 def network_from_metadata(meta: Mapping[str, str], cfg: Optional[PathLike] = None,
-                          dialect: Optional[str] = None) -> Network:
-    """Rebuild the network an array file was exported from (or use ``cfg`` if given)."""
+                          dialect: Optional[DialectLike] = None) -> Network:
+    """Rebuild the network an array file was exported from (or use ``cfg`` if given), with the
+    fork the exporter recorded unless ``dialect`` says otherwise."""
     from .network import load
 
     inp = json.loads(meta.get("input", "{}")) if meta.get("input") else {}
     kwargs = {k: inp.get(k) for k in ("width", "height", "channels") if inp.get(k)}
-    d = dialect or meta.get("dialect", "alexeyab")
+    d = dialect or meta.get("dialect") or "auto"
     if cfg is not None:
         return load(cfg, dialect=d, **kwargs)
     if "cfg" not in meta:
@@ -232,7 +232,8 @@ def network_from_metadata(meta: Mapping[str, str], cfg: Optional[PathLike] = Non
     return load(meta.get("cfg_name", "embedded.cfg"), dialect=d, cfg_text=meta["cfg"], **kwargs)
 
 
-def pack(arrays_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None, dialect: Optional[str] = None,
+def pack(arrays_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None,
+         dialect: Optional[DialectLike] = None,
          header: Any = None) -> int:
     """Arrays (``.npz``/``.safetensors``) → ``.weights``: the way home after editing the numbers."""
     from .api import save_weights
@@ -244,3 +245,19 @@ def pack(arrays_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None
         hdr = json.loads(meta["header"])
     cutoff = int(meta["cutoff"]) if meta.get("cutoff") else None
     return save_weights(arrays, out, net=net, header=hdr, cutoff=cutoff)
+
+
+class ArrayFormat(NamedTuple):
+    """How one array-file format is written and read (``None``: not in that direction)."""
+
+    write: Optional[Callable[[Network, PathLike, Optional[Iterable[int]]], int]]
+    read: Optional[Callable[[PathLike], tuple[dict, dict]]]
+
+
+# file extension -> format: every command and API that takes an array file dispatches here
+FORMATS: dict[str, ArrayFormat] = {
+    ".npz": ArrayFormat(_write_npz, _read_npz),
+    ".safetensors": ArrayFormat(_write_safetensors, _read_safetensors),
+    ".pt": ArrayFormat(None, _read_state_dict),  # a torch.save'd state_dict, loaded with weights_only=True
+    ".pth": ArrayFormat(None, _read_state_dict),
+}

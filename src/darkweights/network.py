@@ -1,7 +1,7 @@
 """A parsed network: cfg → layers with shapes → the stored-array layout → bound weights.
 
-``Builder`` replays Darknet's parser (``parse_network_cfg_custom``): each layer's input is
-the previous layer's output, layers that read other layers resolve relative indexes.
+:class:`~darkweights.layers.builder.Builder` replays Darknet's parser over the sections under
+one fork's rules (``dialect="auto"``: every plausible fork, then :func:`darkweights.dialects.choose`).
 ``Network`` holds the result and places every stored array in a file
 (:meth:`Network.layout`); with a weights file bound, :meth:`Network.arrays` returns
 zero-copy views.
@@ -10,22 +10,23 @@ zero-copy views.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from typing import IO, TYPE_CHECKING, Iterable, Mapping, Optional, Sequence, Union
 
-from .activations import ACTIVATIONS
-from .cfg import CfgFile, Options, Section, check_dialect, read_cfg
-from .errors import CfgError, DarkweightsWarning, ShapeError, WeightsError
+from . import dialects
+from .cfg import CfgFile, read_cfg, read_cfg_text
+from .dialects import Choice, Dialect, DialectLike, Trial
+from .errors import CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
 from .layers import HEADERS, Layer, Shape
-from .weightsfile import (Header, Param, Source, as_buffer, map_body, read_floats, read_header, source_name, view,
-                          write_weights)
+from .layers.builder import Builder
+from .weightsfile import (Header, Param, Source, as_buffer, export_key, map_body, parse_key, read_floats, read_header,
+                          source_name, view, write_weights)
 
 if TYPE_CHECKING:
     import numpy as np
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-FORK_NAMES = {"alexeyab": "AlexeyAB", "pjreddie": "pjreddie", "hankai": "hank-ai"}
 
 # [net] options AB's parse_net_options reads (all training-only except the geometry ones)
 NET_OPTIONS = (
@@ -41,56 +42,18 @@ NET_OPTIONS = (
 )
 
 
-class Builder:
-    """Replays Darknet's parser over the sections; layers call back into it."""
-
-    def __init__(self, cfg: CfgFile, dialect: str) -> None:
-        self.cfg = cfg
-        self.dialect = dialect
-        self.path = cfg.path
-        self.strict = dialect == "hankai"
-        self.layers: list[Layer] = []
-
-    def options(self, section: Section, index: Optional[int] = None) -> Options:
-        return Options(section, path=self.path, strict=self.strict, layer=index)
-
-    def report_unused(self, opts: Options) -> None:
-        for opt in opts.unused():
-            if self.strict:
-                raise opts.error(f"option {opt.key}={opt.value} is unused or invalid in [{opts.section.name}] "
-                                 "(hank-ai rejects unknown keys)", opt)
-            dup = opts.section.find(opt.key)
-            why = f"duplicate of line {dup.line}, the first one wins" if dup is not None and dup is not opt else \
-                "not an option of this section"
-            warnings.warn(f"{self.path}:{opt.line}: layer {opts.layer} [{opts.section.name}]: unused option "
-                          f"{opt.key}={opt.value} ({why})", DarkweightsWarning, stacklevel=4)
-
-    def resolve(self, value: int, current: int, opts: Options, key: str) -> int:
-        """Relative (negative) or absolute layer index; must name an already-parsed layer."""
-        index = current + value if value < 0 else value
-        if not 0 <= index < current:
-            raise opts.error(f"{key} refers to layer {value} -> {index}, which is not an earlier layer "
-                             f"(this is layer {current})", opts.section.find(key), ShapeError)
-        return index
-
-    def activation(self, opts: Options, default: str, layer: Layer) -> str:
-        name = opts.str("activation", default) or default
-        known = ACTIVATIONS[self.dialect]
-        if name not in known:
-            raise opts.error(f"unknown activation {name!r} (Darknet would silently use relu); "
-                             f"{FORK_NAMES[self.dialect]} knows: {', '.join(known)}", opts.section.find("activation"))
-        return name
-
-
 class Network:
     """A Darknet network: its cfg, layers with shapes, stored-array layout and (optionally) weights."""
 
-    def __init__(self, cfg: CfgFile, dialect: str = "alexeyab", *, width: Optional[int] = None,
+    def __init__(self, cfg: CfgFile, dialect: DialectLike = dialects.DEFAULT, *, width: Optional[int] = None,
                  height: Optional[int] = None, channels: Optional[int] = None) -> None:
         self.cfg = cfg
-        self.dialect = check_dialect(dialect)
+        self.dialect: Dialect = dialects.get(dialect)
+        dialect = self.dialect
+        self.dialect_choice = Choice(dialect, auto=False)  # set by load(dialect="auto")
         self.path = cfg.path
         builder = Builder(cfg, dialect)
+        self._builder = builder
         net = builder.options(cfg.net)
         self.width = width if width is not None else net.int("width", 0)
         self.height = height if height is not None else net.int("height", 0)
@@ -112,22 +75,25 @@ class Network:
         for index, section in enumerate(cfg.layers):
             cls = HEADERS.get(section.name)
             if cls is None:
-                known = sorted(h for h, c in HEADERS.items() if dialect in c.forks)
-                raise CfgError(f"unknown section [{section.name}]; {FORK_NAMES[dialect]} Darknet knows: "
-                               + ", ".join(f"[{k}]" for k in known), file=self.path, line=section.line, layer=index)
-            if dialect not in cls.forks:
-                forks = ", ".join(FORK_NAMES[f] for f in sorted(cls.forks))
-                raise CfgError(f"[{section.name}] is not supported by {FORK_NAMES[dialect]} Darknet (only by {forks}); "
-                               "choose another dialect", file=self.path, line=section.line, layer=index)
+                known = sorted(h for h, c in HEADERS.items() if c.type in dialect.sections)
+                raise CfgError(f"unknown section [{section.name}]; {dialect.title} Darknet knows: "
+                               + ", ".join(f"[{k}]" for k in known), file=self.path, line=section.line, layer=index,
+                               evidence=f"[{section.name}] at line {section.line}")
+            if cls.type not in dialect.sections:
+                forks = ", ".join(d.title for d in dialects.DIALECTS.values() if cls.type in d.sections)
+                raise CfgError(f"[{section.name}] is not supported by {dialect.title} Darknet (only by {forks}): "
+                               "choose another --dialect", file=self.path, line=section.line, layer=index,
+                               evidence=f"[{section.name}] at line {section.line}")
             layer = cls(index, section, shape, builder)
             builder.layers.append(layer)
             shape = layer.next_input
         self.layers: list[Layer] = builder.layers
         # hank-ai's create_network (darknet_cfg.cpp) refuses detectors whose input is not a multiple of 32
-        if builder.strict and self.layers and self.layers[-1].type in ("yolo", "region") and (
-                self.width % 32 or self.height % 32 or min(self.width, self.height) < 32):
-            raise CfgError(f"width={self.width} and height={self.height} must be multiples of 32 (at least 32) for a "
-                           "network ending in [yolo] or [region]: hank-ai Darknet refuses this cfg",
+        m = dialect.detector_input_multiple
+        if m > 1 and self.layers and self.layers[-1].type in ("yolo", "region") and (
+                self.width % m or self.height % m or min(self.width, self.height) < m):
+            raise CfgError(f"width={self.width} and height={self.height} must be multiples of {m} (at least {m}) "
+                           f"for a network ending in [yolo] or [region]: {dialect.title} Darknet refuses this cfg",
                            file=self.path, line=cfg.net.line)
         self.header: Header = Header.for_dialect(dialect)
         self.weights_path: Optional[str] = None  # None when the weights were given in memory
@@ -143,7 +109,7 @@ class Network:
 
     def __repr__(self) -> str:
         return (f"<Network {os.path.basename(self.path or '?')}: {len(self.layers)} layers, input {self.input}, "
-                f"{self.param_count():,} parameters, dialect {self.dialect}>")
+                f"{self.param_count():,} parameters, dialect {self.dialect.name}>")
 
     @property
     def output_index(self) -> int:
@@ -167,7 +133,7 @@ class Network:
             for spec in layer.stored():
                 if not (spec.on_load if mode == "load" else spec.on_save):
                     continue
-                p = Param(f"layer_{layer.index:03d}.{spec.name}", layer.index, spec.name, spec.role, spec.shape,
+                p = Param(export_key(layer.index, spec.name), layer.index, spec.name, spec.role, spec.shape,
                           offset, spec.transposable and header.transpose,
                           f"layers.{layer.index}.{spec.torch}" if spec.torch else "")
                 out.append(p)
@@ -241,7 +207,7 @@ class Network:
 
     def _classes_hint(self, extra_bytes: int) -> str:
         """If changing every head's ``classes=`` explains the size difference, say which value fits."""
-        heads = [L for L in self.layers if L.type in ("yolo", "gaussian_yolo", "region")]
+        heads = [L for L in self.layers if L.is_head and L.type != "detection"]
         per_class = 0
         for head in heads:
             conv = self.layers[head.index - 1]
@@ -305,8 +271,7 @@ class Network:
 
     def layer_arrays(self, index: int) -> dict[str, "np.ndarray"]:
         """The arrays of one layer keyed by Darknet's name (``biases``, ``weights`` ...)."""
-        prefix = f"layer_{index:03d}."
-        return {k[len(prefix):]: v for k, v in self.arrays(layers=[index]).items()}
+        return {parse_key(k)[1]: v for k, v in self.arrays(layers=[index]).items()}
 
     def to_torch(self, **options: object) -> "object":
         """A ``torch.nn.Module`` computing what Darknet computes (needs the ``[torch]`` extra)."""
@@ -314,10 +279,11 @@ class Network:
 
         return build(self, **options)
 
-    def save_weights(self, dest: Union[PathLike, IO[bytes]], arrays: Optional[Mapping[str, object]] = None, *,
+    def save_weights(self, path: Union[PathLike, IO[bytes]], *, arrays: Optional[Mapping[str, object]] = None,
                      header: Optional[Header] = None, cutoff: Optional[int] = None) -> int:
         """Write a ``.weights`` file (Darknet's saver order) to a path (atomically) or an open binary
-        file; arrays default to the bound ones."""
+        file: ``net.save_weights(path)`` = ``darkweights.save_weights(net, path)``; ``arrays``
+        (export names) default to the bound ones."""
         header = header or self.header
         if arrays is None:
             arrays = self.arrays()
@@ -325,22 +291,99 @@ class Network:
             cutoff = self.cutoff
         params = self.layout(header, mode="save", cutoff=cutoff)
         source = source_name(self._source) if self._source is not None else ""
-        return write_weights(dest, header, params, arrays, source=source)
+        return write_weights(path, header, params, arrays, source=source)
 
 
-def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: str = "alexeyab",
+def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: DialectLike = "auto",
          width: Optional[int] = None, height: Optional[int] = None, channels: Optional[int] = None,
-         cutoff: Optional[int] = None, cfg_text: Optional[str] = None) -> Network:
-    """Parse a cfg (and bind its weights): ``darkweights.load("yolov4.cfg", "yolov4.weights")``."""
-    check_dialect(dialect)
-    parsed = read_cfg(cfg, dialect=dialect, text=cfg_text)
-    net = Network(parsed, dialect, width=width, height=height, channels=channels)
+         cutoff: Optional[int] = None, cfg_text: Optional[str] = None, provenance: Optional[str] = None) -> Network:
+    """Parse a cfg (and bind its weights): ``darkweights.load("yolov4.cfg", "yolov4.weights")``.
+
+    ``dialect`` names the fork whose rules apply; ``"auto"`` (the default) decides from the files
+    and records why in ``net.dialect_choice``. ``provenance`` is a fork named by the files' own
+    metadata (a fixture's ``layers.json``), which auto trusts unless that fork refuses the cfg.
+    """
+    name = dialects.check(dialect)
+    sizes = dict(width=width, height=height, channels=channels)
+    if name == dialects.AUTO:
+        net = _auto_network(cfg, cfg_text, weights, provenance, sizes)
+    else:
+        net = Network(read_cfg(cfg, dialect=name, text=cfg_text), name, **sizes)
     if weights is not None:
         net.load_weights(weights, cutoff=cutoff)
     return net
 
 
-def header_from(value: Union[Header, Mapping, Sequence[int], None], dialect: str) -> Optional[Header]:
+def _header_revision(weights: Optional[Source]) -> Optional[int]:
+    """The revision field of a weights header (``None`` if there is no readable header)."""
+    if weights is None:
+        return None
+    from .weightsfile import as_buffer
+
+    try:
+        buf = as_buffer(weights)
+        if buf is not None:
+            head = bytes(buf[:12])
+        else:
+            with open(weights, "rb") as f:  # type: ignore[arg-type]
+                head = f.read(12)
+    except (OSError, WeightsError):
+        return None
+    if len(head) < 12:
+        return None
+    major, minor, revision = struct.unpack("<iii", head)
+    return revision if (major, minor) == (0, 2) else None
+
+
+def _trial(cfg: PathLike, text: str, fork: Dialect, sizes: dict) -> tuple[Trial, Optional[Network], list]:
+    """Build the network under one fork's rules, keeping its warnings for later."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parsed = read_cfg(cfg, dialect=fork, text=text)  # malformed text: an error whatever the fork
+        try:
+            net = Network(parsed, fork, **sizes)
+        except DarkweightsError as exc:
+            return Trial(fork, error=exc), None, []
+    comments = sum(1 for s in net.cfg.sections for o in s.options if o.comment)
+    uses_bn = any(L.batch_normalize or L.type == "batchnorm" for L in net.layers)
+    return Trial(fork, ignored=tuple(net._builder.ignored), inline_comments=comments, uses_bn=uses_bn), net, caught
+
+
+def _auto_network(cfg: PathLike, cfg_text: Optional[str], weights: Optional[Source], provenance: Optional[str],
+                  sizes: dict) -> Network:
+    """``dialect="auto"``: read the cfg as each plausible fork would, then let the evidence decide.
+
+    AlexeyAB is tried first; the other forks are tried only when something could favour them
+    (AlexeyAB refuses or ignores part of the cfg, the header says pjreddie wrote it, the cfg has
+    inline comments only hank-ai strips, or the files name their maker), so the common case costs
+    one parse.
+    """
+    text = cfg_text if cfg_text is not None else read_cfg_text(cfg)
+    revision = _header_revision(weights)
+    first, net, caught = _trial(cfg, text, dialects.DEFAULT, sizes)
+    results = {dialects.DEFAULT.name: (first, net, caught)}
+    doubt = (first.error is not None or first.ignored or first.inline_comments or provenance is not None
+             or (revision is not None and revision != dialects.DEFAULT.header_revision))
+    if doubt:
+        for fork in dialects.DIALECTS.values():
+            if fork.name not in results:
+                try:
+                    results[fork.name] = _trial(cfg, text, fork, sizes)
+                except CfgError as exc:  # hank-ai's stricter syntax refuses the text
+                    results[fork.name] = (Trial(fork, error=exc), None, [])
+    trials = [r[0] for r in results.values()]
+    choice = dialects.choose(trials, revision, provenance=dialects.from_provenance(provenance))
+    _, net, caught = results[choice.dialect.name]
+    assert net is not None
+    for w in caught:  # the chosen reading's warnings, as if it had been the only parse
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if choice.note:
+        warnings.warn(f"{net.path}: {choice.note}", DarkweightsWarning, stacklevel=3)
+    net.dialect_choice = choice
+    return net
+
+
+def header_from(value: Union[Header, Mapping, Sequence[int], None], dialect: DialectLike) -> Optional[Header]:
     """Accept a Header, a dict from ``Header.as_dict`` or ``(major, minor, revision[, seen])``."""
     if value is None or isinstance(value, Header):
         return value

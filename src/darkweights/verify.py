@@ -32,6 +32,8 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from .weightsfile import layer_name
+
 PathLike = Union[str, Path]
 
 TEACHER_FORCED_TOLERANCE = 1e-5
@@ -157,13 +159,18 @@ def _fixture_tolerance(meta: dict) -> float:
     return max(E2E_FLOOR, E2E_FACTOR * float(value))
 
 
-def load_fixture(fixture_dir: PathLike):
-    """``(net, meta, x, ref)`` of a fixture directory (model.cfg, model.weights, input.npy, outputs.npz)."""
+def load_fixture(fixture_dir: PathLike, dialect: Any = "auto"):
+    """``(net, meta, x, ref)`` of a fixture directory (model.cfg, model.weights, input.npy, outputs.npz).
+
+    With ``dialect="auto"`` the fork is told from the files, trusting the maker that ``layers.json``
+    names (``"darknet": "AlexeyAB <commit>"``); an explicit ``dialect`` wins.
+    """
     from .network import load
 
     d = Path(fixture_dir)
     meta = json.loads((d / "layers.json").read_text())
-    net = load(d / "model.cfg", d / "model.weights", dialect=meta.get("dialect", "alexeyab"))
+    net = load(d / "model.cfg", d / "model.weights", dialect=dialect,
+               provenance=meta.get("dialect") or meta.get("darknet"))
     x = np.load(d / "input.npy")
     ref = np.load(d / "outputs.npz")
     return net, meta, x, ref
@@ -171,7 +178,7 @@ def load_fixture(fixture_dir: PathLike):
 
 def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False,
                          tolerance: Optional[float] = None, model: Any = None, winograd: bool = True,
-                         float64: bool = False) -> Report:
+                         float64: bool = False, dialect: Any = "auto") -> Report:
     """Compare our forward with the layer outputs Darknet stored in a fixture directory.
 
     ``teacher_forcing=True`` feeds every layer Darknet's own stored inputs (its previous layer and
@@ -184,7 +191,7 @@ def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False
 
     from .torch import build
 
-    net, meta, x, ref = load_fixture(fixture_dir)
+    net, meta, x, ref = load_fixture(fixture_dir, dialect)
     if model is None:
         model = build(net, fuse_bn=bool(meta.get("fuse")), winograd=winograd)
     if float64:
@@ -194,7 +201,8 @@ def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False
     saved = {l["index"]: l for l in meta["layers"] if l.get("saved", True)}
     name = Path(fixture_dir).name
     report = Report(name, "teacher-forced" if teacher_forcing else "end-to-end",
-                    meta={"fixture": str(fixture_dir), "fuse": bool(meta.get("fuse")), "tolerance_rule":
+                    meta={"fixture": str(fixture_dir), "dialect": net.dialect_choice.describe(),
+                          "fuse": bool(meta.get("fuse")), "tolerance_rule":
                           "1e-5 per layer" if teacher_forcing else
                           f"max({E2E_FLOOR:g}, {E2E_FACTOR:g} x float_sensitivity)",
                           "float_sensitivity": (meta.get("float_sensitivity") or {}).get(
@@ -211,7 +219,7 @@ def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False
         if i not in saved:
             report.skipped.append({"index": i, "type": layer.type, "reason": "not saved by Darknet ([cost])"})
             continue
-        key = f"layer_{i:03d}"
+        key = layer_name(i)
         diff, scale, rel, note = compare_arrays(outs[i].detach().numpy(), ref[key])
         report.rows.append(Row(i, saved[i]["type"], diff, scale, rel, tol, bool(rel <= tol), note))
     return report
@@ -223,7 +231,7 @@ def _teacher_forced(model: Any, net: Any, x: Any, ref: Any, saved: dict, dtype: 
     stored: list = [None] * len(net.layers)
     for i in saved:
         shape = model.output_shapes[i]
-        arr = ref[f"layer_{i:03d}"]
+        arr = ref[layer_name(i)]
         if int(np.prod(shape)) == arr.size:
             stored[i] = torch.from_numpy(np.ascontiguousarray(arr).reshape(shape))[None].to(dtype)
     ours: list = []

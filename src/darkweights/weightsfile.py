@@ -15,6 +15,8 @@ import struct
 from array import array
 from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
 
+from . import dialects
+from .dialects import DialectLike
 from .errors import ArrayError, WeightsError
 
 if TYPE_CHECKING:
@@ -45,23 +47,24 @@ class Header(NamedTuple):
         return self.major > 1000 or self.minor > 1000
 
     @staticmethod
-    def seen_width(major: int, minor: int, dialect: str = "alexeyab") -> int:
+    def seen_width(major: int, minor: int, dialect: DialectLike = dialects.DEFAULT) -> int:
         wide = major * 10 + minor >= 2
-        if dialect == "pjreddie":
+        if dialects.get(dialect).seen_64bit_needs_small_version:
             wide = wide and major < 1000 and minor < 1000
         return 8 if wide else 4
 
     @classmethod
-    def for_dialect(cls, dialect: str = "alexeyab", seen: int = 0) -> "Header":
+    def for_dialect(cls, dialect: DialectLike = dialects.DEFAULT, seen: int = 0) -> "Header":
         """What the fork's ``save_weights`` writes: AB/HK ``0.2.5``, pjreddie ``0.2.0``."""
-        return cls(0, 2, 0 if dialect == "pjreddie" else 5, seen, 8)
+        return cls(*dialects.get(dialect).header, seen, 8)
 
     @classmethod
-    def make(cls, major: int, minor: int, revision: int, seen: int = 0, dialect: str = "alexeyab") -> "Header":
+    def make(cls, major: int, minor: int, revision: int, seen: int = 0,
+             dialect: DialectLike = dialects.DEFAULT) -> "Header":
         return cls(major, minor, revision, seen, cls.seen_width(major, minor, dialect))
 
     @classmethod
-    def parse(cls, data: bytes, dialect: str = "alexeyab", path: Optional[PathLike] = None) -> "Header":
+    def parse(cls, data: bytes, dialect: DialectLike = dialects.DEFAULT, path: Optional[PathLike] = None) -> "Header":
         if len(data) < 12:
             raise WeightsError(f"file is {len(data)} bytes, shorter than the 12-byte version header", file=path)
         major, minor, revision = struct.unpack("<iii", data[:12])
@@ -79,6 +82,24 @@ class Header(NamedTuple):
     def as_dict(self) -> dict:
         return {"major": self.major, "minor": self.minor, "revision": self.revision, "seen": self.seen,
                 "header_bytes": self.size, "transpose": self.transpose}
+
+
+def layer_name(index: int) -> str:
+    """A layer's stable name: ``layer_012`` (fixture outputs, graph outputs, export-name prefix)."""
+    return f"layer_{index:03d}"
+
+
+def export_key(index: int, name: str) -> str:
+    """The stable export name of one stored array: ``layer_012.biases``, ``layer_003.wf.weights``."""
+    return f"{layer_name(index)}.{name}"
+
+
+def parse_key(key: str) -> tuple[int, str]:
+    """``"layer_012.biases"`` -> ``(12, "biases")`` (the inverse of :func:`export_key`)."""
+    head, _, name = key.partition(".")
+    if not (head.startswith("layer_") and head[6:].isdigit() and name):
+        raise ArrayError(f"{key!r} is not an export name like layer_012.biases")
+    return int(head[6:]), name
 
 
 class Param(NamedTuple):
@@ -142,7 +163,7 @@ def source_name(source: object) -> str:
     return os.fspath(source) if buf is None else f"<{buf.nbytes:,} bytes in memory>"  # type: ignore[arg-type]
 
 
-def read_header(source: Source, dialect: str = "alexeyab") -> tuple[Header, int]:
+def read_header(source: Source, dialect: DialectLike = dialects.DEFAULT) -> tuple[Header, int]:
     """Header and total file size, with a clear error for non-weights files."""
     buf = as_buffer(source)
     name = source_name(source)

@@ -5,15 +5,15 @@ forward with BN folded (as ``fuse_conv_batchnorm`` does) → decode every
 ``[yolo]``/``[Gaussian_yolo]``/``[region]`` head → NMS with the last head's
 ``nms_kind``/``beta_nms`` → records. pjreddie (``PJ:examples/detector.c:test_detector``):
 always letterbox_image → forward without folding → decode every ``[yolo]``/``[region]`` head
-its way → ``do_nms_sort`` over the last layer's class count → records. :data:`RULES` holds
-what differs, per dialect.
+its way → ``do_nms_sort`` over the last layer's class count → records. The fork's
+:class:`~darkweights.dialects.DetectorRules` give the defaults (threshold, letterbox, BN folding)
+and name the :data:`PIPELINES` entry (decoders and NMS) its ``detector test`` runs.
+
+:func:`detect` is the Python API: it returns records and never prints; the CLI renders them.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -22,14 +22,13 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..dialects import DetectorRules
 from ..errors import DarkweightsError, DarkweightsWarning, UnsupportedError
+from ..layers import LAYER_TYPES
 from .boxes import (Detections, do_nms_sort_pjreddie, get_gaussian_yolo_detections, get_region_detections,
                     get_region_detections_pjreddie, get_yolo_detections, get_yolo_detections_pjreddie, nms,
                     to_records)
 from .image import letterbox_image, load_image, resize_image
-
-HEADS = ("yolo", "gaussian_yolo", "region")
-SECTION = {"gaussian_yolo": "Gaussian_yolo"}  # cfg header spelling, for messages
 
 # A head decoder: (layer, its l.output for image 0, letterboxed?, keyword arguments common to all heads).
 Decoder = Callable[[Any, np.ndarray, bool, dict], Detections]
@@ -75,7 +74,7 @@ def _pj_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
                                f"({sorted(classes)}); pjreddie's test_detector would overflow its prob arrays")
     (k,) = classes
     last = net.layers[-1]
-    n = int(getattr(last, "classes", 0)) if last.type in ("yolo", "region", "detection", "iseg") else 0
+    n = last.classes if last.is_head or last.type == "iseg" else 0
     if n < k:
         warnings.warn(f"{net.path}: pjreddie's test_detector takes the class count for its NMS and its drawing from "
                       f"the last layer (layer {last.index} [{last.type}]: {n} classes, the heads have {k}): it "
@@ -85,21 +84,18 @@ def _pj_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
 
 
 @dataclass(frozen=True)
-class Rules:
-    """What one Darknet fork's ``detector test`` does around the network."""
+class Pipeline:
+    """The code of one fork's ``get_network_boxes`` and NMS (:attr:`DetectorRules.pipeline` names it)."""
 
     heads: Mapping[str, Optional[Decoder]]  # layer types its get_network_boxes collects; None: not decoded here
     nms: Callable[[Any, Sequence[Any]], NmsFn]  # (net, heads) -> the NMS it runs
-    thresh: float  # default -thresh of its CLI
-    always_letterbox: bool  # letterbox whatever the cfg says
-    fuse_bn: bool  # detector test folds BN into the convolutions first (fuse_conv_batchnorm)
 
 
-ALEXEYAB = Rules(heads={"yolo": _ab_yolo, "gaussian_yolo": _ab_gaussian_yolo, "region": _ab_region},
-                 nms=_ab_nms, thresh=0.25, always_letterbox=False, fuse_bn=True)
-PJREDDIE = Rules(heads={"yolo": _pj_yolo, "region": _pj_region, "detection": None},
-                 nms=_pj_nms, thresh=0.5, always_letterbox=True, fuse_bn=False)
-RULES = {"alexeyab": ALEXEYAB, "hankai": ALEXEYAB, "pjreddie": PJREDDIE}
+PIPELINES = {
+    "alexeyab": Pipeline(heads={"yolo": _ab_yolo, "gaussian_yolo": _ab_gaussian_yolo, "region": _ab_region},
+                         nms=_ab_nms),
+    "pjreddie": Pipeline(heads={"yolo": _pj_yolo, "region": _pj_region, "detection": None}, nms=_pj_nms),
+}
 
 
 def read_names(path: Optional[Path], classes: int) -> list[str]:
@@ -113,22 +109,25 @@ def read_names(path: Optional[Path], classes: int) -> list[str]:
 
 class Detector:
     """A network ready for Darknet-identical detection on image files, following the ``detector test``
-    of the network's dialect (:data:`RULES`)."""
+    of the network's dialect (:class:`~darkweights.dialects.DetectorRules`, :data:`PIPELINES`)."""
 
     def __init__(self, net: Any, names: Optional[Sequence[str]] = None, *, letterbox: Optional[bool] = None) -> None:
         self.net = net
-        self.rules = rules = RULES[net.dialect]
-        undecoded = [L for L in net.layers if L.type in rules.heads and rules.heads[L.type] is None]
+        self.rules: DetectorRules = net.dialect.detector
+        rules = self.rules
+        self.pipeline = pipeline = PIPELINES[rules.pipeline]
+        undecoded = [L for L in net.layers if L.type in pipeline.heads and pipeline.heads[L.type] is None]
         if undecoded:
             L = undecoded[0]
             raise UnsupportedError(f"{net.path}: layer {L.index} [{L.type}]: detect does not decode [{L.type}] heads")
-        self.heads = [L for L in net.layers if L.type in rules.heads]
+        self.heads = [L for L in net.layers if L.type in pipeline.heads]
         if not self.heads:
-            kinds = [f"[{SECTION.get(t, t)}]" for t in rules.heads if rules.heads[t] is not None]
+            kinds = [f"[{LAYER_TYPES[t].headers[0]}]" for t in pipeline.heads if pipeline.heads[t] is not None]
             raise UnsupportedError(f"{net.path}: no {', '.join(kinds[:-1])} or {kinds[-1]} layer: not a detector")
         if rules.always_letterbox and letterbox is False:
-            raise UnsupportedError(f"{net.dialect}'s detector test always letterboxes: letterbox=False is not supported")
-        self.nms = rules.nms(net, self.heads)
+            raise UnsupportedError(f"{net.dialect.title}'s detector test always letterboxes: letterbox=False is "
+                                   "not supported")
+        self.nms = pipeline.nms(net, self.heads)
         self.model = net.to_torch(fuse_bn=rules.fuse_bn)
         classes = self.heads[-1].classes
         self.names = list(names) if names is not None else [str(i) for i in range(classes)]
@@ -170,58 +169,35 @@ class Detector:
         parts = []
         for L in self.heads:
             common = dict(classes=L.classes, net_w=net.width, net_h=net.height, im_w=im_w, im_h=im_h, thresh=thresh)
-            parts.append(self.rules.heads[L.type](L, outs[L.index][0].numpy(), self.letterbox, common))
+            parts.append(self.pipeline.heads[L.type](L, outs[L.index][0].numpy(), self.letterbox, common))
         dets = Detections.concatenate(parts)
         if nms_thresh > 0:
             dets = self.nms(dets, nms_thresh)
         return dets
 
 
-def run_detect(args: argparse.Namespace) -> int:
-    """The CLI command (arguments as built by :func:`darkweights.cli.build_parser`)."""
+def detect(images: Sequence[Any], cfg: Optional[Any] = None, weights: Optional[Any] = None, *,
+           names: Optional[Any] = None, dialect: Any = "auto", width: Optional[int] = None,
+           height: Optional[int] = None, thresh: Optional[float] = None, nms_thresh: float = 0.45,
+           letterbox: Optional[bool] = None) -> dict[str, list[dict]]:
+    """Darknet's ``detector test`` on image files: ``{image: records}`` in the order given.
+
+    ``cfg``/``weights`` default to the bundled Yolo-Fastest 1.1 (with its COCO names); ``names``
+    is a ``.names`` file. Records are :func:`.boxes.to_records` dicts (``class``, ``prob``, ``x``,
+    ``y``, ``w``, ``h`` in image pixels ...). Nothing is printed or drawn.
+    """
     from ..api import default_model
     from ..network import load
 
-    paths = list(args.paths)
-    names_path = Path(args.names) if args.names else None
-    if len(paths) >= 2 and paths[0].endswith(".cfg"):
-        cfg, weights, images = paths[0], paths[1], paths[2:]
-    else:
+    names_path = Path(names) if names else None
+    if cfg is None or weights is None:
         bundled = default_model()
-        cfg, weights, images = str(bundled.cfg), str(bundled.weights), paths
+        cfg, weights = bundled.cfg, bundled.weights
         names_path = names_path or bundled.names
-    if args.sample:
-        images.append(str(default_model().cfg.parent / "dog.jpg"))
-    if not images:
-        raise DarkweightsError("detect: name at least one image (or --sample for the bundled dog.jpg)")
-    net = load(cfg, weights, dialect=args.dialect, width=args.width, height=args.height)
-    rules = RULES[net.dialect]
-    heads = [L for L in net.layers if rules.heads.get(L.type) is not None]
-    names = read_names(names_path, heads[-1].classes if heads else 0)
-    detector = Detector(net, names, letterbox=True if args.letterbox else None)
-    out = Path(args.output) if args.output else None
-    if out is not None and len(images) > 1 and not out.is_dir():
-        raise DarkweightsError(f"-o {out}: with several images, -o must be an existing directory")
-    results = {}
     for image in images:
         if not Path(image).is_file():
             raise DarkweightsError(f"{image}: no such image file")
-        records = detector(image, thresh=args.thresh, nms_thresh=args.nms)
-        results[image] = records
-        if out is not None:
-            from .draw import draw_detections
-
-            target = out / (Path(image).stem + ".png") if out.is_dir() else out
-            draw_detections(image, records, target)
-            print(f"wrote {target}", file=sys.stderr)
-    if args.json:
-        public = {img: [{k: r[k] for k in ("class", "class_id", "prob", "x", "y", "w", "h")} for r in recs]
-                  for img, recs in results.items()}
-        print(json.dumps(public[images[0]] if len(images) == 1 else public, indent=1))
-    else:
-        for img, recs in results.items():
-            print(f"{img}: {len(recs)} detections")
-            for r in recs:
-                print(f"  {r['class']:<14} {r['prob'] * 100:5.1f}%  x {r['x']:7.1f}  y {r['y']:7.1f}  "
-                      f"w {r['w']:7.1f}  h {r['h']:7.1f}")
-    return 0
+    net = load(cfg, weights, dialect=dialect, width=width, height=height)
+    heads = [L for L in net.layers if PIPELINES[net.dialect.detector.pipeline].heads.get(L.type) is not None]
+    detector = Detector(net, read_names(names_path, heads[-1].classes if heads else 0), letterbox=letterbox)
+    return {str(image): detector(image, thresh=thresh, nms_thresh=nms_thresh) for image in images}

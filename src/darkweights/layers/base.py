@@ -1,6 +1,6 @@
 """The layer catalogue's building blocks: shapes, stored-array specs, the registry.
 
-A layer class knows, for one Darknet section family: which headers and forks accept it,
+A layer class knows, for one Darknet section family: which section headers it answers to,
 its options (read through :class:`~darkweights.cfg.Options`), its output shape, and the
 arrays it stores in the ``.weights`` file, in file order. Nothing else in the package
 branches on layer types for storage: the reader, writer, exporters and the PyTorch
@@ -9,13 +9,11 @@ builder all walk :meth:`Layer.stored`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, Optional
+from typing import ClassVar, NamedTuple, Optional
 
 from ..cfg import Options, Section
 from ..errors import ShapeError
-
-if TYPE_CHECKING:
-    from ..network import Builder
+from .builder import Builder
 
 
 class Shape(NamedTuple):
@@ -79,56 +77,52 @@ HEADERS: dict[str, type["Layer"]] = {}  # section name as written (e.g. "conv") 
 
 
 def register(cls: type["Layer"]) -> type["Layer"]:
-    """Class decorator: add a layer family to the catalogue."""
+    """Class decorator: add a layer family to the catalogue (each type and header once)."""
+    if cls.type in LAYER_TYPES:
+        raise RuntimeError(f"layer type {cls.type!r} registered twice ({LAYER_TYPES[cls.type].__name__}, "
+                           f"{cls.__name__})")
+    for name in cls.headers:
+        if name in HEADERS:
+            raise RuntimeError(f"section [{name}] registered twice ({HEADERS[name].__name__}, {cls.__name__})")
     LAYER_TYPES[cls.type] = cls
     for name in cls.headers:
         HEADERS[name] = cls
     return cls
 
 
-# Options every section accepts (tail of AB parse_network_cfg_custom, PJ parse_network_cfg)
-COMMON_OPTIONS = {
-    "alexeyab": ("clip", "onlyforward", "dont_update", "burnin_update", "stopbackward", "train_only_bn",
-                 "learning_rate"),
-    "pjreddie": ("onlyforward", "stopbackward", "learning_rate", "truth", "smooth"),
-    "hankai": ("clip", "onlyforward", "dont_update", "burnin_update", "stopbackward", "train_only_bn",
-               "learning_rate"),
-}
-
-ALL_FORKS = frozenset({"alexeyab", "pjreddie", "hankai"})
-
-
 class Layer:
-    """One parsed layer: options, input and output shapes, stored arrays."""
+    """One parsed layer: options, input and output shapes, stored arrays.
+
+    Which forks know a family is :attr:`darkweights.dialects.Dialect.sections`; the options a
+    family reads are attributes declared on its class, with Darknet's defaults.
+    """
 
     type: ClassVar[str]
     headers: ClassVar[tuple[str, ...]]
-    forks: ClassVar[frozenset[str]] = ALL_FORKS
     # options Darknet reads that only matter for training or post-processing
     training_options: ClassVar[tuple[str, ...]] = ()
+    is_head: ClassVar[bool] = False  # a detection head: [yolo], [Gaussian_yolo], [region], [detection]
+    activation: Optional[str] = None
+    batch_normalize = 0
+    dontload = dontloadscales = dontsave = False
 
-    def __init__(self, index: int, section: Section, inp: Shape, builder: "Builder") -> None:
+    def __init__(self, index: int, section: Section, inp: Shape, builder: Builder) -> None:
         self.index = index
         self.section = section
         self.input = inp
         self.dialect = builder.dialect
         self.output: Shape = inp
-        self.dontload = False
-        self.dontloadscales = False
-        self.dontsave = False
-        self.activation: Optional[str] = None
-        opts = builder.options(section, index)
+        opts = builder.options(section, index, self.type)
         self.dontload = bool(opts.int("dontload", 0))
         self.dontloadscales = bool(opts.int("dontloadscales", 0))
-        if self.dialect == "pjreddie":
-            self.dontsave = bool(opts.int("dontsave", 0))
+        self.dontsave = bool(opts.int("dontsave", 0))  # pjreddie only (absent elsewhere)
         self.parse(opts, builder)
-        opts.ignore(*self.training_options, *COMMON_OPTIONS[self.dialect])
+        opts.ignore(*self.training_options, *self.dialect.common_options)
         builder.report_unused(opts)
 
     # -- to be provided by each family ------------------------------------------------------
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         """Read the options and set ``self.output``."""
         raise NotImplementedError
 
@@ -161,9 +155,9 @@ class Layer:
             ]
         return specs
 
-    def shape_error(self, message: str, builder: "Builder") -> ShapeError:
+    def shape_error(self, message: str, builder: Builder, evidence: Optional[str] = None) -> ShapeError:
         return ShapeError(f"{message} (input {self.input})", file=builder.path, line=self.section.line,
-                          layer=self.index, layer_type=self.type)
+                          layer=self.index, layer_type=self.type, evidence=evidence)
 
     def describe(self) -> str:
         """Short human summary of the main options, for ``inspect``."""

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
-
 from ..cfg import Options
 from ..errors import DarkweightsWarning
+from .builder import Builder
 from .base import ArraySpec, Layer, Shape, bn_specs, cdiv, connected_specs, conv_specs, read_padding, register
 
-if TYPE_CHECKING:
-    from ..network import Builder
 
 NO_SHARE = -1000000000  # AB's sentinel for "share_index absent"
 
 
-def need_image(layer: Layer, builder: "Builder") -> None:
+def need_image(layer: Layer, builder: Builder) -> None:
     if not layer.input.is_image:
         raise layer.shape_error(f"layer before [{layer.section.name}] must output an image", builder)
 
@@ -26,44 +23,40 @@ class Convolutional(Layer):
 
     type = "convolutional"
     headers = ("convolutional", "conv")
+    xnor = binary = bin_output = flipped = numload = 0
     training_options = ("dot", "angle", "grad_centr", "reverse", "sway", "rotate", "stretch", "stretch_sway",
                         "assisted_excitation", "coordconv", "stream", "wait_stream")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        ab = self.dialect != "pjreddie"
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
         groups = opts.int("groups", 1)
         self.size = opts.int("size", 1)
         stride = opts.int("stride", 1)
-        self.stride_x = self.stride_y = stride
-        if ab:
-            sx, sy = opts.int("stride_x", -1), opts.int("stride_y", -1)
-            self.stride_x = sx if sx >= 1 else stride
-            self.stride_y = sy if sy >= 1 else stride
-        self.dilation = opts.int("dilation", 1) if ab else 1
-        self.antialiasing = opts.int("antialiasing", 0) if ab else 0
+        sx, sy = opts.int("stride_x", -1), opts.int("stride_y", -1)  # AlexeyAB's options
+        self.stride_x = sx if sx >= 1 else stride
+        self.stride_y = sy if sy >= 1 else stride
+        self.dilation = opts.int("dilation", 1)
+        self.antialiasing = opts.int("antialiasing", 0)
         if self.size == 1:
             self.dilation = 1
         self.padding = read_padding(opts, self.size)
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
-        if ab and opts.int("cbn", 0):
+        if opts.int("cbn", 0):
             self.batch_normalize = 2  # cross-iteration BN: training only, same storage
         self.binary = opts.int("binary", 0)
         self.xnor = opts.int("xnor", 0)
         self.bin_output = opts.int("bin_output", 0)
         self.flipped = opts.int("flipped", 0)
         self.share_index = None
-        if ab:
-            share = opts.int("share_index", NO_SHARE)
-            if share != NO_SHARE:
-                self.share_index = builder.resolve(share, self.index, opts, "share_index")
-        if self.dialect == "pjreddie":
-            self.groups = groups
-            if opts.has("numload"):
-                self.numload = opts.int("numload", 0)
+        share = opts.int("share_index", NO_SHARE)
+        if share != NO_SHARE:
+            self.share_index = builder.resolve(share, self.index, opts, "share_index")
+        self.numload = opts.int("numload", 0)  # pjreddie's partial load
+        if self.dialect.xnor_forces_groups_1:
+            self.groups = 1 if self.xnor else max(groups, 1)
         else:
-            self.groups = 1 if self.xnor else max(groups, 1)  # AB forces groups=1 for xnor
+            self.groups = groups
         need_image(self, builder)
         c, h, w = self.input.chw
         if self.groups < 1:
@@ -94,7 +87,7 @@ class Convolutional(Layer):
         if self.share_index is not None:
             self._check_share(builder)
 
-    def _check_share(self, builder: "Builder") -> None:
+    def _check_share(self, builder: Builder) -> None:
         target = builder.layers[self.share_index] if 0 <= self.share_index < len(builder.layers) else None
         if not isinstance(target, Convolutional) or target.share_index is not None:
             raise self.shape_error(f"share_index points to layer {self.share_index}, which is not an "
@@ -117,7 +110,7 @@ class Convolutional(Layer):
             return []  # aliases the arrays of layer share_index; neither read nor written
         c_per_group = self.input.c // self.groups
         specs = conv_specs("", self.filters, c_per_group, self.size, bool(self.batch_normalize))
-        numload = getattr(self, "numload", 0)
+        numload = self.numload
         if numload:
             # pjreddie numload=K: the loader reads K-filter arrays; the saver writes all of them
             part = conv_specs("", numload, c_per_group, self.size, bool(self.batch_normalize))
@@ -142,9 +135,8 @@ class Deconvolutional(Layer):
 
     type = "deconvolutional"
     headers = ("deconvolutional", "deconv")
-    forks = frozenset({"pjreddie"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
         self.size = opts.int("size", 1)
         self.stride = opts.int("stride", 1)
@@ -171,9 +163,8 @@ class Local(Layer):
 
     type = "local"
     headers = ("local",)
-    forks = frozenset({"alexeyab", "pjreddie"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
         self.size = opts.int("size", 1)
         self.stride = opts.int("stride", 1)
@@ -206,7 +197,7 @@ class Connected(Layer):
     type = "connected"
     headers = ("connected", "conn")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.outputs = opts.int("output", 1)
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
@@ -227,13 +218,9 @@ class Batchnorm(Layer):
 
     type = "batchnorm"
     headers = ("batchnorm",)
-    forks = frozenset({"alexeyab", "pjreddie"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.output = self.input
 
     def arrays(self) -> list[ArraySpec]:
-        names = ("scales", "rolling_mean", "rolling_variance")
-        if self.dialect != "pjreddie":
-            names = ("biases",) + names
-        return bn_specs("", self.input.c, names)
+        return bn_specs("", self.input.c, self.dialect.batchnorm_arrays)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
-
 from ..cfg import Options
 from ..errors import DarkweightsWarning
+from .builder import Builder
 from .base import Layer, Shape, register
 
-if TYPE_CHECKING:
-    from ..network import Builder
 
 NMS_KINDS = ("default", "greedynms", "diounms")  # parse_yolo; parse_gaussian_yolo also knows cornersnms
 
@@ -22,9 +19,10 @@ YOLO_TRAINING = ("max", "jitter", "resize", "ignore_thresh", "truth_thresh", "io
 
 
 class _YoloBase(Layer):
+    is_head = True
     entries = 5  # x, y, w, h, objectness (+ classes)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.classes = opts.int("classes", 20)
         self.total = opts.int("num", 1)
         mask = opts.ints("mask")
@@ -32,12 +30,12 @@ class _YoloBase(Layer):
         anchors = opts.floats("anchors")
         # AB/HK read at most 2*num anchor values; missing ones default to 0.5 (make_yolo_layer)
         self.anchors = ((anchors or [])[: 2 * self.total] + [0.5] * (2 * self.total))[: 2 * self.total]
-        self.scale_x_y = opts.float("scale_x_y", 1.0) if self.dialect != "pjreddie" else 1.0
-        self.new_coords = opts.int("new_coords", 0) if self.dialect != "pjreddie" and self.type == "yolo" else 0
+        self.scale_x_y = opts.float("scale_x_y", 1.0)
+        self.new_coords = opts.int("new_coords", 0) if self.type == "yolo" else 0
         kinds = NMS_KINDS + (("cornersnms",) if self.type == "gaussian_yolo" else ())
         self.nms_kind = opts.str("nms_kind", "default") or "default"
         if self.nms_kind not in kinds:
-            if self.dialect == "hankai":
+            if self.dialect.strict_syntax:
                 raise opts.error(f"nms_kind={self.nms_kind!r}: expected one of {', '.join(kinds)}",
                                  self.section.find("nms_kind"))
             self.nms_kind = "default"  # AB falls back silently
@@ -82,7 +80,6 @@ class GaussianYolo(_YoloBase):
 
     type = "gaussian_yolo"
     headers = ("Gaussian_yolo",)
-    forks = frozenset({"alexeyab", "hankai"})
     training_options = YOLO_TRAINING
     entries = 9
 
@@ -92,17 +89,18 @@ class Region(Layer):
     """``[region]`` (YOLOv2); anchors in grid units (§3.5.14, §5.10.3)."""
 
     type = "region"
+    is_head = True
     headers = ("region",)
     training_options = ("max", "log", "sqrt", "rescore", "thresh", "classfix", "absolute", "random", "bias_match",
                         "coord_scale", "object_scale", "noobject_scale", "mask_scale", "class_scale", "jitter",
                         "resize", "focal_loss", "map", "tree")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.coords = opts.int("coords", 4)
         self.classes = opts.int("classes", 20)
         self.num = opts.int("num", 1)
         self.softmax = opts.int("softmax", 0)
-        self.background = opts.int("background", 0) if self.dialect == "pjreddie" else 0
+        self.background = opts.int("background", 0)  # pjreddie's option
         anchors = opts.floats("anchors") or []
         self.anchors = (anchors[: 2 * self.num] + [0.5] * (2 * self.num))[: 2 * self.num]
         self.tree = self.section.find("tree") is not None
@@ -124,12 +122,12 @@ class Detection(Layer):
     """``[detection]`` (YOLOv1): flat ``side^2 * ((1+coords)*num + classes)`` values (§5.10.4)."""
 
     type = "detection"
+    is_head = True
     headers = ("detection",)
-    forks = frozenset({"alexeyab", "pjreddie"})
     training_options = ("max", "coord_scale", "forced", "object_scale", "noobject_scale", "class_scale", "jitter",
                         "resize", "random", "reorg", "rescore")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.coords = opts.int("coords", 1)
         self.classes = opts.int("classes", 1)
         self.num = opts.int("num", 1)
@@ -152,11 +150,11 @@ class Softmax(Layer):
     headers = ("softmax", "soft")
     training_options = ("noloss",)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.groups = opts.int("groups", 1)
         self.temperature = opts.float("temperature", 1.0)
         self.tree = opts.str("tree", None)
-        self.spatial = opts.float("spatial", 0.0) if self.dialect != "pjreddie" else 0.0
+        self.spatial = opts.float("spatial", 0.0)  # AlexeyAB's option
         if self.groups < 1 or self.input.size % self.groups:
             raise self.shape_error(f"groups={self.groups} must divide the {self.input.size} inputs", builder)
         self.output = Shape.flat(self.input.size)
@@ -169,7 +167,7 @@ class Softmax(Layer):
 class _Loss(Layer):
     """A training loss: at inference its output is a flat copy of the input size, never read."""
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.output = Shape.flat(self.input.size)
 
 
@@ -188,5 +186,4 @@ class Contrastive(_Loss):
 
     type = "contrastive"
     headers = ("contrastive",)
-    forks = frozenset({"alexeyab", "hankai"})
     training_options = ("classes", "yolo_layer", "temperature", "cls_normalizer", "max_delta", "contrastive_neg_max")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..cfg import Options
+from .builder import Builder
 from .base import ArraySpec, Layer, Shape, register
 
-if TYPE_CHECKING:
-    from ..network import Builder
 
 
 @register
@@ -19,13 +16,12 @@ class Route(Layer):
     headers = ("route",)
     training_options = ("stream", "wait_stream")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         raw = opts.ints("layers", required=True)
         assert raw is not None
         self.layers = [builder.resolve(i, self.index, opts, "layers") for i in raw]
-        ab = self.dialect != "pjreddie"
-        self.groups = max(opts.int("groups", 1), 1) if ab else 1
-        self.group_id = opts.int("group_id", 0) if ab else 0
+        self.groups = max(opts.int("groups", 1), 1)
+        self.group_id = opts.int("group_id", 0)
         if not 0 <= self.group_id < self.groups:
             raise self.shape_error(f"group_id={self.group_id} must be in [0, groups={self.groups})", builder)
         srcs = [builder.layers[i].output for i in self.layers]
@@ -43,7 +39,7 @@ class Route(Layer):
             if s.size % self.groups or (s.c and s.c % self.groups):
                 raise self.shape_error(f"layer {i} ({s}) does not split into groups={self.groups}", builder)
         self.output = Shape(out_c, out_h, out_w, outputs)
-        if self.dialect == "hankai" and not self.output.is_image:
+        if self.dialect.route_equal_sizes and not self.output.is_image:
             raise self.shape_error("inputs have different width/height: "
                                    + ", ".join(f"layer {i}: {s}" for i, s in zip(self.layers, srcs)), builder)
 
@@ -58,27 +54,28 @@ class Shortcut(Layer):
     type = "shortcut"
     headers = ("shortcut",)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.activation = builder.activation(opts, "linear", self)
         self.weights_type = "none"
         self.weights_normalization = "none"
         self.alpha = self.beta = 1.0
-        if self.dialect == "pjreddie":
+        if self.dialect.shortcut_scaled:
             raw = opts.ints("from", required=True)
             assert raw is not None
             self.sources = [builder.resolve(raw[0], self.index, opts, "from")]  # PJ reads a single index
             self.alpha = opts.float("alpha", 1.0)
             self.beta = opts.float("beta", 1.0)
         else:
-            types = ("none", "per_feature", "per_channel") + (("per_layer",) if self.dialect == "alexeyab" else ())
+            types = ("none", "per_feature", "per_channel") + (("per_layer",) * self.dialect.shortcut_per_layer)
             self.weights_type = opts.choice("weights_type", "none", types)
             if self.weights_type == "per_layer":
                 self.weights_type = "per_feature"
             norms = ("none", "relu", "avg_relu", "softmax")
-            if self.dialect == "alexeyab" and self.weights_type != "none":
+            quirk = self.dialect.shortcut_norm_needs_type
+            if quirk and self.weights_type != "none":
                 # AB parse_shortcut tests the *type* string: with weights the normalisation must be given
                 norms = ("relu", "avg_relu", "softmax")
-            if self.dialect == "alexeyab" and self.weights_type == "none":
+            if quirk and self.weights_type == "none":
                 self.weights_normalization = opts.str("weights_normalization", "none") or "none"
             else:
                 self.weights_normalization = opts.choice("weights_normalization", "none", norms)
@@ -91,19 +88,15 @@ class Shortcut(Layer):
             raise self.shape_error("layer before [shortcut] must output an image", builder)
         for i in self.sources:
             src = builder.layers[i].output
-            if (src.h, src.w) != (self.input.h, self.input.w) and self.dialect != "pjreddie":
+            if (src.h, src.w) != (self.input.h, self.input.w) and not self.dialect.shortcut_scaled:
                 raise self.shape_error(
                     f"from={i} has spatial size {src.h}x{src.w} but the input is {self.input.h}x{self.input.w}: "
-                    "AlexeyAB/hank-ai add by flat index and assert equal sizes (only pjreddie samples across "
-                    "resolutions; use dialect='pjreddie')", builder)
+                    f"{self.dialect.title} adds by flat index and asserts equal sizes (only pjreddie samples across "
+                    "resolutions: --dialect pjreddie)", builder,
+                    evidence=f"[shortcut] at line {self.line} across resolutions")
             if not src.is_image:
                 raise self.shape_error(f"from={i} has no image geometry ({src})", builder)
         self.output = self.input
-
-    @property
-    def nweights(self) -> int:
-        m = len(self.sources)
-        return {"none": 0, "per_feature": m + 1, "per_channel": (m + 1) * self.input.c}[self.weights_type]
 
     def arrays(self) -> list[ArraySpec]:
         if self.weights_type == "none":
@@ -120,9 +113,8 @@ class Shortcut(Layer):
 
 
 class _FromLayer(Layer):
-    forks = frozenset({"alexeyab", "hankai"})
 
-    def _source(self, opts: Options, builder: "Builder") -> Shape:
+    def _source(self, opts: Options, builder: Builder) -> Shape:
         raw = opts.ints("from", required=True)
         assert raw is not None
         self.source = builder.resolve(raw[0], self.index, opts, "from")
@@ -137,7 +129,7 @@ class ScaleChannels(_FromLayer):
     type = "scale_channels"
     headers = ("scale_channels",)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         src = self._source(opts, builder)
         self.scale_wh = opts.int("scale_wh", 0)
         inp = self.input
@@ -158,7 +150,7 @@ class Sam(_FromLayer):
     type = "sam"
     headers = ("sam",)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         src = self._source(opts, builder)
         if src.size != self.input.size:
             raise self.shape_error(f"input {self.input} must have the shape of from={self.source} ({src})", builder)
@@ -171,9 +163,8 @@ class Implicit(Layer):
 
     type = "implicit"
     headers = ("implicit",)
-    forks = frozenset({"alexeyab"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.mean = opts.float("mean", 0.0)
         self.std = opts.float("std", 0.2)
         self.filters = opts.int("filters", 128)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..cfg import Options
+from .builder import Builder
 from .base import Layer, Shape, register
 from .conv import need_image
 
-if TYPE_CHECKING:
-    from ..network import Builder
 
 
 class ShapePreserving(Layer):
     """A layer whose output has its input's shape and that reads no options of its own."""
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.output = self.input
 
 
@@ -34,7 +31,6 @@ class Empty(ShapePreserving):
 
     type = "empty"
     headers = ("empty", "silence")
-    forks = frozenset({"alexeyab"})
 
 
 @register
@@ -43,9 +39,8 @@ class Activation(Layer):
 
     type = "activation"
     headers = ("activation",)
-    forks = frozenset({"alexeyab", "pjreddie"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.activation = builder.activation(opts, "linear", self)
         self.output = self.input
 
@@ -59,9 +54,8 @@ class Normalization(Layer):
 
     type = "normalization"
     headers = ("normalization", "lrn")
-    forks = frozenset({"alexeyab", "pjreddie"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.alpha = opts.float("alpha", 0.0001)
         self.beta = opts.float("beta", 0.75)
         self.kappa = opts.float("kappa", 1.0)
@@ -76,10 +70,9 @@ class Crop(Layer):
 
     type = "crop"
     headers = ("crop",)
-    forks = frozenset({"alexeyab", "pjreddie"})
     training_options = ("flip", "angle", "saturation", "exposure", "shift")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.crop_height = opts.int("crop_height", 1)
         self.crop_width = opts.int("crop_width", 1)
         self.noadjust = opts.int("noadjust", 0)
@@ -97,9 +90,8 @@ class History(Layer):
 
     type = "history"
     headers = ("history",)
-    forks = frozenset({"alexeyab"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.history_size = opts.int("history_size", 4)
         need_image(self, builder)
         c, h, w = self.input.chw
@@ -112,7 +104,6 @@ class Logistic(ShapePreserving):
 
     type = "logistic"
     headers = ("logistic",)
-    forks = frozenset({"pjreddie"})
 
 
 @register
@@ -121,7 +112,6 @@ class L2norm(ShapePreserving):
 
     type = "l2norm"
     headers = ("l2norm",)
-    forks = frozenset({"pjreddie"})
 
 
 @register
@@ -130,9 +120,8 @@ class Iseg(Layer):
 
     type = "iseg"
     headers = ("iseg",)
-    forks = frozenset({"pjreddie"})
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.classes = opts.int("classes", 20)
         self.ids = opts.int("ids", 32)
         need_image(self, builder)

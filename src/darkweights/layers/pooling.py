@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..cfg import Options
-from .base import ALL_FORKS, Layer, Shape, cdiv, register
+from .builder import Builder
+from .base import Layer, Shape, cdiv, register
 from .conv import need_image
 
-if TYPE_CHECKING:
-    from ..network import Builder
 
 
 @register
@@ -20,15 +17,14 @@ class Maxpool(Layer):
     headers = ("maxpool", "max")
     avg = False
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        ab = self.dialect != "pjreddie"
+    def parse(self, opts: Options, builder: Builder) -> None:
         stride = opts.int("stride", 1)
-        self.stride_x = opts.int("stride_x", stride) if ab else stride
-        self.stride_y = opts.int("stride_y", stride) if ab else stride
+        self.stride_x = opts.int("stride_x", stride)  # AlexeyAB's options
+        self.stride_y = opts.int("stride_y", stride)
         self.size = opts.int("size", stride)
         self.padding = opts.int("padding", self.size - 1)
         self.maxpool_depth = self.out_channels = self.antialiasing = 0
-        if ab and not self.avg:
+        if not self.avg:
             self.maxpool_depth = opts.int("maxpool_depth", 0)
             self.out_channels = opts.int("out_channels", 1)
             self.antialiasing = opts.int("antialiasing", 0)
@@ -73,7 +69,6 @@ class LocalAvgpool(Maxpool):
 
     type = "local_avgpool"
     headers = ("local_avgpool", "local_avg")
-    forks = frozenset({"alexeyab", "hankai"})
     avg = True
 
 
@@ -84,7 +79,7 @@ class Avgpool(Layer):
     type = "avgpool"
     headers = ("avgpool", "avg")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         need_image(self, builder)
         self.output = Shape.image(self.input.c, 1, 1)
 
@@ -96,7 +91,7 @@ class Upsample(Layer):
     type = "upsample"
     headers = ("upsample",)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.stride = opts.int("stride", 2)
         self.scale = opts.float("scale", 1.0)
         need_image(self, builder)
@@ -116,12 +111,12 @@ class Upsample(Layer):
 
 
 class _Reorg(Layer):
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.stride = opts.int("stride", 1)
         self.reverse = opts.int("reverse", 0)
         self.flatten = self.extra = 0
-        if self.type == "reorg" and self.dialect == "pjreddie":
-            self.flatten = opts.int("flatten", 0)
+        if self.type == "reorg":
+            self.flatten = opts.int("flatten", 0)  # pjreddie's options
             self.extra = opts.int("extra", 0)
         need_image(self, builder)
         c, h, w = self.input.chw
@@ -153,7 +148,6 @@ class Reorg(_Reorg):
 
     type = "reorg"
     headers = ("reorg",)
-    forks = frozenset({"alexeyab", "pjreddie"})
 
 
 @register
@@ -162,7 +156,6 @@ class Reorg3d(_Reorg):
 
     type = "reorg3d"
     headers = ("reorg3d",)
-    forks = frozenset({"alexeyab", "hankai"})
 
 
-__all__ = ["Maxpool", "LocalAvgpool", "Avgpool", "Upsample", "Reorg", "Reorg3d", "ALL_FORKS"]
+__all__ = ["Maxpool", "LocalAvgpool", "Avgpool", "Upsample", "Reorg", "Reorg3d"]

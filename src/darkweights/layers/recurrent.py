@@ -6,13 +6,10 @@ dialect; only the file order differs between forks (§2.6–2.10).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..cfg import Options
+from .builder import Builder
 from .base import ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, read_padding, register
 
-if TYPE_CHECKING:
-    from ..network import Builder
 
 
 @register
@@ -22,15 +19,16 @@ class RNN(Layer):
     type = "rnn"
     headers = ("rnn",)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.outputs = opts.int("output", 1)
-        pj = self.dialect == "pjreddie"
-        self.hidden = self.outputs if pj else opts.int("hidden", 1)
+        # pjreddie has no hidden= (the hidden state is as wide as the output)
+        self.hidden = opts.int("hidden", 1) if opts.reads("hidden") else self.outputs
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
-        self.logistic = opts.int("logistic", 0) if not pj else 0
+        self.logistic = opts.int("logistic", 0)
         self.shortcut = opts.int("shortcut", 0)
-        self.output = Shape.flat(self.outputs) if pj else Shape(self.outputs, 1, 1, self.outputs)
+        flat = self.dialect.recurrent_flat_output
+        self.output = Shape.flat(self.outputs) if flat else Shape(self.outputs, 1, 1, self.outputs)
 
     def arrays(self) -> list[ArraySpec]:
         bn = bool(self.batch_normalize)
@@ -45,19 +43,19 @@ class GRU(Layer):
 
     type = "gru"
     headers = ("gru",)
-    forks = frozenset({"alexeyab", "pjreddie"})
+    tanh = 0
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.outputs = opts.int("output", 1)
         self.batch_normalize = opts.int("batch_normalize", 0)
-        self.tanh = opts.int("tanh", 0) if self.dialect == "pjreddie" else 0
+        self.tanh = opts.int("tanh", 0)  # pjreddie's option
         self.output = Shape.flat(self.outputs)
 
     def arrays(self) -> list[ArraySpec]:
         bn, i, o = bool(self.batch_normalize), self.input.size, self.outputs
         inp = {g: connected_specs(f"input_{g}_layer.", i, o, bn) for g in "zrh"}
         state = {g: connected_specs(f"state_{g}_layer.", o, o, bn) for g in "zrh"}
-        first, second = (state, inp) if self.dialect == "pjreddie" else (inp, state)
+        first, second = (state, inp) if self.dialect.gru_state_gates_first else (inp, state)
         return [s for g in "zrh" for s in first[g]] + [s for g in "zrh" for s in second[g]]
 
 
@@ -68,15 +66,15 @@ class LSTM(Layer):
     type = "lstm"
     headers = ("lstm",)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.outputs = opts.int("output", 1)
         self.batch_normalize = opts.int("batch_normalize", 0)
-        pj = self.dialect == "pjreddie"
-        self.output = Shape.flat(self.outputs) if pj else Shape(self.outputs, 1, 1, self.outputs)
+        flat = self.dialect.recurrent_flat_output
+        self.output = Shape.flat(self.outputs) if flat else Shape(self.outputs, 1, 1, self.outputs)
 
     def arrays(self) -> list[ArraySpec]:
         bn, i, o = bool(self.batch_normalize), self.input.size, self.outputs
-        order = "ifog" if self.dialect == "pjreddie" else "figo"
+        order = self.dialect.lstm_gate_order
         return ([s for g in order for s in connected_specs(f"w{g}.", o, o, bn)]
                 + [s for g in order for s in connected_specs(f"u{g}.", i, o, bn)])
 
@@ -97,7 +95,7 @@ class _ConvRecurrent(Layer):
         self.xnor = opts.int("xnor", 0)
         self.groups = 1 if self.xnor else max(opts.int("groups", 1), 1)
 
-    def conv_output(self, builder: "Builder") -> tuple[int, int]:
+    def conv_output(self, builder: Builder) -> tuple[int, int]:
         if not self.input.is_image:
             raise self.shape_error(f"layer before [{self.section.name}] must output an image", builder)
         _, h, w = self.input.chw
@@ -115,8 +113,9 @@ class CRNN(_ConvRecurrent):
     type = "crnn"
     headers = ("crnn",)
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
-        if self.dialect == "pjreddie":
+    def parse(self, opts: Options, builder: Builder) -> None:
+        self.swapped = self.dialect.crnn_fixed_3x3_swapped
+        if self.swapped:
             self.outputs = opts.int("output_filters", 1)
             self.hidden = opts.int("hidden_filters", 1)
             self.size, self.stride, self.dilation, self.padding, self.groups, self.xnor = 3, 1, 1, 1, 1, 0
@@ -132,7 +131,6 @@ class CRNN(_ConvRecurrent):
                                    f"{self.padding}, stride {self.stride} gives {out_h}x{out_w})", builder)
         # pjreddie's parse_crnn passes (w, h) to make_crnn_layer(batch, h, w, ...): its convolutions read
         # the C x H x W buffer as C x W x H, and the layer reports W x H to the next one
-        self.swapped = self.dialect == "pjreddie"
         self.output = Shape.image(self.outputs, out_w, out_h) if self.swapped else Shape.image(self.outputs, out_h,
                                                                                                  out_w)
 
@@ -149,10 +147,9 @@ class ConvLSTM(_ConvRecurrent):
 
     type = "conv_lstm"
     headers = ("conv_lstm",)
-    forks = frozenset({"alexeyab"})
     training_options = ("state_constrain", "time_normalizer")
 
-    def parse(self, opts: Options, builder: "Builder") -> None:
+    def parse(self, opts: Options, builder: Builder) -> None:
         self.read_conv_options(opts)
         self.activation = builder.activation(opts, "linear", self)
         self.batch_normalize = opts.int("batch_normalize", 0)

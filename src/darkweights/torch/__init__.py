@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from .activations import activation
 from .base import MODULES, BuildContext, DarknetLayer, register
-from .builder import HEAD_TYPES, DarknetModel, build
+from .builder import DarknetModel, build
 from .layers import fold_bn
 
-__all__ = ["build", "DarknetModel", "DarknetLayer", "MODULES", "register", "BuildContext", "HEAD_TYPES",
+__all__ = ["build", "DarknetModel", "DarknetLayer", "MODULES", "register", "BuildContext",
            "activation", "fold_bn"]

@@ -6,7 +6,7 @@ generic ``activate()`` switch, and every other layer uses the generic switch alo
 ``swish``, ``mish``, ``hard_mish`` and ``normalize_channels*`` silently give zeros. We raise
 :class:`~darkweights.errors.UnsupportedError` for those unless ``bug_compatible`` asks for
 Darknet's zeros. ``relu6`` is computed as ``min(max(x, 0), 6)``; AlexeyAB's CPU build returns 0
-for it (missing switch case) and ``bug_compatible`` reproduces that in the AlexeyAB dialect.
+for it (missing switch case) and ``bug_compatible`` reproduces that where the fork has the gap.
 
 Every function returned by :func:`activation` may work in place: call it only on a tensor the
 caller owns (a fresh layer output), never on another layer's output.
@@ -156,13 +156,13 @@ PATHS: dict[str, frozenset[str]] = {
 
 
 def activation(name: Optional[str], path: str, *, layer: object = None, bug_compatible: bool = False,
-               dialect: str = "alexeyab") -> Act:
+               relu6_missing: bool = False) -> Act:
     """The function Darknet applies for ``name`` in code path ``path`` (conv, shortcut, generic)."""
     name = name or "linear"
     if name not in FUNCTIONS:
         raise _unsupported(f"unknown activation {name!r}", layer)
-    if name == "relu6" and bug_compatible and dialect == "alexeyab":
-        return _zeros  # AB CPU activate() has no RELU6 case
+    if name == "relu6" and bug_compatible and relu6_missing:
+        return _zeros  # AB CPU activate() has no RELU6 case (Dialect.relu6_missing_on_cpu)
     if name not in PATHS[path]:
         if bug_compatible:
             return _zeros

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import UnsupportedError
 from ..layers import Layer, Shape
+from ..weightsfile import parse_key
 from .activations import Act, activation
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ def register(*types: str) -> Callable[[type["DarknetLayer"]], type["DarknetLayer
 
     def deco(cls: type["DarknetLayer"]) -> type["DarknetLayer"]:
         for t in types:
+            if t in MODULES:
+                raise RuntimeError(f"torch module for layer type {t!r} registered twice ({MODULES[t].__name__}, "
+                                   f"{cls.__name__})")
             MODULES[t] = cls
         return cls
 
@@ -83,8 +87,8 @@ class BuildContext:
         self._loaded: dict[int, dict[str, np.ndarray]] = {}
         if net.has_weights:
             for key, arr in net.arrays().items():
-                layer, name = key.split(".", 1)
-                self._loaded.setdefault(int(layer[6:]), {})[name] = arr
+                index, name = parse_key(key)
+                self._loaded.setdefault(index, {})[name] = arr
         self.bin_output = self._bin_output_layers()
         self.initialised: list[int] = []  # layers whose arrays were synthesised
 
@@ -135,7 +139,8 @@ class BuildContext:
 
     def activation(self, layer: Layer, path: str, name: Optional[str] = None) -> Act:
         return activation(name if name is not None else layer.activation, path, layer=layer,
-                          bug_compatible=self.bug_compatible, dialect=self.dialect)
+                          bug_compatible=self.bug_compatible,
+                          relu6_missing=self.dialect.relu6_missing_on_cpu)
 
     def source(self, layer: Layer, index: int) -> Layer:
         """A layer read by route/shortcut/...: refuse antialiased layers whose data and geometry disagree."""
@@ -149,8 +154,7 @@ class BuildContext:
     def _bin_output_layers(self) -> set[int]:
         """xnor layers whose ``bin_output=1`` survives the parser (AB parse_network_cfg_custom)."""
         layers = self.net.layers
-        keep = {l.index for l in layers if l.type == "convolutional" and getattr(l, "xnor", 0)
-                and getattr(l, "bin_output", 0)}
+        keep = {l.index for l in layers if l.type == "convolutional" and l.xnor and l.bin_output}
         for l in layers:
             if l.type == "route":
                 keep.difference_update(l.layers)

@@ -16,7 +16,6 @@ from .layers import ConvUnit
 if TYPE_CHECKING:
     from ..network import Network
 
-HEAD_TYPES = frozenset({"yolo", "gaussian_yolo", "region", "detection"})
 
 
 class DarknetModel(nn.Module):
@@ -34,7 +33,7 @@ class DarknetModel(nn.Module):
         super().__init__()
         self.network = net
         self.layers = nn.ModuleList(modules)
-        self.heads: list[int] = [l.index for l in net.layers if l.type in HEAD_TYPES]
+        self.heads: list[int] = [l.index for l in net.layers if l.is_head]
         self.output_index = net.output_index
         self.fuse_bn = fuse_bn
         self.bug_compatible = bug_compatible

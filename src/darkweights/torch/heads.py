@@ -61,8 +61,8 @@ class Region(DarknetLayer):
         self.num, self.coords, self.classes = layer.num, layer.coords, layer.classes
         self.entries = layer.coords + layer.classes + 1
         self.softmax = bool(layer.softmax)
-        self.pj = ctx.dialect == "pjreddie"
-        self.background = bool(getattr(layer, "background", 0))
+        self.pj = ctx.dialect.region_anchor_major  # pjreddie's layout and activations
+        self.background = bool(layer.background)
         if not self.pj and layer.coords != 4:
             raise unsupported(layer, f"coords={layer.coords}: AlexeyAB's region forward hard-codes entry 4 as "
                               "objectness and 5.. as classes", ctx.net)

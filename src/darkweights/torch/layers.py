@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import dialects
+from ..dialects import Dialect
 from ..errors import DarkweightsWarning
 from ..layers import Layer
 from . import winograd
@@ -47,17 +49,18 @@ def make_bn(ctx: BuildContext, arrays: dict, prefix: str = "", *, biases: bool =
     bias = ctx.param(a["biases"]) if biases and "biases" in a else nn.Parameter(torch.zeros(n), requires_grad=False)
     bn = Holder({"weight": ctx.param(a["scales"]), "bias": bias},
                 {"running_mean": ctx.tensor(a["rolling_mean"]), "running_var": ctx.tensor(a["rolling_variance"])})
-    bn.eps = 1e-6 if ctx.dialect == "pjreddie" else 1e-5  # pjreddie CPU: sqrt(var) + 1e-6
+    bn.eps = ctx.dialect.bn_eps
+    bn.eps_inside_sqrt = ctx.dialect.bn_eps_inside_sqrt
     return bn
 
 
-def batchnorm_(y: torch.Tensor, bn: nn.Module, pjreddie_cpu: bool, centered: bool = False) -> torch.Tensor:
+def batchnorm_(y: torch.Tensor, bn: nn.Module, centered: bool = False) -> torch.Tensor:
     """Darknet's inference BN on an owned tensor, in Darknet's operation order:
-    ``(x - mean) / sqrt(var + eps) * scale + bias``, eps = ``bn.eps`` (1e-5); pjreddie's CPU
-    ``normalize_cpu`` uses ``sqrt(var) + 1e-6`` instead."""
+    ``(x - mean) / sqrt(var + eps) * scale + bias`` with the fork's ``bn.eps`` (AB 1e-5); pjreddie's
+    CPU ``normalize_cpu`` computes ``sqrt(var) + 1e-6`` instead (``bn.eps_inside_sqrt`` False)."""
     shape = (1, -1) + (1,) * (y.dim() - 2)
     var = bn.running_var
-    denom = var.sqrt().add(bn.eps) if pjreddie_cpu else (var + bn.eps).sqrt()
+    denom = (var + bn.eps).sqrt() if bn.eps_inside_sqrt else var.sqrt().add(bn.eps)
     k = bn.weight / denom
     if not centered:  # centered: the caller already subtracted the rolling mean
         y = y.sub_(bn.running_mean.view(shape))
@@ -65,10 +68,11 @@ def batchnorm_(y: torch.Tensor, bn: nn.Module, pjreddie_cpu: bool, centered: boo
 
 
 def fold_bn(weights: np.ndarray, biases: np.ndarray, scales: np.ndarray, mean: np.ndarray, var: np.ndarray,
-            pjreddie: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``fuse_conv_batchnorm`` (AB network.c), in double precision as Darknet does it."""
+            dialect: Dialect = dialects.DEFAULT) -> tuple[np.ndarray, np.ndarray]:
+    """``fuse_conv_batchnorm`` (AB network.c), in double precision as Darknet does it, with the
+    fork's batch-norm formula."""
     v = var.astype(np.float64)
-    denom = (np.sqrt(v) + 1e-6) if pjreddie else np.sqrt(v + 1e-5)
+    denom = np.sqrt(v + dialect.bn_eps) if dialect.bn_eps_inside_sqrt else np.sqrt(v) + dialect.bn_eps
     s = scales.astype(np.float64)
     b = (biases.astype(np.float64) - s * mean.astype(np.float64) / denom).astype(np.float32)
     pre = s / denom
@@ -111,7 +115,7 @@ class ConvUnit(nn.Module):
         self.padding = padding * dilation  # AB im2col_cpu_ext pads by padding*dilation
         self.dilation = dilation
         self.groups = groups
-        self.pj = ctx.dialect == "pjreddie"
+        self.flip_all_channels = ctx.dialect.flip_counts_all_channels
         self.act = ctx.activation(layer, "conv", activation)
         self.xnor = xnor
         self.flipped = flipped
@@ -139,7 +143,7 @@ class ConvUnit(nn.Module):
         self.folded = False
         if batch_normalize and fuse:
             w, b = fold_bn(self._effective_np(a["weights"]), a["biases"], a["scales"], a["rolling_mean"],
-                           a["rolling_variance"], self.pj)
+                           a["rolling_variance"], ctx.dialect)
             self.flipped = False
             self.conv = Holder({"weight": ctx.param(w), "bias": ctx.param(b)})
             self.has_bn, self.folded = False, True
@@ -152,7 +156,7 @@ class ConvUnit(nn.Module):
     def _effective_np(self, w: np.ndarray) -> np.ndarray:
         if not self.flipped:
             return w
-        k = w.size // self.filters if not self.pj else self.c_per_group * self.groups * self.size * self.size
+        k = self.c_per_group * self.groups * self.size ** 2 if self.flip_all_channels else w.size // self.filters
         return np.ascontiguousarray(w.reshape(-1)[: k * self.filters].reshape(k, self.filters).T).reshape(w.shape)
 
     def weight(self) -> torch.Tensor:
@@ -160,7 +164,7 @@ class ConvUnit(nn.Module):
             return self._share[0].weight()
         w = self.conv.weight
         if self.flipped:  # stored K x n, Darknet transposes after loading (§2.1.8)
-            k = w.numel() // self.filters if not self.pj else self.c_per_group * self.groups * self.size ** 2
+            k = self.c_per_group * self.groups * self.size ** 2 if self.flip_all_channels else w.numel() // self.filters
             w = w.reshape(-1)[: k * self.filters].reshape(k, self.filters).t().reshape(w.shape)
         return w
 
@@ -176,7 +180,7 @@ class ConvUnit(nn.Module):
         if self.xnor:
             y = self._xnor(x, self.weight())
             if self.has_bn and not self.skip_bn:
-                y = batchnorm_(y, self.bn_module(), self.pj)
+                y = batchnorm_(y, self.bn_module())
             else:  # the bias (with skip_bn: Darknet's CPU xnor path adds the BN shift without normalising)
                 y = y.add_(self.bias().view(1, -1, 1, 1))
             return self.act(y)
@@ -185,7 +189,7 @@ class ConvUnit(nn.Module):
             # (x - mean) / sqrt(var + eps) * scale + bias in Darknet's order
             bn = self.bn_module()
             y = self._conv(x, bn.running_mean.neg(), None)
-            return self.act(batchnorm_(y, bn, self.pj, centered=True))
+            return self.act(batchnorm_(y, bn, centered=True))
         if self.post is not None:  # activation fused into the convolution
             return self._conv(x, self.bias(), self.post)
         return self.act(self._conv(x, self.bias(), None))
@@ -261,18 +265,19 @@ class Convolutional(DarknetLayer):
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
         net = ctx.net
-        if getattr(layer, "numload", 0):
+        if layer.numload:
             raise unsupported(layer, "numload= (partial filter load) is not supported", net)
-        ab = ctx.dialect != "pjreddie"
-        if layer.size == 1 and layer.dilation == 1 and (layer.stride_x == 1 or not ab) and (
-                layer.padding or (layer.stride_y != 1 if ab else layer.stride_x != 1)):
+        # Darknet's CPU 1x1 GEMM shortcut: AB takes it at stride_x 1, pjreddie at any stride
+        any_stride = ctx.dialect.conv1x1_fast_path_any_stride
+        if layer.size == 1 and layer.dilation == 1 and (layer.stride_x == 1 or any_stride) and (
+                layer.padding or (layer.stride_x if any_stride else layer.stride_y) != 1):
             raise unsupported(layer, f"size=1 with padding={layer.padding}, stride {layer.stride_x}x{layer.stride_y}: "
                               "Darknet's CPU 1x1 fast path ignores padding/stride here and computes garbage", net)
         if layer.xnor:
             if layer.stride_x != layer.stride_y or layer.dilation != 1 or layer.antialiasing:
                 raise unsupported(layer, "xnor=1 with stride_x != stride_y, dilation or antialiasing: Darknet's "
                                   "bit-packed CPU path does not implement these", net)
-        if layer.flipped and not ab and layer.groups > 1:
+        if layer.flipped and ctx.dialect.flip_counts_all_channels and layer.groups > 1:
             raise unsupported(layer, "flipped=1 with groups > 1: pjreddie transposes c*size*size x filters values, "
                               "more than the layer stores", net)
         share = None
@@ -313,7 +318,6 @@ class Deconvolutional(DarknetLayer):
         a = ctx.arrays(layer)
         self.stride, self.padding = layer.stride, layer.padding
         self.has_bn = bool(layer.batch_normalize)
-        self.pj = True
         if self.has_bn:
             self.deconv = Holder({"weight": ctx.param(a["weights"])})
             self.bn = make_bn(ctx, a)
@@ -325,7 +329,7 @@ class Deconvolutional(DarknetLayer):
         y = F.conv_transpose2d(self.image(x), self.deconv.weight, None if self.has_bn else self.deconv.bias,
                                self.stride, self.padding)
         if self.has_bn:
-            y = batchnorm_(y, self.bn, self.pj)
+            y = batchnorm_(y, self.bn)
         return self.act(y)
 
 
@@ -338,7 +342,6 @@ class FCUnit(nn.Module):
         super().__init__()
         a = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
         self.has_bn = "scales" in a
-        self.pj = ctx.dialect == "pjreddie"
         if self.has_bn:
             self.fc = Holder({"weight": ctx.param(a["weights"])})
             self.bn = make_bn(ctx, a)
@@ -349,7 +352,7 @@ class FCUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.linear(x, self.fc.weight, None if self.has_bn else self.fc.bias)
         if self.has_bn:
-            y = batchnorm_(y, self.bn, self.pj)
+            y = batchnorm_(y, self.bn)
         return self.act(y)
 
 
@@ -396,12 +399,11 @@ class Batchnorm(DarknetLayer):
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
         self.bn = make_bn(ctx, ctx.arrays(layer))
-        self.pj = ctx.dialect == "pjreddie"
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         s = self.in_shape
         y = x.reshape(x.shape[0], s.c, -1).clone()
-        return self.shaped(batchnorm_(y, self.bn, self.pj))
+        return self.shaped(batchnorm_(y, self.bn))
 
 
 def _pool_geometry(layer: Layer) -> tuple[int, int, int, int]:
@@ -591,7 +593,7 @@ class Shortcut(DarknetLayer):
         self.sources = list(layer.sources)
         for i in self.sources:
             ctx.source(layer, i)
-        self.pj = ctx.dialect == "pjreddie"
+        self.scaled = ctx.dialect.shortcut_scaled
         self.act = ctx.activation(layer, "shortcut")
         self.weights_type = layer.weights_type
         self.norm = layer.weights_normalization
@@ -620,8 +622,8 @@ class Shortcut(DarknetLayer):
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         x = self.image(x)
-        if self.pj:
-            return self.act(self._pjreddie(x, outs))
+        if self.scaled:
+            return self.act(self._scaled(x, outs))
         w = self._weights()
         if w is None:
             if len(self.sources) == 1 and self.src_c[0] == x.shape[1] and outs[self.sources[0]].shape == x.shape:
@@ -638,7 +640,7 @@ class Shortcut(DarknetLayer):
                 y[:, :c] += f * (wj[:, :c] if wj.shape[1] > 1 else wj)
         return self.act(y)
 
-    def _pjreddie(self, x: torch.Tensor, outs: list) -> torch.Tensor:
+    def _scaled(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         f = self.image(outs[self.sources[0]], self.src_shapes[0])
         _, c2, h2, w2 = x.shape
         _, c1, h1, w1 = f.shape

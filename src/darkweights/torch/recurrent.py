@@ -47,7 +47,7 @@ class GRU(DarknetLayer):
         for g in "zrh":
             setattr(self, f"input_{g}_layer", FCUnit(layer, ctx, a, f"input_{g}_layer.", "linear"))
             setattr(self, f"state_{g}_layer", FCUnit(layer, ctx, a, f"state_{g}_layer.", "linear"))
-        self.tanh = bool(getattr(layer, "tanh", 0))
+        self.tanh = bool(layer.tanh)
         self.outputs = layer.outputs
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
