@@ -14,8 +14,7 @@ records what decided it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, NamedTuple, Optional, Sequence, Union
 
 from .errors import CfgError
 
@@ -57,8 +56,7 @@ _PJ_ONLY = {
 }
 
 
-@dataclass(frozen=True)
-class DetectorRules:
+class DetectorRules(NamedTuple):
     """What a fork's ``darknet detector test`` does around the network (see ``darkweights.detect``)."""
 
     pipeline: str  # whose get_network_boxes / NMS code runs: a key of darkweights.detect.run.PIPELINES
@@ -67,8 +65,8 @@ class DetectorRules:
     fuse_bn: bool  # fold BN into the convolutions first (AB's fuse_conv_batchnorm)
 
 
-@dataclass(frozen=True)
-class Dialect:
+# NamedTuple, not dataclass: `import darkweights` stays free of the dataclasses/inspect import
+class Dialect(NamedTuple):
     """One Darknet fork's rules, as far as reading, writing and running a model is concerned."""
 
     name: str  # what --dialect and the metadata say: "alexeyab", "pjreddie", "hankai"
@@ -103,7 +101,7 @@ class Dialect:
     conv1x1_fast_path_any_stride: bool  # pjreddie's 1x1 GEMM shortcut ignores stride/padding at any stride
     region_anchor_major: bool  # pjreddie [region] keeps (n, entries, H, W); AB transposes to rows
     relu6_missing_on_cpu: bool  # AB's activate_array has no RELU6 case (bug_compatible zeros)
-    detector: DetectorRules = field(default_factory=lambda: DetectorRules("alexeyab", 0.25, False, True))
+    detector: DetectorRules
 
     def __str__(self) -> str:
         return self.name
@@ -197,8 +195,7 @@ def from_provenance(text: Optional[str]) -> Optional[str]:
     return next((d.name for d in DIALECTS.values() if word in (d.name, d.title.lower().replace("-", ""))), None)
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     """What ``dialect="auto"`` picked and why (shown by ``inspect``, stored in exported metadata)."""
 
     dialect: Dialect
@@ -218,8 +215,7 @@ class Choice:
                 "also": list(self.also), **({"note": self.note} if self.note else {})}
 
 
-@dataclass
-class Trial:
+class Trial(NamedTuple):
     """One fork's reading of the files, for :func:`choose`."""
 
     dialect: Dialect
