@@ -82,3 +82,28 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
                 n = min(CHUNK, p.count - start)
                 f.write(rng.uniform(lo, hi, size=n).astype(FLOAT).data)
     return total
+
+
+def tree_text(classes: int, seed: int = 0, *, roots: int = 0) -> str:
+    """A synthetic Darknet class tree (``name parent`` per line, the format of ``data/9k.tree``) with
+    ``classes`` nodes, for tests: breadth-first like WordTree (a root group, then each expanded node's
+    children as one contiguous group), groups of 2..12 nodes with a few large ones, the rest leaves."""
+    rng = np.random.default_rng(seed)
+    roots = roots or int(min(classes, rng.integers(2, 8)))
+    parents = [-1] * roots
+    frontier = list(range(roots))
+    while len(parents) < classes and frontier:
+        node = frontier.pop(0)
+        if rng.random() < 0.35 and frontier:
+            continue  # stays a leaf (the last node of the frontier is always expanded: the tree reaches `classes`)
+        k = int(rng.integers(20, 60) if rng.random() < 0.05 else rng.integers(2, 13))
+        k = min(k, classes - len(parents))
+        frontier.extend(range(len(parents), len(parents) + k))
+        parents.extend([node] * k)
+    return "".join(f"n{i:08d} {p}\n" for i, p in enumerate(parents))
+
+
+def map_text(classes: int, seed: int = 0, count: int = 200) -> str:
+    """A synthetic ``map=`` file (``coco9k.map``: one tree node per line; Darknet reads 200)."""
+    rng = np.random.default_rng(seed)
+    return "".join(f"{int(v)}\n" for v in rng.choice(classes, size=count, replace=count > classes))

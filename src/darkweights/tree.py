@@ -1,0 +1,163 @@
+"""Darknet's class hierarchy files (YOLO9000): ``tree=`` of ``[softmax]``/``[region]`` and ``map=``.
+
+A tree file has one node per line, ``name parent`` (``data/9k.tree``: ``n02084071 1045``), the parent
+an index into the lines before (``-1`` for a root). ``read_tree`` (``src/tree.c``) groups *consecutive*
+lines with the same parent: each group is one softmax; ``child[p]`` is the group whose parent is
+``p``. The tree never changes the stored arrays (``parse_softmax``/``parse_region`` only read it into
+``l.softmax_tree``), so shapes, layout and ``inspect`` never need the file; the forward and ``detect``
+do, and find it as Darknet does (the path as written, relative to the working directory), else beside
+the cfg.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from .errors import CfgError
+
+if TYPE_CHECKING:
+    from .layers import Layer
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+@dataclass(frozen=True)
+class Tree:
+    """``tree`` of ``src/tree.c``: per node its ``parent``, ``child`` group (-1: none), ``group``, ``leaf``;
+    per group its ``offset`` and ``size`` (groups are contiguous runs of nodes)."""
+
+    names: tuple[str, ...]
+    parent: np.ndarray
+    child: np.ndarray
+    group: np.ndarray
+    leaf: np.ndarray
+    offset: np.ndarray
+    size: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+    @property
+    def groups(self) -> int:
+        return len(self.size)
+
+
+def parse_tree(text: str) -> Tree:
+    """``read_tree``: every line is a node (``sscanf("%s %d")``: a missing parent is -1); a new group
+    starts wherever the parent differs from the previous line's. pjreddie's ``read_tree`` also sets
+    ``child[parent] = group``; AlexeyAB's never allocates ``child`` (see :data:`CHILD_RULE`)."""
+    names, parents = [], []
+    for line in text.splitlines():
+        fields = line.split(None, 1)
+        names.append(fields[0] if fields else "")
+        m = _INT.match(fields[1].lstrip()) if len(fields) > 1 else None
+        parents.append(int(m.group()) if m else -1)
+    n = len(names)
+    parent = np.array(parents, dtype=np.int64)
+    group = np.zeros(n, dtype=np.int64)
+    offsets, sizes, last, size = [], [], -1, 0
+    for i, p in enumerate(parents):
+        if p != last:
+            offsets.append(i - size)
+            sizes.append(size)
+            size, last = 0, p
+        group[i] = len(sizes)
+        size += 1
+    offsets.append(n - size)
+    sizes.append(size)
+    child = np.full(n, -1, dtype=np.int64)
+    leaf = np.ones(n, dtype=bool)
+    for i, p in enumerate(parents):
+        if p >= 0:
+            if p >= n:
+                raise ValueError(f"line {i + 1}: parent {p} is not a node of the tree ({n} lines)")
+            child[p] = group[i]
+            leaf[p] = False
+    return Tree(tuple(names), parent, child, group, leaf, np.array(offsets, dtype=np.int64),
+                np.array(sizes, dtype=np.int64))
+
+
+def tree_path(layer: "Layer", cfg_path: Optional[str], key: str = "tree") -> Path:
+    """Where the file of ``tree=``/``map=`` is: as written (Darknet's ``fopen``, relative to the working
+    directory), else relative to the cfg's folder; a clear error naming the cfg line if neither exists."""
+    value = getattr(layer, key)
+    tried = [Path(value)]
+    if cfg_path and not os.path.isabs(value):
+        tried.append(Path(os.path.dirname(os.path.abspath(cfg_path))) / value)
+    for p in tried:
+        if p.is_file():
+            return p
+    opt = layer.section.find(key)
+    raise CfgError(f"[{layer.section.name}] {key}={value}: file not found (looked in the working directory, as "
+                   f"Darknet does, and beside the cfg: {', '.join(str(p) for p in tried[1:]) or 'n/a'}); the "
+                   "forward needs it, shapes and weights do not", file=cfg_path,
+                   line=opt.line if opt is not None else layer.line, layer=layer.index, layer_type=layer.type)
+
+
+def load_tree(layer: "Layer", cfg_path: Optional[str], count: int) -> Tree:
+    """The layer's tree, checked against the ``count`` values it is applied to."""
+    path = tree_path(layer, cfg_path)
+    try:
+        tree = parse_tree(path.read_text(errors="replace"))
+    except ValueError as e:
+        raise CfgError(f"tree file {path}: {e}", file=cfg_path, line=layer.line, layer=layer.index,
+                       layer_type=layer.type) from None
+    if tree.n > count:
+        raise CfgError(f"tree file {path} has {tree.n} nodes but the layer has {count} values to apply it to: "
+                       "Darknet would read past its buffer", file=cfg_path, line=layer.line, layer=layer.index,
+                       layer_type=layer.type)
+    return tree
+
+
+def load_map(layer: "Layer", cfg_path: Optional[str]) -> np.ndarray:
+    """``read_map``: one integer per line (``atoi``), e.g. ``coco9k.map`` (COCO class -> tree node)."""
+    path = tree_path(layer, cfg_path, "map")
+    values = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = _INT.match(line.strip())
+        values.append(int(m.group()) if m else 0)
+    return np.array(values, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- decoding (src/tree.c)
+
+
+def hierarchy_predictions(p: np.ndarray, tree: Tree, only_leaves: bool = False) -> np.ndarray:
+    """``hierarchy_predictions`` on the last axis (in place): each node times its parent's (already
+    multiplied) value, in node order; ``only_leaves`` zeroes inner nodes."""
+    for j in np.nonzero(tree.parent >= 0)[0]:
+        p[..., j] *= p[..., tree.parent[j]]
+    if only_leaves:
+        p[..., ~tree.leaf] = 0
+    return p
+
+
+def hierarchy_top_prediction(p: np.ndarray, tree: Tree, thresh: float) -> int:
+    """``hierarchy_top_prediction``: walk down from group 0, taking each group's largest value while the
+    running product stays ``> thresh``; return the deepest node taken (or the parent of the group where
+    it stopped)."""
+    prob, group = np.float32(1.0), 0
+    while True:
+        lo = int(tree.offset[group])
+        vals = p[lo:lo + int(tree.size[group])]
+        best, top = 0, np.float32(0.0)
+        for i, v in enumerate(vals):
+            if v > top:
+                best, top = i, v
+        best += lo
+        if prob * top > thresh:
+            prob = np.float32(prob * top)
+            group = int(tree.child[best])
+            if group < 0:
+                return best
+        elif group == 0:
+            return best
+        else:
+            return int(tree.parent[lo])
