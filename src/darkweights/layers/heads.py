@@ -95,7 +95,7 @@ class Region(Layer):
     headers = ("region",)
     training_options = ("max", "log", "sqrt", "rescore", "thresh", "classfix", "absolute", "random", "bias_match",
                         "coord_scale", "object_scale", "noobject_scale", "mask_scale", "class_scale", "jitter",
-                        "resize", "focal_loss", "map", "tree")
+                        "resize", "focal_loss")
 
     def parse(self, opts: Options, builder: "Builder") -> None:
         self.coords = opts.int("coords", 4)
@@ -105,7 +105,9 @@ class Region(Layer):
         self.background = opts.int("background", 0) if self.dialect == "pjreddie" else 0
         anchors = opts.floats("anchors") or []
         self.anchors = (anchors[: 2 * self.num] + [0.5] * (2 * self.num))[: 2 * self.num]
-        self.tree = self.section.find("tree") is not None
+        # read only into l.softmax_tree / l.map (parse_region): they change no stored array (darkweights.tree)
+        self.tree = opts.str("tree", None)
+        self.map = opts.str("map", None)
         self.nms_kind, self.beta_nms = "default", 0.6  # [region] has no nms options
         if not self.input.is_image:
             raise self.shape_error("layer before [region] must output an image", builder)
@@ -116,7 +118,8 @@ class Region(Layer):
         self.output = Shape.image(c, self.input.h, self.input.w)
 
     def describe(self) -> str:
-        return f"{self.num}x({self.coords}+1+{self.classes})" + (" softmax" if self.softmax else "")
+        return (f"{self.num}x({self.coords}+1+{self.classes})" + (" softmax" if self.softmax else "")
+                + (f" tree={self.tree}" if self.tree else ""))
 
 
 @register
@@ -155,15 +158,16 @@ class Softmax(Layer):
     def parse(self, opts: Options, builder: "Builder") -> None:
         self.groups = opts.int("groups", 1)
         self.temperature = opts.float("temperature", 1.0)
-        self.tree = opts.str("tree", None)
+        self.tree = opts.str("tree", None)  # read into l.softmax_tree only (parse_softmax): no stored array
         self.spatial = opts.float("spatial", 0.0) if self.dialect != "pjreddie" else 0.0
         if self.groups < 1 or self.input.size % self.groups:
             raise self.shape_error(f"groups={self.groups} must divide the {self.input.size} inputs", builder)
         self.output = Shape.flat(self.input.size)
 
     def describe(self) -> str:
-        return (f"groups {self.groups}" if self.groups > 1 else "") + (f" T={self.temperature:g}"
-                                                                       if self.temperature != 1 else "")
+        return " ".join(s for s in (f"groups {self.groups}" if self.groups > 1 else "",
+                                    f"T={self.temperature:g}" if self.temperature != 1 else "",
+                                    f"tree={self.tree}" if self.tree else "") if s)
 
 
 class _Loss(Layer):
