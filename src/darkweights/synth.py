@@ -55,7 +55,8 @@ def random_arrays(net: Network, seed: int = 0, *, header: Optional[Header] = Non
         yield p, random_array(net, p, rng)
 
 
-def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, header: Optional[Header] = None) -> int:
+def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, header: Optional[Header] = None,
+         mode: str = "save") -> int:
     """Write a valid ``.weights`` file of random values for ``net``; returns its size in bytes.
 
     ``path`` is a file name (written atomically) or an open binary file (``io.BytesIO`` ...).
@@ -63,9 +64,11 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
     Generates at most 16 MiB at a time (the same values as :func:`random_arrays`: the
     generator's stream does not depend on how it is split) and checks the free disk space
     first, so a cfg asking for an absurd size fails cleanly instead of filling the disk.
+    ``mode="load"``: the layout Darknet's loader reads where it differs from the saver's (pjreddie
+    ``numload``).
     """
     header = header or Header.for_dialect(net.dialect)
-    params = net.layout(header, mode="save")
+    params = net.layout(header, mode=mode)
     total = params[-1].end if params else header.size
     if not hasattr(path, "write"):
         directory = os.path.dirname(os.path.abspath(path))  # type: ignore[arg-type]

@@ -95,9 +95,10 @@ def tree_path(layer: "Layer", cfg_path: Optional[str], key: str = "tree") -> Pat
         if p.is_file():
             return p
     opt = layer.section.find(key)
-    raise CfgError(f"[{layer.section.name}] {key}={value}: file not found (looked in the working directory, as "
-                   f"Darknet does, and beside the cfg: {', '.join(str(p) for p in tried[1:]) or 'n/a'}); the "
-                   "forward needs it, shapes and weights do not", file=cfg_path,
+    where = f"{os.path.abspath(value)} (the working directory, as Darknet reads it)" + "".join(
+        f" nor {p} (beside the cfg)" for p in tried[1:])
+    raise CfgError(f"[{layer.section.name}] {key}={value}: no such file: neither {where}; the forward needs it, "
+                   "shapes and weights do not", file=cfg_path,
                    line=opt.line if opt is not None else layer.line, layer=layer.index, layer_type=layer.type)
 
 
