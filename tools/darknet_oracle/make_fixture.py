@@ -83,6 +83,8 @@ def run_darknet(darknet: Path, case: Path, x: np.ndarray, tmp: Path, fuse: bool,
     subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=case)  # tree=/map= relative to the case
     if not fuse and (tmp / "resaved.weights").read_bytes() != expected:
         sys.exit("Darknet re-saved different bytes: the cfg and darkweights' layout disagree")
+    if not fuse and expected != (case / "model.weights").read_bytes():
+        (case / "darknet_resaved.weights").write_bytes(expected)  # numload: what Darknet's saver wrote
     return [np.fromfile(f"{prefix}{i:03d}.f32", "<f4") for i in range(n)]
 
 
