@@ -22,7 +22,8 @@ def synthetic(meta: dict, dest: Path) -> None:
     """Write the case's synthetic tree=/map= files into ``dest``."""
     for name, f in (meta.get("synthetic_files") or {}).items():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        (dest / name).write_text(SYNTH[f["kind"]](f["classes"], f["seed"]))
+        extra = {k: f[k] for k in ("roots", "branching") if k in f}
+        (dest / name).write_text(SYNTH[f["kind"]](f["classes"], f["seed"], **extra))
 
 
 def materialise(case: Path, tmp: Path) -> Path:

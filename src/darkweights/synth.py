@@ -87,10 +87,11 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
     return total
 
 
-def tree_text(classes: int, seed: int = 0, *, roots: int = 0) -> str:
+def tree_text(classes: int, seed: int = 0, *, roots: int = 0, branching: tuple[int, int] = (2, 12)) -> str:
     """A synthetic Darknet class tree (``name parent`` per line, the format of ``data/9k.tree``) with
     ``classes`` nodes, for tests: breadth-first like WordTree (a root group, then each expanded node's
-    children as one contiguous group), groups of 2..12 nodes with a few large ones, the rest leaves."""
+    children as one contiguous group), groups of ``branching`` nodes (2..12), a few large ones and single-child
+    chains (their softmax is 1), the rest leaves."""
     rng = np.random.default_rng(seed)
     roots = roots or int(min(classes, rng.integers(2, 8)))
     parents = [-1] * roots
@@ -99,7 +100,8 @@ def tree_text(classes: int, seed: int = 0, *, roots: int = 0) -> str:
         node = frontier.pop(0)
         if rng.random() < 0.35 and frontier:
             continue  # stays a leaf (the last node of the frontier is always expanded: the tree reaches `classes`)
-        k = int(rng.integers(20, 60) if rng.random() < 0.05 else rng.integers(2, 13))
+        r = rng.random()
+        k = 1 if r < 0.25 else int(rng.integers(20, 60) if r > 0.95 else rng.integers(branching[0], branching[1] + 1))  # 1: a chain
         k = min(k, classes - len(parents))
         frontier.extend(range(len(parents), len(parents) + k))
         parents.extend([node] * k)

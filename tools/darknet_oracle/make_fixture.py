@@ -35,8 +35,9 @@ from darkweights.synth import init, map_text, tree_text
 SYNTH = {"tree": tree_text, "map": map_text}
 
 
-def synthetic_files(net, seed: int) -> dict:
-    """``{file name: {"kind", "classes", "seed"}}`` for every tree=/map= the cfg names (relative paths)."""
+def synthetic_files(net, seed: int, roots: int = 0, branching: tuple = ()) -> dict:
+    """``{file name: {"kind", "classes", "seed"[, "roots"]}}`` for every tree=/map= the cfg names (relative
+    paths); ``roots=1``: one root node (its softmax is 1), so that hierarchical products pass ``> .5``."""
     files = {}
     for L in net.layers:
         count = L.classes if L.type == "region" else L.input.size
@@ -44,13 +45,18 @@ def synthetic_files(net, seed: int) -> dict:
             name = getattr(L, kind, None) if L.type in ("region", "softmax") else None
             if name:
                 files[name] = {"kind": kind, "classes": count, "seed": seed + L.index}
+                if kind == "tree" and roots:
+                    files[name]["roots"] = roots
+                if kind == "tree" and branching:
+                    files[name]["branching"] = list(branching)
     return files
 
 
 def write_synthetic(case: Path, files: dict) -> None:
     for name, f in files.items():
         (case / name).parent.mkdir(parents=True, exist_ok=True)
-        (case / name).write_text(SYNTH[f["kind"]](f["classes"], f["seed"]))
+        extra = {k: f[k] for k in ("roots", "branching") if k in f}
+        (case / name).write_text(SYNTH[f["kind"]](f["classes"], f["seed"], **extra))
 
 
 def expected_resave(case: Path, dialect: str) -> bytes:
@@ -99,6 +105,10 @@ def main() -> int:
     ap.add_argument("--input-seed", type=int, default=0)
     ap.add_argument("--note", default="", help="appended to layers.json notes (where the cfg came from)")
     ap.add_argument("--source-cfg", default=None, help="the shared cfg the case was derived from")
+    ap.add_argument("--tree-roots", type=int, default=0, help="root nodes of the synthetic trees (default: "
+                    "2 to 7, seeded)")
+    ap.add_argument("--tree-branching", type=int, nargs=2, metavar=("MIN", "MAX"), help="group sizes of the "
+                    "synthetic trees (default 2 12)")
     ap.add_argument("--no-weights", action="store_true", help="do not keep model.weights (the tests regenerate "
                     "it from --seed with darkweights init)")
     args = ap.parse_args()
@@ -108,7 +118,7 @@ def main() -> int:
     net = darkweights.load(case / "model.cfg", dialect=args.dialect)
     numload = any(getattr(L, "numload", 0) for L in net.layers)
     init(net, case / "model.weights", seed=args.seed, mode="load" if numload else "save")
-    files = synthetic_files(net, args.seed)
+    files = synthetic_files(net, args.seed, args.tree_roots, tuple(args.tree_branching or ()))
     write_synthetic(case, files)
     expected = expected_resave(case, args.dialect) if numload else (case / "model.weights").read_bytes()
     x = np.random.default_rng(args.input_seed).random(net.input.chw, dtype=np.float32)
