@@ -13,7 +13,7 @@ import pytest
 import darkweights
 from darkweights.errors import CfgError, UnsupportedError
 from darkweights.synth import map_text, tree_text
-from darkweights.tree import hierarchy_predictions, hierarchy_top_prediction, parse_tree
+from darkweights.tree import hierarchy_predictions, parse_tree
 
 from .conftest import DATA, SHARED_CFG, need_shared
 from .oracle_cases import materialise
@@ -53,15 +53,11 @@ def test_read_tree_groups_runs_of_one_parent() -> None:
     assert parse_tree("x\n\ny 0\n").parent.tolist() == [-1, -1, 0]
 
 
-def test_hierarchy_decoding_follows_tree_c() -> None:
+def test_hierarchy_predictions_follow_tree_c() -> None:
     t = parse_tree(SMALL)
     p = np.array([.7, .3, .2, .5, .3, .6, .4, .9, .1], dtype=np.float32)
     h = hierarchy_predictions(p.copy(), t)
     assert np.allclose(h[[2, 3, 7]], [.14, .35, .315])  # c = .2*.7, d = .5*.7, h = .9*.5*.7
-    assert hierarchy_top_prediction(p, t, .5) == 0  # a (.7), then d's .35 < .5: the parent of d's group, a
-    assert hierarchy_top_prediction(p, t, .33) == 3  # a, d (.35), then h's .315 < .33: d
-    assert hierarchy_top_prediction(p, t, .3) == 7  # a, d (.35), h (.315): a leaf
-    assert hierarchy_top_prediction(p, t, .8) == 0  # nothing above .8 in the root group: its best
 
 
 def test_synthetic_trees_are_realistic_and_seeded() -> None:
@@ -143,8 +139,8 @@ def test_the_oracle_softmax_is_per_tree_group(tmp_path) -> None:
     # region rows of yolo9000: sigmoid objectness, then the same per-group softmax over entries 5..
     d = materialise(ORACLE / "alexeyab_yolo9000", tmp_path)
     rows = np.load(d / "outputs.npz")["layer_024"].reshape(-1, 5 + 9418).astype(np.float64)
-    sums = np.zeros((rows.shape[0], t.groups))
     t = parse_tree((d / "model.tree").read_text())
+    sums = np.zeros((rows.shape[0], t.groups))
     for r in range(rows.shape[0]):
         np.add.at(sums[r], t.group, rows[r, 5:])
     assert np.allclose(sums, 1, atol=1e-5) and ((rows[:, 4] > 0) & (rows[:, 4] < 1)).all()
@@ -160,3 +156,10 @@ def test_numload_builds_without_a_file(quiet) -> None:
     model = net.to_torch()
     assert model.state_dict()["layers.0.conv.weight"].shape == (16, 3, 3, 3)
     assert model(torch.rand(1, 3, 12, 12)).shape == (1, 40)
+
+
+def test_numload_beyond_the_filters_is_refused(tmp_path) -> None:
+    text = (ORACLE / "pjreddie_tree" / "model.cfg").read_text().replace("numload=10", "numload=17")
+    with pytest.raises(darkweights.DarkweightsError, match="numload=17 must be between 0 and filters=16") as e:
+        darkweights.load(tmp_path / "m.cfg", cfg_text=text, dialect="pjreddie")
+    assert e.value.line == text.splitlines().index("numload=17") + 1

@@ -51,8 +51,9 @@ class Tree:
 
 def parse_tree(text: str) -> Tree:
     """``read_tree``: every line is a node (``sscanf("%s %d")``: a missing parent is -1); a new group
-    starts wherever the parent differs from the previous line's. pjreddie's ``read_tree`` also sets
-    ``child[parent] = group``; AlexeyAB's never allocates ``child`` (see :data:`CHILD_RULE`)."""
+    starts wherever the parent differs from the previous line's. ``child[parent] = group`` as pjreddie's
+    ``read_tree`` sets it (AlexeyAB's never allocates ``child``: its ``hierarchy_top_prediction`` would
+    dereference NULL, but its ``detector test`` never calls it)."""
     names, parents = [], []
     for line in text.splitlines():
         fields = line.split(None, 1)
@@ -128,37 +129,13 @@ def load_map(layer: "Layer", cfg_path: Optional[str]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- decoding (src/tree.c)
+# (hierarchy_top_prediction, pjreddie's get_region_detections without a map, is not needed: pjreddie's
+# [region] tree= forward is refused, see darkweights.torch.heads.REGION_TREE)
 
 
-def hierarchy_predictions(p: np.ndarray, tree: Tree, only_leaves: bool = False) -> np.ndarray:
-    """``hierarchy_predictions`` on the last axis (in place): each node times its parent's (already
-    multiplied) value, in node order; ``only_leaves`` zeroes inner nodes."""
+def hierarchy_predictions(p: np.ndarray, tree: Tree) -> np.ndarray:
+    """``hierarchy_predictions(.., only_leaves=0)`` on the last axis, in place: each node times its parent's
+    (already multiplied) value, in node order (float32, as Darknet)."""
     for j in np.nonzero(tree.parent >= 0)[0]:
         p[..., j] *= p[..., tree.parent[j]]
-    if only_leaves:
-        p[..., ~tree.leaf] = 0
     return p
-
-
-def hierarchy_top_prediction(p: np.ndarray, tree: Tree, thresh: float) -> int:
-    """``hierarchy_top_prediction``: walk down from group 0, taking each group's largest value while the
-    running product stays ``> thresh``; return the deepest node taken (or the parent of the group where
-    it stopped)."""
-    prob, group = np.float32(1.0), 0
-    while True:
-        lo = int(tree.offset[group])
-        vals = p[lo:lo + int(tree.size[group])]
-        best, top = 0, np.float32(0.0)
-        for i, v in enumerate(vals):
-            if v > top:
-                best, top = i, v
-        best += lo
-        if prob * top > thresh:
-            prob = np.float32(prob * top)
-            group = int(tree.child[best])
-            if group < 0:
-                return best
-        elif group == 0:
-            return best
-        else:
-            return int(tree.parent[lo])

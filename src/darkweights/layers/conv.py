@@ -6,7 +6,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from ..cfg import Options
-from ..errors import DarkweightsWarning
+from ..errors import DarkweightsWarning, ShapeError
 from .base import ArraySpec, Layer, Shape, bn_specs, cdiv, connected_specs, conv_specs, read_padding, register
 
 if TYPE_CHECKING:
@@ -62,6 +62,10 @@ class Convolutional(Layer):
             self.groups = groups
             if opts.has("numload"):
                 self.numload = opts.int("numload", 0)
+                if not 0 <= self.numload <= self.filters:
+                    raise opts.error(f"numload={self.numload} must be between 0 and filters={self.filters}: "
+                                     "Darknet would read past the layer's arrays", self.section.find("numload"),
+                                     ShapeError)
         else:
             self.groups = 1 if self.xnor else max(groups, 1)  # AB forces groups=1 for xnor
         need_image(self, builder)
