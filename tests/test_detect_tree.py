@@ -89,3 +89,23 @@ def test_map_gives_the_200_mapped_classes(detector) -> None:
     assert not dets.probs[:, 200:].any()
     with pytest.raises(ValueError, match="reads 200"):
         get_region_detections(out, map=mapping[:10], **common)
+
+
+def test_cli_detect_and_a_missing_tree(tmp_path, capsys) -> None:
+    """``darkweights detect CFG WEIGHTS IMAGE --json`` decodes the tree; without the tree file: one line, exit 2."""
+    from darkweights.cli import main
+
+    ref = _ref("alexeyab_yolo9000_dog")
+    d = materialise(DATA / "oracle" / "alexeyab_yolo9000", tmp_path)
+    args = ["detect", str(d / "model.cfg"), str(d / "model.weights"), str(DOG), "--thresh", str(ref["thresh"]),
+            "--json"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DarkweightsWarning)
+        assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert sorted((r["class_id"], round(r["prob"], 5)) for r in printed) == \
+        sorted((r[1], round(r[2], 5)) for r in ref["detections"])
+    (d / "model.tree").unlink()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.cfg:" in err[0] and "tree=model.tree: no such file" in err[0]
