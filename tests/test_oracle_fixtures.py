@@ -9,7 +9,7 @@ strided [shortcut] with alpha/beta, [batchnorm], [l2norm], [reorg], [logistic], 
 ``xnor_unfused`` (both AlexeyAB xnor CPU paths: channels a multiple of 32 or not), ``hankai_tiny``
 (hank-ai's strict dialect: route groups, mish/swish, two [yolo] heads, one with new_coords),
 ``pjreddie_detector``, ``alexeyab_darknet9000`` and ``alexeyab_yolo9000`` (YOLO9000's tree= in
-[softmax] and [region], synthetic 9418-node trees, weights regenerated from the seed: tests/oracle_cases.py),
+[softmax] and [region], synthetic 9418-node trees, weights regenerated from the seed by verify.load_fixture),
 ``pjreddie_tree`` (pjreddie numload, [softmax] tree= with a temperature). The detector pipelines are
 checked in test_detect_alexeyab.py and test_detect_pjreddie.py."""
 
@@ -27,19 +27,11 @@ from darkweights import verify  # noqa: E402
 from darkweights.cli import main  # noqa: E402
 
 from .conftest import DATA  # noqa: E402
-from .oracle_cases import materialise  # noqa: E402
 
 ORACLE = DATA / "oracle"
 CASES = sorted(p.parent.name for p in ORACLE.glob("*/layers.json"))
 # unfused xnor: Darknet's CPU path skips the BN normalisation, which only bug_compatible reproduces
 OPTIONS = {"xnor_unfused": {"bug_compatible": True}}
-
-
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    """The directory of a whole case (regenerated weights and tree files where they are not stored)."""
-    root = tmp_path_factory.mktemp("oracle")
-    return lambda name: materialise(ORACLE / name, root)
 
 
 def model_for(d):
@@ -58,8 +50,8 @@ def test_the_oracle_cases_are_there() -> None:
 
 @pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("teacher_forcing", [True, False])
-def test_matches_darknet(name: str, teacher_forcing: bool, case) -> None:
-    d = case(name)
+def test_matches_darknet(name: str, teacher_forcing: bool) -> None:
+    d = ORACLE / name
     report = verify.compare_with_fixture(d, teacher_forcing=teacher_forcing, model=model_for(d))
     meta = json.loads((ORACLE / name / "layers.json").read_text())
     assert [r.index for r in report.rows] == [l["index"] for l in meta["layers"] if l.get("saved", True)]
@@ -68,19 +60,29 @@ def test_matches_darknet(name: str, teacher_forcing: bool, case) -> None:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_float64_and_weights_round_trip(name: str, tmp_path, case) -> None:
-    d = case(name)
+def test_float64_and_weights_round_trip(name: str, tmp_path) -> None:
+    d = ORACLE / name
     model = model_for(d).double()
     assert verify.compare_with_fixture(d, teacher_forcing=True, model=model, float64=True).ok
-    dialect = json.loads((d / "layers.json").read_text()).get("dialect", "alexeyab")
-    net = darkweights.load(d / "model.cfg", d / "model.weights", dialect=dialect)
+    net, meta, _, _ = verify.load_fixture(d)
+    loaded = bytes(net.weights_source) if not meta.get("weights_stored", True) else (d / "model.weights").read_bytes()
     if (d / "darknet_resaved.weights").exists():
         # numload: Darknet's saver writes every filter, so the way back is the model's full state_dict
         darkweights.save_weights(model_for(d).state_dict(), tmp_path / "w", net=net)
         assert (tmp_path / "w").read_bytes() == (d / "darknet_resaved.weights").read_bytes()
         return
     darkweights.save_weights(net, tmp_path / "w")
-    assert (tmp_path / "w").read_bytes() == (d / "model.weights").read_bytes()
+    assert (tmp_path / "w").read_bytes() == loaded
+
+
+def test_fixtures_without_stored_weights_or_trees_verify_from_the_command_line(capsys) -> None:
+    """``verify --fixture`` remakes what a case does not store (weights from its seed, synthetic trees)."""
+    for name in ("alexeyab_yolo9000", "alexeyab_darknet9000"):
+        meta = json.loads((ORACLE / name / "layers.json").read_text())
+        assert not meta["weights_stored"] and not (ORACLE / name / "model.weights").exists()
+        assert not (ORACLE / name / "model.tree").exists()
+        assert main(["verify", "--fixture", str(ORACLE / name), "--teacher-forcing"]) == 0
+    assert "OK" in capsys.readouterr().out
 
 
 def test_conv_lstm_and_history_are_what_darknet_computes(capsys) -> None:

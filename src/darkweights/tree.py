@@ -23,6 +23,7 @@ from .errors import CfgError
 
 if TYPE_CHECKING:
     from .layers import Layer
+    from .network import Network
 
 _INT = re.compile(r"[+-]?\d+")
 
@@ -85,10 +86,19 @@ def parse_tree(text: str) -> Tree:
                 np.array(sizes, dtype=np.int64))
 
 
-def tree_path(layer: "Layer", cfg_path: Optional[str], key: str = "tree") -> Path:
-    """Where the file of ``tree=``/``map=`` is: as written (Darknet's ``fopen``, relative to the working
-    directory), else relative to the cfg's folder; a clear error naming the cfg line if neither exists."""
+def read_data_file(layer: "Layer", net: "Network", key: str = "tree") -> tuple[str, str]:
+    """``(where, text)`` of the file a ``tree=``/``map=`` option names: ``net.data_files[value]`` if given
+    (text in memory: a fixture's synthetic tree), else the file as written (Darknet's ``fopen``, relative to
+    the working directory), else relative to the cfg's folder; a clear error naming the cfg line if none."""
     value = getattr(layer, key)
+    given = getattr(net, "data_files", {})
+    if value in given:
+        return f"{value} (in memory)", given[value]
+    path = _find(layer, net.path, key, value)
+    return str(path), path.read_text(errors="replace")
+
+
+def _find(layer: "Layer", cfg_path: Optional[str], key: str, value: str) -> Path:
     tried = [Path(value)]
     if cfg_path and not os.path.isabs(value):
         tried.append(Path(os.path.dirname(os.path.abspath(cfg_path))) / value)
@@ -103,11 +113,12 @@ def tree_path(layer: "Layer", cfg_path: Optional[str], key: str = "tree") -> Pat
                    line=opt.line if opt is not None else layer.line, layer=layer.index, layer_type=layer.type)
 
 
-def load_tree(layer: "Layer", cfg_path: Optional[str], count: int) -> Tree:
+def load_tree(layer: "Layer", net: "Network", count: int) -> Tree:
     """The layer's tree, checked against the ``count`` values it is applied to."""
-    path = tree_path(layer, cfg_path)
+    path, text = read_data_file(layer, net)
+    cfg_path = net.path
     try:
-        tree = parse_tree(path.read_text(errors="replace"))
+        tree = parse_tree(text)
     except ValueError as e:
         raise CfgError(f"tree file {path}: {e}", file=cfg_path, line=layer.line, layer=layer.index,
                        layer_type=layer.type) from None
@@ -118,11 +129,11 @@ def load_tree(layer: "Layer", cfg_path: Optional[str], count: int) -> Tree:
     return tree
 
 
-def load_map(layer: "Layer", cfg_path: Optional[str]) -> np.ndarray:
+def load_map(layer: "Layer", net: "Network") -> np.ndarray:
     """``read_map``: one integer per line (``atoi``), e.g. ``coco9k.map`` (COCO class -> tree node)."""
-    path = tree_path(layer, cfg_path, "map")
+    _, text = read_data_file(layer, net, "map")
     values = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         m = _INT.match(line.strip())
         values.append(int(m.group()) if m else 0)
     return np.array(values, dtype=np.int64)

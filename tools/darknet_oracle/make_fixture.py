@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 
 import darkweights
-from darkweights.synth import init, map_text, tree_text
+from darkweights.synth import init
+from darkweights.verify import fixture_files
 
-SYNTH = {"tree": tree_text, "map": map_text}
+KINDS = ("tree", "map")  # the options naming data files
 
 
 def synthetic_files(net, seed: int, roots: int = 0, branching: tuple = ()) -> dict:
@@ -41,7 +42,7 @@ def synthetic_files(net, seed: int, roots: int = 0, branching: tuple = ()) -> di
     files = {}
     for L in net.layers:
         count = L.classes if L.type == "region" else L.input.size
-        for kind in SYNTH:
+        for kind in KINDS:
             name = getattr(L, kind, None) if L.type in ("region", "softmax") else None
             if name:
                 files[name] = {"kind": kind, "classes": count, "seed": seed + L.index}
@@ -53,10 +54,9 @@ def synthetic_files(net, seed: int, roots: int = 0, branching: tuple = ()) -> di
 
 
 def write_synthetic(case: Path, files: dict) -> None:
-    for name, f in files.items():
+    for name, text in fixture_files({"synthetic_files": files}).items():
         (case / name).parent.mkdir(parents=True, exist_ok=True)
-        extra = {k: f[k] for k in ("roots", "branching") if k in f}
-        (case / name).write_text(SYNTH[f["kind"]](f["classes"], f["seed"], **extra))
+        (case / name).write_text(text)
 
 
 def expected_resave(case: Path, dialect: str) -> bytes:

@@ -132,7 +132,7 @@ class Detector:
         self.nms = rules.nms(net, self.heads)
         self.model = net.to_torch(fuse_bn=rules.fuse_bn)
         # YOLO9000 [region] tree= (the model has read it already; here for the decoding)
-        self.trees = {L.index: load_tree(L, net.path, L.classes) for L in self.heads if getattr(L, "tree", None)}
+        self.trees = {L.index: load_tree(L, net, L.classes) for L in self.heads if getattr(L, "tree", None)}
         classes = self.heads[-1].classes
         self.names = list(names) if names is not None else [str(i) for i in range(classes)]
         self.letterbox = rules.always_letterbox or (bool(net.letter_box) if letterbox is None else letterbox)

@@ -97,7 +97,7 @@ class Region(DarknetLayer):
         if layer.tree:
             if REGION_TREE[ctx.dialect] is None:
                 raise unsupported(layer, PJ_REGION_TREE, ctx.net)
-            self.tree = TreeSoftmax(load_tree(layer, ctx.net.path, layer.classes))
+            self.tree = TreeSoftmax(load_tree(layer, ctx.net, layer.classes))
         self.background = bool(getattr(layer, "background", 0))
         if not self.pj and layer.coords != 4:
             raise unsupported(layer, f"coords={layer.coords}: AlexeyAB's region forward hard-codes entry 4 as "
@@ -160,7 +160,7 @@ class Softmax(DarknetLayer):
 
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
-        self.tree = TreeSoftmax(load_tree(layer, ctx.net.path, layer.input.size), layer.temperature) \
+        self.tree = TreeSoftmax(load_tree(layer, ctx.net, layer.input.size), layer.temperature) \
             if layer.tree else None
         self.groups = layer.groups
         self.temperature = float(layer.temperature)
