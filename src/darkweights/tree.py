@@ -1,4 +1,4 @@
-"""Darknet's class hierarchy files (YOLO9000): ``tree=`` of ``[softmax]``/``[region]`` and ``map=``.
+"""Darknet's class hierarchy files (YOLO9000): ``tree=`` of ``[softmax]``/``[region]``.
 
 A tree file has one node per line, ``name parent`` (``data/9k.tree``: ``n02084071 1045``), the parent
 an index into the lines before (``-1`` for a root). ``read_tree`` (``src/tree.c``) groups *consecutive*
@@ -87,7 +87,7 @@ def parse_tree(text: str) -> Tree:
 
 
 def read_data_file(layer: "Layer", net: "Network", key: str = "tree") -> tuple[str, str]:
-    """``(where, text)`` of the file a ``tree=``/``map=`` option names: ``net.data_files[value]`` if given
+    """``(where, text)`` of the file an option such as ``tree=`` names: ``net.data_files[value]`` if given
     (text in memory: a fixture's synthetic tree), else the file as written (Darknet's ``fopen``, relative to
     the working directory), else relative to the cfg's folder; a clear error naming the cfg line if none."""
     value = getattr(layer, key)
@@ -127,16 +127,6 @@ def load_tree(layer: "Layer", net: "Network", count: int) -> Tree:
                        "Darknet would read past its buffer", file=cfg_path, line=layer.line, layer=layer.index,
                        layer_type=layer.type)
     return tree
-
-
-def load_map(layer: "Layer", net: "Network") -> np.ndarray:
-    """``read_map``: one integer per line (``atoi``), e.g. ``coco9k.map`` (COCO class -> tree node)."""
-    _, text = read_data_file(layer, net, "map")
-    values = []
-    for line in text.splitlines():
-        m = _INT.match(line.strip())
-        values.append(int(m.group()) if m else 0)
-    return np.array(values, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- decoding (src/tree.c)

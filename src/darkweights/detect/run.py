@@ -23,10 +23,10 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ..errors import DarkweightsError, DarkweightsWarning, UnsupportedError
+from ..tree import load_tree
 from .boxes import (Detections, do_nms_sort_pjreddie, get_gaussian_yolo_detections, get_region_detections,
                     get_region_detections_pjreddie, get_yolo_detections, get_yolo_detections_pjreddie, nms,
                     to_records)
-from ..tree import load_tree
 from .image import letterbox_image, load_image, resize_image
 
 HEADS = ("yolo", "gaussian_yolo", "region")

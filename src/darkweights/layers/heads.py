@@ -95,7 +95,7 @@ class Region(Layer):
     headers = ("region",)
     training_options = ("max", "log", "sqrt", "rescore", "thresh", "classfix", "absolute", "random", "bias_match",
                         "coord_scale", "object_scale", "noobject_scale", "mask_scale", "class_scale", "jitter",
-                        "resize", "focal_loss")
+                        "resize", "focal_loss", "map")  # map=: class-id mapping of the truth, training only
 
     def parse(self, opts: Options, builder: "Builder") -> None:
         self.coords = opts.int("coords", 4)
@@ -105,9 +105,8 @@ class Region(Layer):
         self.background = opts.int("background", 0) if self.dialect == "pjreddie" else 0
         anchors = opts.floats("anchors") or []
         self.anchors = (anchors[: 2 * self.num] + [0.5] * (2 * self.num))[: 2 * self.num]
-        # read only into l.softmax_tree / l.map (parse_region): they change no stored array (darkweights.tree)
+        # read only into l.softmax_tree (parse_region): no stored array changes (darkweights.tree)
         self.tree = opts.str("tree", None)
-        self.map = opts.str("map", None)
         self.nms_kind, self.beta_nms = "default", 0.6  # [region] has no nms options
         if not self.input.is_image:
             raise self.shape_error("layer before [region] must output an image", builder)
