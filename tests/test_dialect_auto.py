@@ -58,7 +58,7 @@ def test_oracle_fixtures_are_recognised(case):
         warnings.simplefilter("ignore", dw.DarkweightsWarning)
         net, _, _, _ = verify.load_fixture(ORACLE / case)
         assert net.dialect.name == maker(meta), net.dialect_choice.describe()
-        assert verify.compare_with_fixture(ORACLE / case, teacher_forcing=True, model=model_for(case)).ok
+        assert verify.compare_with_fixture(ORACLE / case, teacher_forcing=True, model=model_for(ORACLE / case)).ok
 
 
 @pytest.mark.parametrize("case", fixture_cases() or ["(shared fixtures absent)"])

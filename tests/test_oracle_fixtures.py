@@ -8,12 +8,15 @@ strided [shortcut] with alpha/beta, [batchnorm], [l2norm], [reorg], [logistic], 
 ``pjreddie_heads`` ([crop], [normalization], [local], [yolo], [avgpool], [softmax]), ``xnor_fused`` and
 ``xnor_unfused`` (both AlexeyAB xnor CPU paths: channels a multiple of 32 or not), ``hankai_tiny``
 (hank-ai's strict dialect: route groups, mish/swish, two [yolo] heads, one with new_coords),
-``pjreddie_detector``. The detector pipelines are checked in test_detect_alexeyab.py and
-test_detect_pjreddie.py."""
+``pjreddie_detector``, ``alexeyab_darknet9000`` and ``alexeyab_yolo9000`` (YOLO9000's tree= in
+[softmax] and [region], synthetic 9418-node trees, weights regenerated from the seed by verify.load_fixture),
+``pjreddie_tree`` (pjreddie numload, [softmax] tree= with a temperature). The detector pipelines are
+checked in test_detect_alexeyab.py and test_detect_pjreddie.py."""
 
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -31,36 +34,55 @@ CASES = sorted(p.parent.name for p in ORACLE.glob("*/layers.json"))
 OPTIONS = {"xnor_unfused": {"bug_compatible": True}}
 
 
-def model_for(name: str):
+def model_for(d):
     from darkweights.torch import build
 
-    net, meta, _, _ = verify.load_fixture(ORACLE / name)
-    return build(net, fuse_bn=bool(meta["fuse"]), **OPTIONS.get(name, {}))
+    net, meta, _, _ = verify.load_fixture(d)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*numload=", category=darkweights.DarkweightsWarning)
+        return build(net, fuse_bn=bool(meta["fuse"]), **OPTIONS.get(d.name, {}))
 
 
 def test_the_oracle_cases_are_there() -> None:
     assert {"synth_conv_lstm", "pjreddie_image", "pjreddie_recurrent", "pjreddie_heads", "xnor_fused",
-            "xnor_unfused", "hankai_tiny"} <= set(CASES)
+            "xnor_unfused", "hankai_tiny", "alexeyab_darknet9000", "alexeyab_yolo9000", "pjreddie_tree"} <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("teacher_forcing", [True, False])
 def test_matches_darknet(name: str, teacher_forcing: bool) -> None:
-    report = verify.compare_with_fixture(ORACLE / name, teacher_forcing=teacher_forcing, model=model_for(name))
+    d = ORACLE / name
+    report = verify.compare_with_fixture(d, teacher_forcing=teacher_forcing, model=model_for(d))
     meta = json.loads((ORACLE / name / "layers.json").read_text())
-    assert [r.index for r in report.rows] == [l["index"] for l in meta["layers"]]
+    assert [r.index for r in report.rows] == [l["index"] for l in meta["layers"] if l.get("saved", True)]
     assert report.ok, report.to_table(only_failures=True)
     assert report.max_rel <= 1e-5  # these shallow nets stay within the per-layer tolerance end to end
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_float64_and_weights_round_trip(name: str, tmp_path) -> None:
-    model = model_for(name).double()
-    assert verify.compare_with_fixture(ORACLE / name, teacher_forcing=True, model=model, float64=True).ok
-    dialect = json.loads((ORACLE / name / "layers.json").read_text()).get("dialect", "alexeyab")
-    net = darkweights.load(ORACLE / name / "model.cfg", ORACLE / name / "model.weights", dialect=dialect)
+    d = ORACLE / name
+    model = model_for(d).double()
+    assert verify.compare_with_fixture(d, teacher_forcing=True, model=model, float64=True).ok
+    net, meta, _, _ = verify.load_fixture(d)
+    loaded = bytes(net.weights_source) if not meta.get("weights_stored", True) else (d / "model.weights").read_bytes()
+    if (d / "darknet_resaved.weights").exists():
+        # numload: Darknet's saver writes every filter, so the way back is the model's full state_dict
+        darkweights.save_weights(model_for(d).state_dict(), tmp_path / "w", net=net)
+        assert (tmp_path / "w").read_bytes() == (d / "darknet_resaved.weights").read_bytes()
+        return
     darkweights.save_weights(net, tmp_path / "w")
-    assert (tmp_path / "w").read_bytes() == (ORACLE / name / "model.weights").read_bytes()
+    assert (tmp_path / "w").read_bytes() == loaded
+
+
+def test_fixtures_without_stored_weights_or_trees_verify_from_the_command_line(capsys) -> None:
+    """``verify --fixture`` remakes what a case does not store (weights from its seed, synthetic trees)."""
+    for name in ("alexeyab_yolo9000", "alexeyab_darknet9000"):
+        meta = json.loads((ORACLE / name / "layers.json").read_text())
+        assert not meta["weights_stored"] and not (ORACLE / name / "model.weights").exists()
+        assert not (ORACLE / name / "model.tree").exists()
+        assert main(["verify", "--fixture", str(ORACLE / name), "--teacher-forcing"]) == 0
+    assert "OK" in capsys.readouterr().out
 
 
 def test_conv_lstm_and_history_are_what_darknet_computes(capsys) -> None:

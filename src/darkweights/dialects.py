@@ -100,6 +100,7 @@ class Dialect(NamedTuple):
     bn_eps_inside_sqrt: bool  # AB/HK (x-mean)/sqrt(var+eps); pjreddie CPU (x-mean)/(sqrt(var)+eps)
     conv1x1_fast_path_any_stride: bool  # pjreddie's 1x1 GEMM shortcut ignores stride/padding at any stride
     region_anchor_major: bool  # pjreddie [region] keeps (n, entries, H, W); AB transposes to rows
+    region_tree_softmax: bool  # [region] tree=: a softmax per tree group over each row (pjreddie's CPU gives NaN)
     relu6_missing_on_cpu: bool  # AB's activate_array has no RELU6 case (bug_compatible zeros)
     detector: DetectorRules
 
@@ -130,7 +131,7 @@ ALEXEYAB = Dialect(
     xnor_forces_groups_1=True, flip_counts_all_channels=False, shortcut_scaled=False, shortcut_per_layer=True, shortcut_norm_needs_type=True,
     route_equal_sizes=False, detector_input_multiple=1,
     bn_eps=1e-5, bn_eps_inside_sqrt=True, conv1x1_fast_path_any_stride=False, region_anchor_major=False,
-    relu6_missing_on_cpu=True,
+    region_tree_softmax=True, relu6_missing_on_cpu=True,
     detector=DetectorRules(pipeline="alexeyab", thresh=0.25, always_letterbox=False, fuse_bn=True),
 )
 
@@ -144,7 +145,7 @@ PJREDDIE = Dialect(
     xnor_forces_groups_1=False, flip_counts_all_channels=True, shortcut_scaled=True, shortcut_per_layer=False, shortcut_norm_needs_type=False,
     route_equal_sizes=False, detector_input_multiple=1,
     bn_eps=1e-6, bn_eps_inside_sqrt=False, conv1x1_fast_path_any_stride=True, region_anchor_major=True,
-    relu6_missing_on_cpu=False,
+    region_tree_softmax=False, relu6_missing_on_cpu=False,
     detector=DetectorRules(pipeline="pjreddie", thresh=0.5, always_letterbox=True, fuse_bn=False),
 )
 
@@ -158,7 +159,7 @@ HANKAI = Dialect(
     xnor_forces_groups_1=True, flip_counts_all_channels=False, shortcut_scaled=False, shortcut_per_layer=False, shortcut_norm_needs_type=False,
     route_equal_sizes=True, detector_input_multiple=32,
     bn_eps=1e-5, bn_eps_inside_sqrt=True, conv1x1_fast_path_any_stride=False, region_anchor_major=False,
-    relu6_missing_on_cpu=False,
+    region_tree_softmax=True, relu6_missing_on_cpu=False,
     detector=ALEXEYAB.detector,
 )
 

@@ -101,6 +101,8 @@ class Network:
         self.cutoff: Optional[int] = None  # number of layers a partial weights file holds
         self._body: Optional["np.ndarray"] = None  # mapped on first use
         self._params: Optional[list[Param]] = None
+        # texts of the data files the cfg names (tree=, map=) by the name written there; looked up before the disk
+        self.data_files: dict[str, str] = {}
 
     # -- structure ------------------------------------------------------------------------
 

@@ -55,7 +55,8 @@ def random_arrays(net: Network, seed: int = 0, *, header: Optional[Header] = Non
         yield p, random_array(net, p, rng)
 
 
-def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, header: Optional[Header] = None) -> int:
+def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, header: Optional[Header] = None,
+         mode: str = "save") -> int:
     """Write a valid ``.weights`` file of random values for ``net``; returns its size in bytes.
 
     ``path`` is a file name (written atomically) or an open binary file (``io.BytesIO`` ...).
@@ -63,9 +64,11 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
     Generates at most 16 MiB at a time (the same values as :func:`random_arrays`: the
     generator's stream does not depend on how it is split) and checks the free disk space
     first, so a cfg asking for an absurd size fails cleanly instead of filling the disk.
+    ``mode="load"``: the layout Darknet's loader reads where it differs from the saver's (pjreddie
+    ``numload``).
     """
     header = header or Header.for_dialect(net.dialect)
-    params = net.layout(header, mode="save")
+    params = net.layout(header, mode=mode)
     total = params[-1].end if params else header.size
     if not hasattr(path, "write"):
         directory = os.path.dirname(os.path.abspath(path))  # type: ignore[arg-type]
@@ -82,3 +85,30 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
                 n = min(CHUNK, p.count - start)
                 f.write(rng.uniform(lo, hi, size=n).astype(FLOAT).data)
     return total
+
+
+def tree_text(classes: int, seed: int = 0, *, roots: int = 0, branching: tuple[int, int] = (2, 12)) -> str:
+    """A synthetic Darknet class tree (``name parent`` per line, the format of ``data/9k.tree``) with
+    ``classes`` nodes, for tests: breadth-first like WordTree (a root group, then each expanded node's
+    children as one contiguous group), groups of ``branching`` nodes (2..12), a few large ones and single-child
+    chains (their softmax is 1), the rest leaves."""
+    rng = np.random.default_rng(seed)
+    roots = roots or int(min(classes, rng.integers(2, 8)))
+    parents = [-1] * roots
+    frontier = list(range(roots))
+    while len(parents) < classes and frontier:
+        node = frontier.pop(0)
+        if rng.random() < 0.35 and frontier:
+            continue  # stays a leaf (the last node of the frontier is always expanded: the tree reaches `classes`)
+        r = rng.random()
+        k = 1 if r < 0.25 else int(rng.integers(20, 60) if r > 0.95 else rng.integers(branching[0], branching[1] + 1))  # 1: a chain
+        k = min(k, classes - len(parents))
+        frontier.extend(range(len(parents), len(parents) + k))
+        parents.extend([node] * k)
+    return "".join(f"n{i:08d} {p}\n" for i, p in enumerate(parents))
+
+
+def map_text(classes: int, seed: int = 0, count: int = 200) -> str:
+    """A synthetic ``map=`` file (``coco9k.map``: one tree node per line; Darknet reads 200)."""
+    rng = np.random.default_rng(seed)
+    return "".join(f"{int(v)}\n" for v in rng.choice(classes, size=count, replace=count > classes))

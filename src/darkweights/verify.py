@@ -163,17 +163,43 @@ def load_fixture(fixture_dir: PathLike, dialect: Any = "auto"):
     """``(net, meta, x, ref)`` of a fixture directory (model.cfg, model.weights, input.npy, outputs.npz).
 
     With ``dialect="auto"`` the fork is told from the files, trusting the maker that ``layers.json``
-    names (``"darknet": "AlexeyAB <commit>"``); an explicit ``dialect`` wins.
+    names (``"darknet": "AlexeyAB <commit>"``); an explicit ``dialect`` wins. What a fixture does not
+    store is made again as ``layers.json`` says (tools/darknet_oracle): weights (``weights_stored:
+    false``) by ``init`` with its ``seed``, in memory; ``synthetic_files`` (tree=/map=) by
+    :mod:`darkweights.synth`, as ``net.data_files``.
     """
     from .network import load
 
     d = Path(fixture_dir)
     meta = json.loads((d / "layers.json").read_text())
-    net = load(d / "model.cfg", d / "model.weights", dialect=dialect,
-               provenance=meta.get("dialect") or meta.get("darknet"))
+    provenance = meta.get("dialect") or meta.get("darknet")
+    if meta.get("weights_stored", True):
+        net = load(d / "model.cfg", d / "model.weights", dialect=dialect, provenance=provenance)
+    else:
+        import io
+
+        from .synth import init
+
+        net = load(d / "model.cfg", dialect=dialect, provenance=provenance)
+        buf = io.BytesIO()
+        init(net, buf, seed=meta["seed"], mode=meta.get("weights_mode", "save"))
+        net.load_weights(buf.getvalue())
+    net.data_files.update(fixture_files(meta))
     x = np.load(d / "input.npy")
     ref = np.load(d / "outputs.npz")
     return net, meta, x, ref
+
+
+def fixture_files(meta: dict) -> dict[str, str]:
+    """The synthetic tree=/map= files of a fixture (``layers.json`` ``synthetic_files``): ``{name: text}``."""
+    from .synth import map_text, tree_text
+
+    makers = {"tree": tree_text, "map": map_text}
+    out = {}
+    for name, f in (meta.get("synthetic_files") or {}).items():
+        extra = {k: tuple(f[k]) if k == "branching" else f[k] for k in ("roots", "branching") if k in f}
+        out[name] = makers[f["kind"]](f["classes"], f["seed"], **extra)
+    return out
 
 
 def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False,

@@ -14,6 +14,10 @@
  *  - make_batchnorm_layer allocates l.x only for the GPU, and forward_batchnorm_layer copies into it
  *    (SIGSEGV for every stand-alone [batchnorm]). The buffer is allocated here; the forward only
  *    stores into it.
+ *
+ * numload=K: load_convolutional_weights reads K filters; the others keep make_convolutional_layer's
+ * values, whose weights come from rand(). Those weights are set to 0 after loading (before RESAVED is
+ * written), so that the outputs do not depend on the C library's random sequence.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,13 @@ int main(int argc, char **argv)
         if (l->type == BATCHNORM && !l->x) l->x = calloc((size_t)l->outputs * l->batch, sizeof(float));
     }
     load_weights(net, argv[2]);
+    for (int i = 0; i < net->n; ++i) {
+        layer *l = &net->layers[i];
+        if (l->type == CONVOLUTIONAL && l->numload > 0 && l->numload < l->n) {
+            size_t per = (size_t)l->c / l->groups * l->size * l->size;
+            for (size_t j = per * l->numload; j < per * l->n; ++j) l->weights[j] = 0;
+        }
+    }
     if (argc > 6) save_weights(net, argv[6]);
     set_batch_network(net, 1);
 

@@ -22,11 +22,14 @@ The decoders take each head's ``l.output`` as ``darkweights.torch`` computes it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
 from .image import letterbox_geometry
+
+if TYPE_CHECKING:
+    from ..tree import Tree
 
 __all__ = [
     "Detections",
@@ -301,6 +304,29 @@ def get_gaussian_yolo_detections(
     return Detections(boxes, objectness, probs, uc)
 
 
+def _tree_probs(cls: np.ndarray, scale: np.ndarray, tree: "Tree", thresh: float,
+                map: Optional[Sequence[int]]) -> np.ndarray:
+    """The ``softmax_tree`` branch of ``AB:src/region_layer.c:get_region_boxes`` (see get_region_detections)."""
+    from ..tree import hierarchy_predictions
+
+    if tree.n != cls.shape[1]:
+        raise ValueError(f"[region] has {cls.shape[1]} classes but its tree {tree.n} nodes: Darknet's "
+                         "hierarchy_predictions would read past the tree")
+    hierarchy_predictions(cls, tree)
+    probs = np.zeros_like(cls)
+    if map is not None:
+        if len(map) < 200:
+            raise ValueError(f"map has {len(map)} entries; Darknet reads 200")
+        prob = (scale[:, None] * cls[:, np.asarray(map[:200])]).astype(F32)
+        probs[:, :200] = np.where(prob > F32(thresh), prob, F32(0.0))
+        return probs
+    above = cls > F32(0.5)
+    last = cls.shape[1] - 1 - np.argmax(above[:, ::-1], axis=1)  # the highest class index > .5
+    rows = np.nonzero(above.any(axis=1) & (scale > F32(thresh)))[0]
+    probs[rows, last[rows]] = cls[rows, last[rows]]
+    return probs
+
+
 def get_region_detections(
     output: np.ndarray,
     *,
@@ -317,6 +343,8 @@ def get_region_detections(
     letterbox: bool = False,
     coords: int = 4,
     classfix: int = 0,
+    tree: Optional["Tree"] = None,
+    map: Optional[Sequence[int]] = None,
 ) -> Detections:
     """Decode an AlexeyAB ``[region]`` ``l.output`` (YOLOv2), as ``fill_network_boxes`` does.
 
@@ -326,6 +354,13 @@ def get_region_detections(
     location-major buffer (the ``[region]`` output of ``darkweights.torch``); ``anchors`` are in grid cells.
     Every cell/anchor yields a detection (Darknet counts ``w*h*n`` of them) with
     objectness 1; class probs are ``sigmoid(obj) * class`` when ``> thresh``, else 0.
+
+    ``tree`` (YOLO9000, the layer's ``tree=``): ``hierarchy_predictions`` first (each class times its
+    ancestors). Without ``map`` (``detector test`` passes none: the cfg's ``map=`` is read for training
+    only, and ``-hier`` never reaches ``get_region_boxes``), walking the classes from the last down, the
+    first one ``> .5`` keeps its product, unscaled, when ``objectness > thresh``; all others are 0. With
+    ``map`` (``validate_detector``'s data-file map): the 200 mapped classes, ``objectness * product`` when
+    ``> thresh``.
     """
     if coords != 4:
         # get_region_boxes hard-codes a row stride of classes+5
@@ -353,7 +388,10 @@ def get_region_detections(
     scale = rows[:, 4].copy()
     if classfix == -1:
         scale = np.where(scale < F32(0.5), F32(0.0), scale).astype(F32)
-    probs = _threshold_probs(scale, rows[:, 5:], thresh)
+    if tree is not None:
+        probs = _tree_probs(rows[:, 5:].copy(), scale, tree, thresh, map)
+    else:
+        probs = _threshold_probs(scale, rows[:, 5:], thresh)
     boxes = correct_yolo_boxes(np.stack([bx, by, bw, bh], axis=1), im_w, im_h, net_w, net_h, letterbox)
     return Detections(boxes, np.ones(cells * num, dtype=F32), probs)
 

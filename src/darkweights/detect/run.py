@@ -25,6 +25,7 @@ import numpy as np
 from ..dialects import DetectorRules
 from ..errors import DarkweightsError, DarkweightsWarning, UnsupportedError
 from ..layers import LAYER_TYPES
+from ..tree import load_tree
 from .boxes import (Detections, do_nms_sort_pjreddie, get_gaussian_yolo_detections, get_region_detections,
                     get_region_detections_pjreddie, get_yolo_detections, get_yolo_detections_pjreddie, nms,
                     to_records)
@@ -129,6 +130,8 @@ class Detector:
                                    "not supported")
         self.nms = pipeline.nms(net, self.heads)
         self.model = net.to_torch(fuse_bn=rules.fuse_bn)
+        # YOLO9000 [region] tree= (the model has read it already; here for the decoding)
+        self.trees = {L.index: load_tree(L, net, L.classes) for L in self.heads if L.tree}
         classes = self.heads[-1].classes
         self.names = list(names) if names is not None else [str(i) for i in range(classes)]
         self.letterbox = rules.always_letterbox or (bool(net.letter_box) if letterbox is None else letterbox)
@@ -169,6 +172,8 @@ class Detector:
         parts = []
         for L in self.heads:
             common = dict(classes=L.classes, net_w=net.width, net_h=net.height, im_w=im_w, im_h=im_h, thresh=thresh)
+            if L.index in self.trees:
+                common["tree"] = self.trees[L.index]
             parts.append(self.pipeline.heads[L.type](L, outs[L.index][0].numpy(), self.letterbox, common))
         dets = Detections.concatenate(parts)
         if nms_thresh > 0:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import warnings
+
 from ..cfg import Options
-from ..errors import DarkweightsWarning
-from .builder import Builder
+from ..errors import DarkweightsWarning, ShapeError
 from .base import ArraySpec, Layer, Shape, bn_specs, cdiv, connected_specs, conv_specs, read_padding, register
+from .builder import Builder
 
 
 NO_SHARE = -1000000000  # AB's sentinel for "share_index absent"
@@ -53,6 +54,9 @@ class Convolutional(Layer):
         if share != NO_SHARE:
             self.share_index = builder.resolve(share, self.index, opts, "share_index")
         self.numload = opts.int("numload", 0)  # pjreddie's partial load
+        if not 0 <= self.numload <= self.filters:
+            raise opts.error(f"numload={self.numload} must be between 0 and filters={self.filters}: "
+                             "Darknet would read past the layer's arrays", self.section.find("numload"), ShapeError)
         if self.dialect.xnor_forces_groups_1:
             self.groups = 1 if self.xnor else max(groups, 1)
         else:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from typing import Optional
+
 from ..cfg import Options
 from ..errors import DarkweightsWarning
-from .builder import Builder
 from .base import Layer, Shape, register
+from .builder import Builder
 
 
 NMS_KINDS = ("default", "greedynms", "diounms")  # parse_yolo; parse_gaussian_yolo also knows cornersnms
@@ -20,6 +22,7 @@ YOLO_TRAINING = ("max", "jitter", "resize", "ignore_thresh", "truth_thresh", "io
 
 class _YoloBase(Layer):
     is_head = True
+    tree: Optional[str] = None  # only [region] reads tree=
     entries = 5  # x, y, w, h, objectness (+ classes)
 
     def parse(self, opts: Options, builder: Builder) -> None:
@@ -93,7 +96,7 @@ class Region(Layer):
     headers = ("region",)
     training_options = ("max", "log", "sqrt", "rescore", "thresh", "classfix", "absolute", "random", "bias_match",
                         "coord_scale", "object_scale", "noobject_scale", "mask_scale", "class_scale", "jitter",
-                        "resize", "focal_loss", "map", "tree")
+                        "resize", "focal_loss", "map")  # map=: class-id mapping of the truth, training only
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.coords = opts.int("coords", 4)
@@ -103,7 +106,8 @@ class Region(Layer):
         self.background = opts.int("background", 0)  # pjreddie's option
         anchors = opts.floats("anchors") or []
         self.anchors = (anchors[: 2 * self.num] + [0.5] * (2 * self.num))[: 2 * self.num]
-        self.tree = self.section.find("tree") is not None
+        # read only into l.softmax_tree (parse_region): no stored array changes (darkweights.tree)
+        self.tree = opts.str("tree", None)
         self.nms_kind, self.beta_nms = "default", 0.6  # [region] has no nms options
         if not self.input.is_image:
             raise self.shape_error("layer before [region] must output an image", builder)
@@ -114,7 +118,8 @@ class Region(Layer):
         self.output = Shape.image(c, self.input.h, self.input.w)
 
     def describe(self) -> str:
-        return f"{self.num}x({self.coords}+1+{self.classes})" + (" softmax" if self.softmax else "")
+        return (f"{self.num}x({self.coords}+1+{self.classes})" + (" softmax" if self.softmax else "")
+                + (f" tree={self.tree}" if self.tree else ""))
 
 
 @register
@@ -123,6 +128,7 @@ class Detection(Layer):
 
     type = "detection"
     is_head = True
+    tree: Optional[str] = None
     headers = ("detection",)
     training_options = ("max", "coord_scale", "forced", "object_scale", "noobject_scale", "class_scale", "jitter",
                         "resize", "random", "reorg", "rescore")
@@ -153,15 +159,16 @@ class Softmax(Layer):
     def parse(self, opts: Options, builder: Builder) -> None:
         self.groups = opts.int("groups", 1)
         self.temperature = opts.float("temperature", 1.0)
-        self.tree = opts.str("tree", None)
+        self.tree = opts.str("tree", None)  # read into l.softmax_tree only (parse_softmax): no stored array
         self.spatial = opts.float("spatial", 0.0)  # AlexeyAB's option
         if self.groups < 1 or self.input.size % self.groups:
             raise self.shape_error(f"groups={self.groups} must divide the {self.input.size} inputs", builder)
         self.output = Shape.flat(self.input.size)
 
     def describe(self) -> str:
-        return (f"groups {self.groups}" if self.groups > 1 else "") + (f" T={self.temperature:g}"
-                                                                       if self.temperature != 1 else "")
+        return " ".join(s for s in (f"groups {self.groups}" if self.groups > 1 else "",
+                                    f"T={self.temperature:g}" if self.temperature != 1 else "",
+                                    f"tree={self.tree}" if self.tree else "") if s)
 
 
 class _Loss(Layer):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ..cfg import Options
-from .builder import Builder
 from .base import ArraySpec, Layer, Shape, register
-
+from .builder import Builder
 
 
 @register

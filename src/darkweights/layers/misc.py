@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ..cfg import Options
-from .builder import Builder
 from .base import Layer, Shape, register
+from .builder import Builder
 from .conv import need_image
-
 
 
 class ShapePreserving(Layer):

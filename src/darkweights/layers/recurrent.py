@@ -7,9 +7,8 @@ dialect; only the file order differs between forks (§2.6–2.10).
 from __future__ import annotations
 
 from ..cfg import Options
-from .builder import Builder
 from .base import ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, read_padding, register
-
+from .builder import Builder
 
 
 @register

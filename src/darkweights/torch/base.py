@@ -110,6 +110,10 @@ class BuildContext:
             self.initialised.append(layer.index)
         return got
 
+    def loaded(self, index: int) -> dict[str, np.ndarray]:
+        """The arrays the bound file holds for layer ``index`` (empty without a file)."""
+        return dict(self._loaded.get(index, {}))
+
     def _synthesised(self, index: int) -> dict[str, np.ndarray]:
         if self._synth is None:
             from ..synth import random_arrays

@@ -9,7 +9,35 @@ import torch
 
 from ..errors import DarkweightsWarning
 from ..layers import Layer
+from ..tree import Tree, load_tree
 from .base import BuildContext, DarknetLayer, register, unsupported
+
+# [region] tree= (YOLO9000): what each fork's CPU forward_region_layer does; None = refused, with the reason.
+# AlexeyAB/hank-ai: after the flatten to rows, softmax_tree over each row's entries 5..5+tree.n (temperature 1).
+# pjreddie: softmax_cpu(net.input + coords+1, group_size, .., groups=n*w*h, group_offset=1, stride=n*w*h,
+# l.temperature) on its unflattened buffer, and parse_region never sets temperature (0): NaN.
+PJ_REGION_TREE = ("tree= in the pjreddie dialect: its CPU forward_region_layer softmaxes with temperature 0 "
+                  "(parse_region never sets it) across anchors and cells, so Darknet's output is NaN")
+
+
+class TreeSoftmax(torch.nn.Module):
+    """``softmax_tree``: one softmax per group of the tree over the last axis (``tree.n`` values),
+    ``exp(x/T - max/T) / sum`` as ``softmax()`` in blas.c. Holds no state_dict entries."""
+
+    def __init__(self, tree: Tree, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.groups = tree.groups
+        self.temperature = float(temperature)
+        self.register_buffer("segment", torch.from_numpy(tree.group.copy()), persistent=False)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        seg = self.segment.expand(v.shape)
+        top = torch.full(v.shape[:-1] + (self.groups,), float("-inf"), dtype=v.dtype, device=v.device)
+        top = top.scatter_reduce(-1, seg, v, "amax").gather(-1, seg)
+        t = self.temperature
+        e = torch.exp(v - top) if t == 1.0 else torch.exp(v / t - top / t)
+        total = torch.zeros(v.shape[:-1] + (self.groups,), dtype=v.dtype, device=v.device).scatter_add(-1, seg, e)
+        return e / total.gather(-1, seg)
 
 
 @register("yolo", "gaussian_yolo")
@@ -56,12 +84,15 @@ class Region(DarknetLayer):
 
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
-        if layer.tree:
-            raise unsupported(layer, "tree= (hierarchical softmax, YOLO9000) is not supported", ctx.net)
         self.num, self.coords, self.classes = layer.num, layer.coords, layer.classes
         self.entries = layer.coords + layer.classes + 1
         self.softmax = bool(layer.softmax)
         self.pj = ctx.dialect.region_anchor_major  # pjreddie's layout and activations
+        self.tree = None
+        if layer.tree:
+            if not ctx.dialect.region_tree_softmax:
+                raise unsupported(layer, PJ_REGION_TREE, ctx.net)
+            self.tree = TreeSoftmax(load_tree(layer, ctx.net, layer.classes))
         self.background = bool(layer.background)
         if not self.pj and layer.coords != 4:
             raise unsupported(layer, f"coords={layer.coords}: AlexeyAB's region forward hard-codes entry 4 as "
@@ -75,7 +106,10 @@ class Region(DarknetLayer):
             return self._pjreddie(x)
         rows = x.reshape(n, c, h * w).transpose(1, 2).reshape(n, h * w * self.num, self.entries).clone()
         rows[:, :, 4].sigmoid_()
-        if self.softmax:
+        if self.tree is not None:  # before (and instead of) softmax=1
+            k = 5 + self.tree.segment.numel()
+            rows[:, :, 5:k] = self.tree(rows[:, :, 5:k])
+        elif self.softmax:
             rows[:, :, 5:5 + self.classes] = torch.softmax(rows[:, :, 5:5 + self.classes], dim=-1)
         return rows.reshape(n, -1)
 
@@ -115,12 +149,14 @@ class Detection(DarknetLayer):
 @register("softmax")
 class Softmax(DarknetLayer):
     """``[softmax]``: ``groups`` contiguous chunks of the flat input, each ``exp(x/T - max/T)/sum``.
-    ``spatial=1`` is GPU-only in Darknet; the CPU (and this module) ignores it."""
+    ``spatial=1`` is GPU-only in Darknet; the CPU (and this module) ignores it. ``tree=``: one softmax
+    per tree group over the first ``tree.n`` inputs instead (``groups`` ignored); the rest of ``l.output``
+    is never written (0)."""
 
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
-        if layer.tree:
-            raise unsupported(layer, "tree= (hierarchical softmax) is not supported", ctx.net)
+        self.tree = TreeSoftmax(load_tree(layer, ctx.net, layer.input.size), layer.temperature) \
+            if layer.tree else None
         self.groups = layer.groups
         self.temperature = float(layer.temperature)
         if layer.spatial:
@@ -130,6 +166,10 @@ class Softmax(DarknetLayer):
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         n = x.shape[0]
+        if self.tree is not None:
+            v = self.flat(x)
+            k = self.tree.segment.numel()
+            return torch.cat([self.tree(v[:, :k]), v.new_zeros(n, v.shape[1] - k)], dim=1)
         v = self.flat(x).reshape(n, self.groups, -1)
         if self.temperature != 1.0:
             v = v / self.temperature

@@ -257,6 +257,30 @@ class ConvUnit(nn.Module):
         return y.mul_(mean.view(1, -1, 1, 1))
 
 
+def numload_arrays(layer: Layer, ctx: BuildContext) -> dict:
+    """pjreddie ``numload=K``: ``load_convolutional_weights`` reads K filters into the first K slots of
+    full-size arrays; the others keep ``make_convolutional_layer``'s values: bias 0, BN scale 1, rolling
+    mean and variance 0, and weights Darknet draws from ``rand()`` -- zeros here (train or set them)."""
+    k = layer.numload
+    arrays = ctx.loaded(layer.index)
+    if not arrays:  # no file (or a partial one): the full arrays are synthesised like any layer's
+        ctx.initialised.append(layer.index)
+        return dict(ctx._synthesised(layer.index))  # the save layout: full arrays
+    init = {"biases": 0.0, "scales": 1.0, "rolling_mean": 0.0, "rolling_variance": 0.0, "weights": 0.0}
+    out = {}
+    for spec in layer.arrays():
+        if spec.name.startswith("numload_"):
+            continue
+        full = np.full(spec.shape, init[spec.role], dtype=np.float32)
+        full[:k] = arrays["numload_" + spec.name]
+        out[spec.name] = full
+    if k < layer.filters:
+        warnings.warn(f"{ctx.net.path}:{layer.line}: layer {layer.index} numload={k}: filters {k}..{layer.filters - 1} "
+                      "are not in the weights file; Darknet leaves them at its random initial weights, this model "
+                      "at zero weights (bias 0, BN scale 1, mean and variance 0)", DarkweightsWarning, stacklevel=5)
+    return out
+
+
 @register("convolutional")
 class Convolutional(DarknetLayer):
     """``[convolutional]`` (§5.2): groups, dilation, stride_x/y, BN, every activation, xnor,
@@ -265,8 +289,6 @@ class Convolutional(DarknetLayer):
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
         net = ctx.net
-        if layer.numload:
-            raise unsupported(layer, "numload= (partial filter load) is not supported", net)
         # Darknet's CPU 1x1 GEMM shortcut: AB takes it at stride_x 1, pjreddie at any stride
         any_stride = ctx.dialect.conv1x1_fast_path_any_stride
         if layer.size == 1 and layer.dilation == 1 and (layer.stride_x == 1 or any_stride) and (
@@ -284,7 +306,10 @@ class Convolutional(DarknetLayer):
         if layer.share_index is not None:
             target = ctx.modules[layer.share_index]
             share = target.unit
-        arrays = ctx.arrays(layer) if share is None else {}
+        if share is not None:
+            arrays = {}
+        else:
+            arrays = numload_arrays(layer, ctx) if layer.numload else ctx.arrays(layer)
         activation = layer.activation
         if layer.xnor and layer.index in ctx.bin_output:
             activation = "linear"  # calculate_binary_weights switches bin_output layers to linear
