@@ -222,7 +222,7 @@ class Trial(NamedTuple):
     dialect: Dialect
     error: Optional[Exception] = None  # why it refuses the cfg
     ignored: Sequence[str] = ()  # "key at line N" options it would not read
-    inline_comments: int = 0  # options with a '# comment' after the value (only hank-ai strips them)
+    inline_comments: int = 0  # values a '# comment' would change (only hank-ai strips them)
     uses_bn: bool = False
 
 
