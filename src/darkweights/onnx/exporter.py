@@ -65,7 +65,7 @@ class ExportInfo:
 def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, batch: Union[int, str] = 1,
                 fp16: bool = False, outputs: str = "raw", all_outputs: bool = False,
                 names: Optional[Sequence[str]] = None, fuse_bn: bool = False, bug_compatible: bool = False,
-                thresh: Optional[float] = None, nms: Optional[float] = None, max_detections: int = 100,
+                thresh: Optional[float] = None, nms: Optional[float] = None, max_detections: Optional[int] = None,
                 letterbox: bool = False) -> ExportInfo:
     """Write ``net`` (cfg + weights) as an ONNX model at ``path`` (atomically).
 
