@@ -40,6 +40,47 @@ def _window_sum(x: torch.Tensor, c: int, size: int, stride: tuple[int, int]) -> 
     return F.conv2d(x, ones, None, stride, 0, 1, c)
 
 
+@override("convolutional")
+def _convolutional(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Tensor]:
+    """Convolution + BN as ONNX ``Conv`` + ``BatchNormalization``, which reads the stored arrays as they are
+    (``(x - mean) / sqrt(var + eps) * scale + bias``: Darknet's formula). The inference module's form (mean
+    through the convolution bias, the scale computed in the graph) computes the same, but OpenCV's ONNX
+    importer cannot evaluate operations on initializers. pjreddie's CPU BN (``sqrt(var) + 1e-6``) and xnor
+    layers keep the module's form."""
+    u = m.unit
+    if not u.has_bn or u.xnor or u.pj or u.folded:
+        return None
+    bn = u.bn_module()
+    y = F.conv2d(m.image(x), u.weight(), None, u.stride, u.padding, u.dilation, u.groups)
+    y = u.act(F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps))
+    return m.blur(y) if m.blur is not None else y
+
+
+@override("yolo", "gaussian_yolo")
+def _yolo(m: DarknetLayer, x: torch.Tensor, outs: list) -> torch.Tensor:
+    """The module's arithmetic as one concatenation of entry runs instead of slice assignments (which
+    export as ``ScatterND``/``Expand`` chains that OpenCV's ONNX importer rejects)."""
+    s = m.in_shape
+    v = m.image(x).reshape(-1, m.n, m.entries, s.h, s.w)
+    sig = v if m.new_coords else torch.sigmoid(v)
+
+    def kind(e: int) -> tuple[bool, bool]:  # (raw, scaled)
+        return (m.new_coords or e in m.raw), (m.sxy != 1.0 and e in m.scaled)
+
+    parts, start = [], 0
+    for e in range(1, m.entries + 1):
+        if e < m.entries and kind(e) == kind(start):
+            continue
+        raw, scaled = kind(start)
+        block = (v if raw else sig)[:, :, start:e]
+        if scaled:
+            block = block * m.sxy + (-0.5 * (m.sxy - 1.0))
+        parts.append(block)
+        start = e
+    y = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
+    return y.reshape(-1, s.c, s.h, s.w)
+
+
 @override("maxpool")
 def _maxpool(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Tensor]:
     if not m.depth:
