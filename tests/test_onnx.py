@@ -298,11 +298,15 @@ def test_opencv_reads_the_raw_export(pair, tmp_path: Path) -> None:
     ours = net.to_torch()(torch.from_numpy(x))
     for got, want in zip(outs, ours):
         assert verify.compare_arrays(got, want.numpy())[2] <= 1e-4
+    home.pack_onnx(tmp_path / "m.onnx", tmp_path / "back.weights")  # and the way home, for the real models
+    assert sha(tmp_path / "back.weights") == sha(pair[1])
 
 
-def test_openvino_reads_the_raw_export(tmp_path: Path) -> None:
-    ov = pytest.importorskip("openvino", reason="openvino is not installed here (optional interop check)")
-    net = darkweights.load(BUNDLED / "yolo-fastest-1.1.cfg", BUNDLED / "yolo-fastest-1.1.weights")
+@pytest.mark.parametrize("pair", opencv_cases(), ids=lambda p: p[0].parent.name)
+def test_openvino_reads_the_raw_export(pair, tmp_path: Path) -> None:
+    ov = pytest.importorskip("openvino", reason="openvino is not installed here (optional interop check, "
+                             "pip install openvino)")
+    net = darkweights.load(*pair)
     info = export_onnx(net, tmp_path / "m.onnx")
     x = np.random.default_rng(0).random((1,) + tuple(net.input.chw), dtype=np.float32)
     compiled = ov.Core().compile_model(str(tmp_path / "m.onnx"), "CPU")
