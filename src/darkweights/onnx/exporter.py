@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence, Union
@@ -144,11 +145,14 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
             torch.onnx.export(wrapper, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
                               output_names=out_names, dynamic_axes=axes, do_constant_folding=False,
                               keep_initializers_as_inputs=True)
-        except UnsupportedError:
-            raise
-        except Exception as exc:  # the exporter raises many types; name the layer when it says one
-            raise UnsupportedError(f"the ONNX exporter failed: {str(exc).splitlines()[0][:300]}",
-                                   file=net.path) from None
+        except UnsupportedError as exc:
+            raise _located(net, exc.layer, exc.message) from None
+        except Exception as exc:  # the exporter raises many types; name the layer when its scope says one
+            text = str(exc)
+            found = re.search(r"layers\.(\d+)", text)
+            raise _located(net, int(found.group(1)) if found else None,
+                           f"the ONNX exporter cannot convert it: {text.splitlines()[0][:300] if text else exc!r}"
+                           ) from None
     proto = onnx.load_from_string(buf.getvalue())
     _name_arrays(proto, net, fuse_bn)
     _add_unused_arrays(proto, net, model)
@@ -165,6 +169,15 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     with atomic_output(path) as f:
         f.write(data)
     return ExportInfo(os.fspath(path), len(data), opset, [INPUT_NAME], out_names, len(proto.graph.initializer), meta)
+
+
+def _located(net: "Network", index: Optional[int], message: str) -> UnsupportedError:
+    """An :class:`UnsupportedError` naming the layer, its cfg section and line."""
+    if index is None or not 0 <= index < len(net.layers):
+        return UnsupportedError(message, file=net.path)
+    layer = net.layers[index]
+    return UnsupportedError(f"[{layer.section.name}] {message}", file=net.path, line=layer.line, layer=index,
+                            layer_type=layer.type)
 
 
 def _anchors(layer) -> list:  # noqa: ANN001

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UnsupportedError
 from ..torch.base import DarknetLayer, dense
 from ..torch.layers import FLT_MAX
 
@@ -148,8 +149,15 @@ class Portable(nn.Module):
             if i > last:
                 break
             fn = OVERRIDES.get(module.kind)
-            y = fn(module, cur, outs) if fn is not None else None
-            cur = dense(module(cur, outs) if y is None else y)
+            try:
+                y = fn(module, cur, outs) if fn is not None else None
+                cur = dense(module(cur, outs) if y is None else y)
+            except UnsupportedError:
+                raise
+            except Exception as exc:  # name the layer: tracing runs the modules' own code
+                raise UnsupportedError(f"cannot be traced for ONNX: {type(exc).__name__}: "
+                                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",
+                                       layer=i, layer_type=module.kind) from None
             outs[i] = cur
         picked = [outs[i] for i in self.returned]
         if self.post is not None:
