@@ -141,10 +141,11 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
         try:
-            # no constant folding: it would fold BN statistics into anonymous constants (pack needs them)
+            # no constant folding: it would fold BN statistics into anonymous constants (pack needs them);
+            # no parameters: they become initializers below, straight from the weights file
             torch.onnx.export(wrapper, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
                               output_names=out_names, dynamic_axes=axes, do_constant_folding=False,
-                              keep_initializers_as_inputs=True)
+                              export_params=False)
         except UnsupportedError as exc:
             raise _located(net, exc.layer, exc.message) from None
         except Exception as exc:  # the exporter raises many types; name the layer when its scope says one
@@ -154,8 +155,8 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
                            f"the ONNX exporter cannot convert it: {text.splitlines()[0][:300] if text else exc!r}"
                            ) from None
     proto = onnx.load_from_string(buf.getvalue())
-    _name_arrays(proto, net, fuse_bn)
-    _add_unused_arrays(proto, net, model)
+    del buf
+    _add_arrays(proto, net, wrapper, fuse_bn)
     del proto.metadata_props[:]
     for k, v in meta.items():
         entry = proto.metadata_props.add()
@@ -187,39 +188,34 @@ def _anchors(layer) -> list:  # noqa: ANN001
     return [pairs[m] for m in mask if m < len(pairs)] if mask else pairs
 
 
-def _name_arrays(proto, net: "Network", fuse_bn: bool) -> None:  # noqa: ANN001
-    """Rename the stored arrays' initializers to the stable export names; drop them from the inputs."""
+def _add_arrays(proto, net: "Network", wrapper, fuse_bn: bool) -> None:  # noqa: ANN001
+    """The parameters (graph inputs after an ``export_params=False`` trace) become initializers under the
+    stable export names; stored arrays the graph does not read (e.g. BN statistics of an xnor layer whose
+    Darknet CPU path skips BN) go in too, so that the file holds the whole ``.weights``."""
+    from onnx import numpy_helper
+
     rename: dict[str, str] = {}
     for p in net.params():
         rename["model." + p.torch] = p.key
         if fuse_bn and p.torch.endswith("bn.bias"):  # folded: the BN shift became the convolution's bias
             rename["model." + p.torch[: -len("bn.bias")] + "conv.bias"] = p.key
+    state = wrapper.state_dict()
     graph = proto.graph
-    inits = {i.name for i in graph.initializer}
-    kept = [i for i in graph.input if i.name not in inits]
+    taken = {i.name for i in graph.input if i.name in state}
+    for name in (n for n in state if n in taken):  # file order
+        graph.initializer.append(numpy_helper.from_array(state[name].detach().numpy(), rename.get(name, name)))
+    kept = [i for i in graph.input if i.name not in taken]
     del graph.input[:]
     graph.input.extend(kept)
-    for init in graph.initializer:
-        if init.name in rename:
-            init.name = rename[init.name]
     for node in _all_nodes(graph):
         for k, name in enumerate(node.input):
             if name in rename:
                 node.input[k] = rename[name]
-
-
-def _add_unused_arrays(proto, net: "Network", model) -> None:  # noqa: ANN001
-    """Stored arrays the graph does not read (e.g. BN statistics of an xnor layer whose Darknet CPU
-    path skips BN) still go in as initializers, so that the file holds the whole ``.weights``."""
-    from onnx import numpy_helper
-
-    have = {i.name for i in proto.graph.initializer}
-    state = model.state_dict()
+    have = {i.name for i in graph.initializer}
     for p in net.params():
-        if p.key not in have and p.torch in state:
-            arr = state[p.torch].detach().float().numpy() if state[p.torch].dtype.is_floating_point else None
-            if arr is not None:
-                proto.graph.initializer.append(numpy_helper.from_array(arr, p.key))
+        name = "model." + p.torch
+        if p.key not in have and name in state and state[name].dtype.is_floating_point:
+            graph.initializer.append(numpy_helper.from_array(state[name].detach().numpy(), p.key))
 
 
 def _all_nodes(graph):  # noqa: ANN001, ANN202

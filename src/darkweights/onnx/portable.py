@@ -143,6 +143,9 @@ class Portable(nn.Module):
             x = x.half()
         layers = self.model.layers
         last = max(self.returned) if self.returned else len(layers) - 1
+        # an output is dropped after its last reader: tracing runs the real forward at full size
+        final = {j: i for i, m in enumerate(layers) for j in m.sources}
+        kept = set(self.returned)
         outs: list = [None] * len(layers)
         cur = x
         for i, module in enumerate(layers):
@@ -158,7 +161,10 @@ class Portable(nn.Module):
                 raise UnsupportedError(f"cannot be traced for ONNX: {type(exc).__name__}: "
                                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",
                                        layer=i, layer_type=module.kind) from None
-            outs[i] = cur
+            if i in kept or i in final:
+                outs[i] = cur
+            for j in [j for j, reader in final.items() if reader == i and j not in kept]:
+                outs[j] = None
         picked = [outs[i] for i in self.returned]
         if self.post is not None:
             picked = list(self.post(picked))
