@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("pack", help=".npz/.safetensors/.pt state_dict -> weights (cfg optional when embedded)")
+    p = sub.add_parser("pack", help=".npz/.safetensors/.pt state_dict/.onnx -> weights (cfg optional when embedded)")
     p.add_argument("cfg", help="the cfg, or the array file when it carries its cfg")
     p.add_argument("arrays", nargs="?")
     p.add_argument("-o", "--output", required=True)

@@ -152,8 +152,8 @@ class Post(nn.Module):
 
     def forward(self, outs: Sequence[torch.Tensor]) -> tuple:
         parts = [DECODERS[l.type](l, o, self.net_w, self.net_h, self.thresh) for l, o in zip(self.layers, outs)]
-        boxes = torch.cat([p[0] for p in parts], dim=1)
-        scores = torch.cat([p[1] for p in parts], dim=1)
+        boxes = torch.cat([p[0] for p in parts], dim=1).float()  # NonMaxSuppression takes float32 only
+        scores = torch.cat([p[1] for p in parts], dim=1).float()
         if self.kind == "decoded":
             return boxes, scores
         k, c = boxes.shape[1], scores.shape[2]

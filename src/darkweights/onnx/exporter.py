@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
-from ..errors import DarkweightsError, DarkweightsWarning, UnsupportedError
+from ..errors import DarkweightsError, UnsupportedError
 
 if TYPE_CHECKING:
     from ..network import Network
