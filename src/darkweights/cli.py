@@ -77,7 +77,13 @@ def cmd_pack(args: argparse.Namespace) -> int:
     header = None
     if args.header:
         header = [int(v) for v in args.header.split(",")]
-    n = pack(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect, header=header)
+    if str(args.arrays).lower().endswith(".onnx"):
+        from .onnx.home import pack_onnx
+
+        n = pack_onnx(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect, header=header,
+                      allow_fused=args.allow_fused)
+    else:
+        n = pack(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect, header=header)
     print(f"wrote {args.output} ({n:,} bytes)", file=sys.stderr)
     return 0
 
@@ -97,7 +103,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import verify
 
-    if args.fixture:
+    if args.onnx:
+        from .onnx import home
+
+        if args.fixture:
+            report = home.compare_onnx_with_fixture(args.onnx, args.fixture, level=args.ort_level)
+        elif args.cfg and args.weights:
+            report = home.compare_onnx_with_torch(args.onnx, _load(args, args.cfg, args.weights), level=args.ort_level)
+        else:
+            raise DarkweightsError("verify --onnx MODEL needs --fixture DIR, or CFG WEIGHTS (our PyTorch model)")
+    elif args.fixture:
         report = verify.compare_with_fixture(args.fixture, teacher_forcing=args.teacher_forcing,
                                              winograd=not args.direct, float64=args.float64, dialect=args.dialect)
     else:
@@ -114,6 +129,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         print(report.to_table())
     return 0 if report.ok else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .onnx.exporter import export_onnx
+
+    net = _load(args, args.cfg, args.weights)
+    names = None
+    if args.names:
+        from pathlib import Path
+
+        names = [line.strip() for line in Path(args.names).read_text().splitlines() if line.strip()]
+    info = export_onnx(net, args.output, opset=args.opset, batch=args.batch, fp16=args.fp16, outputs=args.outputs,
+                       all_outputs=args.all_outputs, names=names, fuse_bn=args.fuse_bn,
+                       bug_compatible=args.bug_compatible, thresh=args.thresh, nms=args.nms,
+                       max_detections=args.max_detections)
+    print(f"wrote {args.output} ({info.bytes:,} bytes, opset {info.opset}, outputs {', '.join(info.outputs[:6])}"
+          f"{' ...' if len(info.outputs) > 6 else ''})", file=sys.stderr)
+    return 0
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -190,14 +223,35 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("pack", help=".npz/.safetensors/.pt state_dict -> weights (cfg optional when embedded)")
+    p = sub.add_parser("pack", help=".npz/.safetensors/.pt state_dict/.onnx -> weights (cfg optional when embedded)")
     p.add_argument("cfg", help="the cfg, or the array file when it carries its cfg")
     p.add_argument("arrays", nargs="?")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--header", help="major,minor,revision[,seen] (default: the source file's)")
     p.add_argument("--dialect", choices=DIALECT_CHOICES,
                    help="the fork's rules (default: the one the array file records, else auto)")
+    p.add_argument("--allow-fused", action="store_true",
+                   help="MODEL.onnx exported with --fuse-bn: write the folded weights with an identity BN")
     p.set_defaults(func=cmd_pack)
+
+    p = sub.add_parser("export", help="cfg + weights -> ONNX model (extra [onnx])")
+    p.add_argument("cfg")
+    p.add_argument("weights")
+    p.add_argument("-o", "--output", required=True, help="OUT.onnx")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the newest the exporter writes; 13 or newer)")
+    p.add_argument("--batch", default="1", help="batch size, or 'dynamic' (default: 1)")
+    p.add_argument("--fp16", action="store_true", help="weights and activations in float16 (input/outputs float32)")
+    p.add_argument("--outputs", choices=("raw", "decoded", "nms"), default="raw",
+                   help="raw head outputs (Darknet's layout), decoded boxes + scores, or NMS in the graph")
+    p.add_argument("--all-outputs", action="store_true", help="every layer's output as layer_<i> (raw)")
+    p.add_argument("--names", help="class names file, stored in the model's metadata")
+    p.add_argument("--fuse-bn", action="store_true", help="fold batch-norm like darknet detector test")
+    p.add_argument("--bug-compatible", action="store_true", help="reproduce Darknet CPU bugs instead of refusing")
+    p.add_argument("--thresh", type=float, help="decoded/nms: score threshold (default 0.25)")
+    p.add_argument("--nms", type=float, help="nms: IoU threshold (default 0.45)")
+    p.add_argument("--max-detections", type=int, help="nms: per class (default: every candidate)")
+    common(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("init", help="write a valid weights file of random values for a cfg")
     p.add_argument("cfg")
@@ -220,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--float64", action="store_true",
                    help="with --fixture: run our model in float64, so that what differs is Darknet's own float32 "
                         "rounding (tells summation-order noise from a real divergence)")
+    p.add_argument("--onnx", metavar="MODEL", help="check an exported ONNX model in onnxruntime instead of our "
+                   "PyTorch model (against --fixture DIR, or against our PyTorch model of CFG WEIGHTS)")
+    p.add_argument("--ort-level", choices=("disable", "basic", "extended", "all"), default="extended",
+                   help="with --onnx: onnxruntime graph optimisation level (default: extended)")
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_verify)
@@ -258,7 +316,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
         print(f"darkweights: error: this command needs an optional dependency ({missing}); install "
-              "`darkweights[torch]` (and `[verify]` for OpenCV, `[detect]` for images)", file=sys.stderr)
+              "`darkweights[torch]` (and `[verify]` for OpenCV, `[detect]` for images, `[onnx]` for ONNX)",
+              file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         print(f"darkweights: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

@@ -254,10 +254,18 @@ class ArrayFormat(NamedTuple):
     read: Optional[Callable[[PathLike], tuple[dict, dict]]]
 
 
+def _read_onnx(path: PathLike) -> tuple[dict, dict]:
+    from .onnx.home import model_metadata, onnx_arrays, read_onnx
+
+    proto = read_onnx(path)
+    return onnx_arrays(proto), model_metadata(proto)
+
+
 # file extension -> format: every command and API that takes an array file dispatches here
 FORMATS: dict[str, ArrayFormat] = {
     ".npz": ArrayFormat(_write_npz, _read_npz),
     ".safetensors": ArrayFormat(_write_safetensors, _read_safetensors),
     ".pt": ArrayFormat(None, _read_state_dict),  # a torch.save'd state_dict, loaded with weights_only=True
     ".pth": ArrayFormat(None, _read_state_dict),
+    ".onnx": ArrayFormat(None, _read_onnx),  # the initializers of a darkweights export (write: darkweights export)
 }

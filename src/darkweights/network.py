@@ -281,6 +281,13 @@ class Network:
 
         return build(self, **options)
 
+    def to_onnx(self, path: PathLike, **options: object) -> "object":
+        """Write the network as an ONNX model (needs the ``[onnx]`` extra); see
+        :func:`darkweights.onnx.export_onnx` for the options."""
+        from .onnx.exporter import export_onnx
+
+        return export_onnx(self, path, **options)
+
     def save_weights(self, path: Union[PathLike, IO[bytes]], *, arrays: Optional[Mapping[str, object]] = None,
                      header: Optional[Header] = None, cutoff: Optional[int] = None) -> int:
         """Write a ``.weights`` file (Darknet's saver order) to a path (atomically) or an open binary

@@ -70,8 +70,8 @@ class Yolo(DarknetLayer):
             for e in self.raw:
                 y[:, :, e] = v[:, :, e]
         if self.sxy != 1.0:
-            for e in self.scaled:
-                y[:, :, e].mul_(self.sxy).add_(-0.5 * (self.sxy - 1.0))
+            for e in self.scaled:  # not a chained in-place op on a view: the ONNX tracer drops the second one
+                y[:, :, e] = y[:, :, e] * self.sxy + (-0.5 * (self.sxy - 1.0))
         return y.reshape(n, c, h, w)
 
 
