@@ -105,7 +105,8 @@ def distributions_figure(net: "Network", plt: Any) -> Any:
             ax.set_title(f"filter weights per layer ({len(arrs)} layers; box: quartiles, whiskers: 1-99 %, "
                          f"dots: min/max){'; symlog axis' if lin is not None else ''}", fontsize=9)
         else:
-            positive = all(s["fliers"][0] > 0 for s in stats)
+            lo, hi = min(s["fliers"][0] for s in stats), max(s["fliers"][1] for s in stats)
+            positive = lo > 0 and hi / lo > 10  # log only where the values span more than a decade
             if positive:
                 ax.set_yscale("log")
             ax.set_title(f"batch-norm {role.replace('_', ' ')} per layer{' (log axis)' if positive else ''}",
