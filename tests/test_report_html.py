@@ -95,3 +95,14 @@ def test_report_in_headless_chromium(net, tmp_path: Path) -> None:
     keep = os.environ.get("DARKWEIGHTS_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_dead_filters_and_nan_are_marked(net, tmp_path: Path) -> None:
+    arrays = net.arrays(copy=True)
+    arrays["layer_001.weights"][[2, 5]] = 0.0  # two dead filters
+    w = tmp_path / "dead.weights"
+    darkweights.save_weights(arrays, w, net=net)
+    page = render(darkweights.load(net.path, w), plots=False)
+    row = next(r for r in page.split('<tr class="stat">') if r.startswith('<td class="r">1</td>') and ">weights<" in r)
+    assert '<td class="r bad">2</td>' in row  # the dead-filters column of layer 1's weights
+    assert page.count('class="r bad"') == 1
