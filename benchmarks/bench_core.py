@@ -87,9 +87,11 @@ with open(sys.argv[3], "wb") as f:
 
 def timed(cmd: list[str], repeat: int, output: str = "") -> float:
     """Median wall time; ``output`` is deleted before each run so every run creates a new file."""
+    from darkweights.progress import bar
+
     subprocess.run(cmd, check=True, capture_output=True)  # warm-up
     times = []
-    for _ in range(repeat):
+    for _ in bar(range(repeat), total=repeat, desc=" ".join(os.path.basename(c) for c in cmd[:3]), unit="run"):
         if output and os.path.exists(output):
             os.unlink(output)
             os.sync()

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import darkweights
+from darkweights.progress import bar
 from darkweights.synth import init
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -71,14 +72,17 @@ def bench_forward(tmp: str, iters: int) -> dict:
     plain: list[float] = []
     theirs: list[float] = []
     rounds = min(5, iters)
+    progress = bar(total=3 * iters, desc="forward timings", unit="run")
     for r in range(rounds):  # alternating blocks, rotating which goes first
         block = iters // rounds + (r < iters % rounds)
         order = [(run_ours, ours), (run_opencv, theirs), (run_direct, plain)]
         for fn, times in order[r % 3:] + order[:r % 3]:
             for _ in range(block):
+                progress.update()
                 t = time.perf_counter()
                 fn()
                 times.append(time.perf_counter() - t)
+    progress.close()
     o, d, c = statistics.median(ours), statistics.median(plain), statistics.median(theirs)
     return {"torch_ms": o * 1e3, "opencv_ms": c * 1e3, "torch_fps": 1 / o, "opencv_fps": 1 / c,
             "throughput_vs_opencv": c / o, "torch_direct_ms": d * 1e3, "direct_throughput_vs_opencv": c / d,

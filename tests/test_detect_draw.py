@@ -50,3 +50,22 @@ def test_draw_from_file_and_failure_cleans_up(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(OSError):
         draw_detections(src, RECORDS, tmp_path / "b.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "in.png"]
+
+
+def test_labels_scale_with_the_image_and_fit_small_ones(tmp_path: Path) -> None:
+    """Box lines and label text grow with the image; a label wider than a small image shrinks to fit."""
+    from darkweights.detect.draw import label_scale
+
+    assert label_scale(96, 64) == (2, 11)
+    line, size = label_scale(4000, 3000)
+    assert (line, size) == (15, 94)
+
+    sizes = [label_scale(w, w * 3 // 4)[1] for w in (640, 1280, 3840)]
+    assert sizes == sorted(sizes) and 5.5 < sizes[2] / sizes[0] < 6.5  # proportional to the image
+    # a long label on a tiny image is drawn smaller than the default font so that it fits
+    long = [{**RECORDS[0], "class": "a-very-long-class-name"}]
+    out = draw_detections(np.zeros((40, 60, 3), np.uint8), long, tmp_path / "tiny.png")
+    with Image.open(out) as img:
+        arr = np.asarray(img)
+    filled = np.nonzero((arr == class_color(16)).all(axis=2).any(axis=0))[0]
+    assert filled.size and filled.max() - filled.min() < 60

@@ -17,6 +17,9 @@ from .errors import DarkweightsError, DarkweightsWarning
 
 EXIT_USAGE = 2
 DIALECT_CHOICES = (AUTO, *DIALECTS)
+# optional module -> the extra that installs it
+EXTRAS = {"torch": "torch", "cv2": "verify", "PIL": "detect", "matplotlib": "plot", "tqdm": "progress", "onnx": "onnx",
+          "onnxruntime": "onnx"}
 
 
 def parse_layers(spec: Optional[str]) -> Optional[list[int]]:
@@ -35,6 +38,12 @@ def parse_layers(spec: Optional[str]) -> Optional[list[int]]:
         except ValueError:
             raise DarkweightsError(f"--layers {spec!r}: expected indexes and ranges like 0,5-7") from None
     return out
+
+
+def _info(args: argparse.Namespace, message: str) -> None:
+    """A ``wrote ...`` line on stderr, unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
 
 
 def _load(args: argparse.Namespace, cfg: Any, weights: Any = None):  # noqa: ANN202
@@ -65,7 +74,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     layers = parse_layers(args.layers)
     n = export_arrays(net, args.output, layers=layers)
     count = sum(1 for p in net.params() if layers is None or p.layer in layers)
-    print(f"wrote {args.output} ({n:,} bytes, {count} arrays)", file=sys.stderr)
+    _info(args, f"wrote {args.output} ({n:,} bytes, {count} arrays)")
     return 0
 
 
@@ -84,7 +93,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
                       allow_fused=args.allow_fused)
     else:
         n = pack(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect, header=header)
-    print(f"wrote {args.output} ({n:,} bytes)", file=sys.stderr)
+    _info(args, f"wrote {args.output} ({n:,} bytes)")
     return 0
 
 
@@ -93,7 +102,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     net = _load(args, args.cfg)
     n = init(net, args.output, seed=args.seed)
-    print(f"wrote {args.output} ({n:,} bytes, seed {args.seed})", file=sys.stderr)
+    _info(args, f"wrote {args.output} ({n:,} bytes, seed {args.seed})")
     return 0
 
 
@@ -144,8 +153,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                        all_outputs=args.all_outputs, names=names, fuse_bn=args.fuse_bn,
                        bug_compatible=args.bug_compatible, thresh=args.thresh, nms=args.nms,
                        max_detections=args.max_detections)
-    print(f"wrote {args.output} ({info.bytes:,} bytes, opset {info.opset}, outputs {', '.join(info.outputs[:6])}"
-          f"{' ...' if len(info.outputs) > 6 else ''})", file=sys.stderr)
+    shown = ", ".join(info.outputs[:6]) + (" ..." if len(info.outputs) > 6 else "")
+    _info(args, f"wrote {args.output} ({info.bytes:,} bytes, opset {info.opset}, outputs {shown})")
     return 0
 
 
@@ -175,7 +184,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         for image, records in results.items():
             target = out / (Path(image).stem + ".png") if out.is_dir() else out
             draw_detections(image, records, target)
-            print(f"wrote {target}", file=sys.stderr)
+            _info(args, f"wrote {target}")
     if args.json:
         public = {img: [{k: r[k] for k in ("class", "class_id", "prob", "x", "y", "w", "h")} for r in recs]
                   for img, recs in results.items()}
@@ -186,6 +195,36 @@ def cmd_detect(args: argparse.Namespace) -> int:
             for r in recs:
                 print(f"  {r['class']:<14} {r['prob'] * 100:5.1f}%  x {r['x']:7.1f}  y {r['y']:7.1f}  "
                       f"w {r['w']:7.1f}  h {r['h']:7.1f}")
+    return 0
+
+
+# -- diff / plot / report -------------------------------------------------------------------
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .compare import diff_report, open_weights
+    from .progress import bar
+
+    sides = [open_weights(path, args.cfg, dialect=args.dialect, width=args.width, height=args.height)
+             for path in (args.a, args.b)]
+    table = diff_report(*sides, order=args.sort, progress=bar)
+    print(table.to_json() if args.json else table.to_text())
+    return 0 if table.data["identical"] else 1
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot
+
+    n = plot(_load(args, args.cfg, args.weights), args.output, dpi=args.dpi)
+    _info(args, f"wrote {args.output} ({n:,} bytes)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report_html import write_report
+
+    n = write_report(_load(args, args.cfg, args.weights), args.output, plots=not args.no_plots)
+    _info(args, f"wrote {args.output} ({n:,} bytes)")
     return 0
 
 
@@ -296,6 +335,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="force letterbox resizing (--dialect pjreddie always letterboxes, as its detector test)")
     common(p)
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("diff", help="per-layer change between two weights of one cfg (exit 0 same, 1 different)")
+    p.add_argument("a", metavar="A", help="A.weights, or an .npz/.safetensors export (carries its cfg)")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--cfg", help="the cfg of both (needed for .weights files)")
+    p.add_argument("--sort", choices=("layer", "change"), default="layer",
+                   help="row order: layer order (default) or largest relative change first")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    common(p)
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("plot", help="PNG of per-layer weight distributions and the first conv's filters")
+    p.add_argument("cfg")
+    p.add_argument("weights")
+    p.add_argument("-o", "--output", required=True, help="OUT.png")
+    p.add_argument("--dpi", type=int, default=100)
+    common(p)
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("report", help="one self-contained HTML page: layers, graph, statistics, plots")
+    p.add_argument("cfg")
+    p.add_argument("weights", nargs="?")
+    p.add_argument("-o", "--output", required=True, help="OUT.html")
+    p.add_argument("--no-plots", action="store_true", help="leave the plots out (no matplotlib needed)")
+    common(p)
+    p.set_defaults(func=cmd_report)
+
+    for p in sub.choices.values():  # every subcommand, the same way
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or `wrote ...` lines")
     return parser
 
 
@@ -308,6 +376,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    if getattr(args, "quiet", False):
+        from .progress import set_quiet
+
+        set_quiet()
     try:
         return int(args.func(args) or 0)
     except DarkweightsError as exc:
@@ -315,10 +387,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
-        print(f"darkweights: error: this command needs an optional dependency ({missing}); install "
-              "`darkweights[torch]` (and `[verify]` for OpenCV, `[detect]` for images, `[onnx]` for ONNX)",
-              file=sys.stderr)
+        extra = EXTRAS.get(str(missing).split(".")[0])
+        hint = (f"install `darkweights[{extra}]`" if extra else "install `darkweights[torch]` (and `[verify]` for "
+                "OpenCV, `[detect]` for images, `[plot]` for plots)")
+        print(f"darkweights: error: this command needs an optional dependency ({missing}); {hint}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `| head`: before OSError, of which it is one
+        return 0
     except OSError as exc:
         print(f"darkweights: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -328,8 +403,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("darkweights: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -106,9 +106,11 @@ def _write_safetensors(net: Network, path: PathLike, layers: Optional[Iterable[i
         else:
             import numpy as np
 
+            from .progress import bar
+
             f.write(net.header.to_bytes())
             arrays = net.arrays(layers=layers)
-            for p in params:
+            for p in bar(params, total=len(params), desc="extract", unit="array"):
                 f.write(np.ascontiguousarray(arrays[p.key], dtype=FLOAT).data)
         return 8 + len(head) + pos
 

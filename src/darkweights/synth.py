@@ -16,6 +16,7 @@ from typing import IO, Iterator, Optional, Union
 import numpy as np
 
 from .network import Network
+from .progress import bar
 from .errors import WeightsError
 from .weightsfile import FLOAT, Header, Param, output
 
@@ -77,13 +78,14 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
             raise WeightsError(f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free",
                                file=os.fspath(path))  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
-    with output(path) as f:
+    with output(path) as f, bar(total=total, desc="init", unit="B", unit_scale=True) as progress:
         f.write(header.to_bytes())
         for p in params:
             lo, hi = value_range(net, p)
             for start in range(0, p.count, CHUNK):
                 n = min(CHUNK, p.count - start)
                 f.write(rng.uniform(lo, hi, size=n).astype(FLOAT).data)
+                progress.update(4 * n)
     return total
 
 

@@ -273,8 +273,10 @@ def _teacher_forced(model: Any, net: Any, x: Any, ref: Any, saved: dict, dtype: 
         arr = ref[layer_name(i)]
         if int(np.prod(shape)) == arr.size:
             stored[i] = torch.from_numpy(np.ascontiguousarray(arr).reshape(shape))[None].to(dtype)
+    from .progress import bar
+
     ours: list = []
-    for layer in net.layers:
+    for layer in bar(net.layers, total=len(net.layers), desc="verify", unit="layer"):
         i = layer.index
         prev = x if i == 0 else (stored[i - 1] if stored[i - 1] is not None else ours[i - 1])
         inputs = [stored[j] if stored[j] is not None else ours[j] for j in range(i)]

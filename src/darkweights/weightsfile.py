@@ -283,17 +283,20 @@ def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
 
 
 def write_stream(dest: Union[PathLike, IO[bytes]], header: Header,
-                 items: Iterable[tuple[Param, "np.ndarray"]]) -> int:
+                 items: Iterable[tuple[Param, "np.ndarray"]], expected: Optional[int] = None) -> int:
     """Write header + (already validated) arrays, in the given order, to a path (atomically) or a file."""
     import numpy as np
 
+    from .progress import bar
+
     total = header.size
-    with output(dest) as f:
+    with output(dest) as f, bar(total=expected, desc="write", unit="B", unit_scale=True) as progress:
         f.write(header.to_bytes())
         for p, arr in items:
             data = arr.T if p.transposed else arr
             f.write(np.ascontiguousarray(data, dtype=FLOAT).data)
             total += p.nbytes
+            progress.update(p.nbytes)
     return total
 
 
@@ -307,4 +310,4 @@ def write_weights(dest: Union[PathLike, IO[bytes]], header: Header, params: Sequ
         raise ArrayError(f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing"
                          f"{more}", layer=first.layer)
     checked = [as_float32(arrays[p.key], p, source) for p in params]
-    return write_stream(dest, header, zip(params, checked))
+    return write_stream(dest, header, zip(params, checked), sum(p.nbytes for p in params))

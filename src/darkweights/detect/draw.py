@@ -87,6 +87,17 @@ def _load_font(size: int):
         return ImageFont.load_default()
 
 
+MIN_FONT = 8  # px: the smallest label text drawn
+
+
+def label_scale(width: int, height: int) -> tuple[int, int]:
+    """Box line width and label font size (px) for an image: both grow with its shorter side
+    (1/200 and 1/32 of it) so labels read the same on a 300 px thumbnail and a 4000 px photo;
+    at least a 2 px line and an 11 px font (labels wider than the image shrink, down to 8 px)."""
+    short = min(width, height)
+    return max(2, int(round(short / 200))), max(11, int(round(short / 32)))
+
+
 def _text_size(draw: Any, text: str, font: Any) -> tuple[int, int, int]:
     """Width, height and top offset of ``text`` as rendered."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
@@ -112,9 +123,8 @@ def draw_detections(
 
     img = _to_pil(image)
     im_w, im_h = img.size
-    short = min(im_w, im_h)
-    line = max(2, int(round(short / 200)))
-    font = _load_font(max(11, int(round(short / 32))))
+    line, size = label_scale(im_w, im_h)
+    font = _load_font(size)
     draw = ImageDraw.Draw(img)
 
     # Group records belonging to one detection box.
@@ -148,7 +158,13 @@ def draw_detections(
     labels = []
     for group, color, (x0, y0, x1, y1) in frames:
         text = ", ".join(f"{r['class']} {float(r['prob']):.2f}" for r in group)
-        tw, th, toff = _text_size(draw, text, font)
+        label_font = font
+        tw, th, toff = _text_size(draw, text, label_font)
+        shrunk = size
+        while tw + 2 * pad > im_w and shrunk > MIN_FONT:  # a label wider than the image: smaller, down to 8 px
+            shrunk = max(MIN_FONT, int(shrunk * 0.85))
+            label_font = _load_font(shrunk)
+            tw, th, toff = _text_size(draw, text, label_font)
         lw, lh = tw + 2 * pad, th + 2 * pad
         lx = min(max(x0, 0), max(im_w - lw, 0))
         candidates = [y0 - lh] + [y0 + k * lh for k in range(0, max(1, (y1 - y0) // lh))] + [y1]
@@ -159,12 +175,12 @@ def draw_detections(
                 ly = y
                 break
         placed.append((lx, ly, lx + lw, ly + lh))
-        labels.append((text, color, (lx, ly, lw, lh, toff)))
-    for text, color, (lx, ly, lw, lh, toff) in reversed(labels):
+        labels.append((text, color, (lx, ly, lw, lh, toff), label_font))
+    for text, color, (lx, ly, lw, lh, toff), label_font in reversed(labels):
         draw.rectangle([lx, ly, lx + lw, ly + lh], fill=color)
         luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
         text_color = (0, 0, 0) if luminance > 150 else (255, 255, 255)
-        draw.text((lx + pad, ly + pad - toff), text, fill=text_color, font=font)
+        draw.text((lx + pad, ly + pad - toff), text, fill=text_color, font=label_font)
 
     out = Path(out_png_path)
     directory = out.parent if str(out.parent) else Path(".")
