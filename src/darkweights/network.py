@@ -304,7 +304,12 @@ def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: DialectLik
     ``dialect`` names the fork whose rules apply; ``"auto"`` (the default) decides from the files
     and records why in ``net.dialect_choice``. ``provenance`` is a fork named by the files' own
     metadata (a fixture's ``layers.json``), which auto trusts unless that fork refuses the cfg.
+    A bare name that is not a file (``"yolov4"``) is a bundled model (:mod:`darkweights.models`).
     """
+    if cfg_text is None:
+        from .models import resolve
+
+        cfg, weights = resolve(cfg, weights)
     name = dialects.check(dialect)
     sizes = dict(width=width, height=height, channels=channels)
     if name == dialects.AUTO:
