@@ -191,7 +191,7 @@ def inspect(net: "Network", *, stats: bool = False) -> Table:
     >>> from darkweights.report import inspect
     >>> table = inspect(darkweights.load(darkweights.default_model().cfg))
     >>> table.rows[0]["filters"], table.rows[0]["size"], table.rows[0]["output"], table.rows[0]["bflops"]
-    ('8', '3x3/2', ' 160 x 160 x   8', 0.011059)
+    ('8', '3x3/2', ' 160 x 160 x   8', 0.0110592004)
     >>> round(table.data["bflops"], 3)
     0.252
     """
