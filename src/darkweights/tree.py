@@ -91,7 +91,7 @@ def read_data_file(layer: "Layer", net: "Network", key: str = "tree") -> tuple[s
     (text in memory: a fixture's synthetic tree), else the file as written (Darknet's ``fopen``, relative to
     the working directory), else relative to the cfg's folder; a clear error naming the cfg line if none."""
     value = getattr(layer, key)
-    given = getattr(net, "data_files", {})
+    given = net.data_files
     if value in given:
         return f"{value} (in memory)", given[value]
     path = _find(layer, net.path, key, value)

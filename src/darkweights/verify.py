@@ -32,7 +32,18 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from .report import Column, Table
 from .weightsfile import layer_name
+
+
+def _g(spec: str):  # a number written with a format spec
+    return lambda v: format(v, spec)
+
+
+VERIFY_COLUMNS = [Column("index", "layer", ">"), Column("type", "type"),
+                  Column("max_abs_diff", "max|diff|", ">", _g(".4g")), Column("max_abs_ref", "max|ref|", ">", _g(".4g")),
+                  Column("rel", "rel", ">", _g(".3g")), Column("tolerance", "tol", ">", _g(".2g")),
+                  Column("ok", "ok"), Column("note", "")]
 
 PathLike = Union[str, Path]
 
@@ -93,24 +104,26 @@ class Report:
     def to_json(self, indent: Optional[int] = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)
 
-    def to_table(self, *, only_failures: bool = False) -> str:
-        lines = [f"{self.name} ({self.mode}): {'OK' if self.ok else 'FAILED'}, {len(self.rows)} layers compared"]
-        lines.append(f"{'layer':>5}  {'type':<16} {'max|diff|':>11} {'max|ref|':>11} {'rel':>10} {'tol':>9}  ok")
-        for r in self.rows:
-            if only_failures and r.ok:
-                continue
-            lines.append(f"{r.index:>5}  {r.type:<16} {r.max_abs_diff:>11.4g} {r.max_abs_ref:>11.4g} {r.rel:>10.3g} "
-                         f"{r.tolerance:>9.2g}  {'yes' if r.ok else 'NO'}" + (f"  {r.note}" if r.note else ""))
+    def table(self, *, only_failures: bool = False) -> Table:
+        """This report in the shared :class:`~darkweights.report.Table` shape (text, JSON, HTML)."""
+        rows = [{**asdict(r), "ok": "yes" if r.ok else "NO"} for r in self.rows if not (only_failures and r.ok)]
+        details = {}
         for s in self.skipped:
-            lines.append(f"{s['index']:>5}  {s['type']:<16} skipped: {s['reason']}")
+            rows.append({"index": s["index"], "type": s["type"], "note": f"skipped: {s['reason']}"})
+        footer = []
         worst, first = self.worst, self.first_divergence
         if worst is not None:
-            lines.append(f"worst: layer {worst.index} [{worst.type}] rel {worst.rel:.3g} (tolerance {worst.tolerance:.2g})")
-        lines.append("first diverging layer: " + (f"{first.index} [{first.type}] rel {first.rel:.3g}" if first else
-                                                  "none"))
+            footer.append(f"worst: layer {worst.index} [{worst.type}] rel {worst.rel:.3g} "
+                          f"(tolerance {worst.tolerance:.2g})")
+        footer.append("first diverging layer: " + (f"{first.index} [{first.type}] rel {first.rel:.3g}" if first else
+                                                   "none"))
         if self.meta.get("warning"):
-            lines.append("warning: " + self.meta["warning"])
-        return "\n".join(lines)
+            footer.append("warning: " + self.meta["warning"])
+        title = f"{self.name} ({self.mode}): {'OK' if self.ok else 'FAILED'}, {len(self.rows)} layers compared"
+        return Table(title, VERIFY_COLUMNS, rows, footer, self.to_dict(), details)
+
+    def to_table(self, *, only_failures: bool = False) -> str:
+        return self.table(only_failures=only_failures).to_text()
 
     def __str__(self) -> str:
         return self.to_table()
