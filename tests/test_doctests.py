@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["darkweights", "darkweights.view", "darkweights.report", "darkweights.models", "darkweights.flops"]
+MODULES = ["darkweights", "darkweights.view", "darkweights.report", "darkweights.models", "darkweights.flops",
+           "darkweights.network"]
 
 
 @pytest.mark.parametrize("name", MODULES)

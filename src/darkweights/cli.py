@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cfg", help=CFG_HELP)
     p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
-    p.add_argument("--stats", action="store_true", help="min/max/mean/std and NaN/Inf counts of every array")
+    p.add_argument("--stats", action="store_true", help="min/max/mean/std, NaN/Inf counts and dead (all-zero) filters of every array")
     common(p)
     p.set_defaults(func=cmd_inspect)
 

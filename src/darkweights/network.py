@@ -342,6 +342,13 @@ def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: DialectLik
     and records why in ``net.dialect_choice``. ``provenance`` is a fork named by the files' own
     metadata (a fixture's ``layers.json``), which auto trusts unless that fork refuses the cfg.
     A bare name that is not a file (``"yolov4"``) is a bundled model (:mod:`darkweights.models`).
+
+    >>> import darkweights
+    >>> net = darkweights.load("yolov4")                 # a bundled cfg, no weights: shapes and layout only
+    >>> net[0].shapes["weights"], net.layers[-1].type, net.weights_bytes()
+    ((32, 3, 3, 3), 'yolo', 257717640)
+    >>> darkweights.load("yolov4", width=416, height=416)[0].output
+    Shape(c=32, h=416, w=416, size=5537792)
     """
     if cfg_text is None:
         from .models import resolve
