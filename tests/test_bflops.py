@@ -78,3 +78,12 @@ stride=2
     assert conv == f32(2.0 * 4 * 4 * 9 * 32 * 32 / 1e9 / 32)
     assert short == f32(32 * 32 * 4 * 1 / 1e9 * 2)
     assert pool == f32(2 * 2 * 4 * 16 * 16 / 1e9)
+
+
+def test_recurrent_layers_add_their_sub_convolutions():
+    per, total, _ = darknet_table("recurrent")
+    net = darkweights.load(str(TABLES / "recurrent.cfg"), dialect="alexeyab")
+    ours, ours_total = network_bflops(net)
+    assert {i: f"{ours[i]:5.3f}".strip() for i in per} == per
+    assert [L.type for L in net.layers[1:4]] == ["crnn", "conv_lstm", "conv_lstm"]
+    assert f"{ours_total:5.3f}" == total == "1.677"
