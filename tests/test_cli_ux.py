@@ -21,7 +21,7 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def help_text(parser: argparse.ArgumentParser, monkeypatch) -> str:
-    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("COLUMNS", "80")
     return parser.format_help()
 
 

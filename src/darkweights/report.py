@@ -9,6 +9,7 @@ prints.
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -46,12 +47,16 @@ class Table:
         ``color``: ANSI styles (bold heading, alarming rows and detail lines in red, dim footer);
         ``width``: cut every line to that many columns (a terminal's width, so a pager need not wrap).
         """
-        head = [c.title for c in self.columns]
-        cells = self.cells()
+        columns, cells = list(self.columns), self.cells()
+        head = [c.title for c in columns]
         widths = [max(len(row[i]) for row in cells + [head]) for i in range(len(head))]
+        if width is not None:  # drop whole columns from the right rather than cutting numbers in half
+            while len(columns) > 1 and sum(widths) + 2 * (len(widths) - 1) > width:
+                columns, widths, head = columns[:-1], widths[:-1], head[:-1]
+            cells = [row[:len(columns)] for row in cells]
 
         def line(values: list[str]) -> str:
-            text = "  ".join(f"{v:{c.align}{w}}" for v, c, w in zip(values, self.columns, widths)).rstrip()
+            text = "  ".join(f"{v:{c.align}{w}}" for v, c, w in zip(values, columns, widths)).rstrip()
             return text if width is None else text[:width]
 
         def paint(text: str, style: Optional[str]) -> str:
@@ -69,8 +74,9 @@ class Table:
                 out.append(paint(text, "alarm" if alarm else "dim"))
         if self.footer:
             out.append("")
-            out.extend(paint(f if width is None else f[:width], "bold" if i == 0 else "dim")
-                       for i, f in enumerate(self.footer))
+            for i, f in enumerate(self.footer):
+                wrapped = [f] if width is None else textwrap.wrap(f, width, subsequent_indent="    ") or [""]
+                out.extend(paint(w, "bold" if i == 0 else "dim") for w in wrapped)
         return "\n".join(out)
 
     def to_dict(self) -> dict:
@@ -122,6 +128,10 @@ SHORT_TYPE = {"convolutional": "conv", "maxpool": "max", "local_avgpool": "avg",
               "deconvolutional": "deconv", "connected": "connected", "scale_channels": "scale_channels"}
 # describe() tokens already shown in the filters and size columns
 _SHOWN_TOKENS = {"convolutional": 2, "maxpool": 1, "local_avgpool": 1}
+
+
+def _shape_text(c: int, h: int, w: int, size: int) -> str:
+    return f"{c}x{h}x{w}" if c and c * h * w == size else str(size)
 
 
 def _whc(s: Any) -> str:
@@ -224,7 +234,8 @@ def inspect(net: "Network", *, stats: bool = False) -> Table:
             entry["effective_output"] = list(layer.next_input.chw)  # antialiasing: what the next layer reads
         layers.append(entry)
         row = {**entry, "short": _short_type(layer), "filters": _filters(layer), "size": _size(layer),
-               "input": _whc(inp), "output": _whc(out), "options": _options(layer)}
+               "input": _whc(inp), "output": _whc(out), "options": _options(layer),
+               "io": f"{_shape_text(inp.c, inp.h, inp.w, inp.size)} -> {_shape_text(out.c, out.h, out.w, out.size)}"}
         lines = [_stats_line(a) for a in entry["arrays"] if "stats" in a]
         if lines:
             details[len(rows)] = lines
