@@ -26,6 +26,6 @@ from .weightsfile import Header, Param
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "save_weights", "default_model", "Network", "LayerView", "Header", "Param", "Dialect", "DIALECTS", "dialects",
-           "DarkweightsError", "CfgError",
+__all__ = ["load", "save_weights", "default_model", "Network", "LayerView", "Header", "Param", "Dialect", "DIALECTS",
+           "dialects", "DarkweightsError", "CfgError",
            "ShapeError", "WeightsError", "ArrayError", "UnsupportedError", "DarkweightsWarning", "__version__"]

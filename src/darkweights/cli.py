@@ -19,8 +19,8 @@ from .errors import DarkweightsError, DarkweightsWarning
 
 EXIT_USAGE = 2
 CFG_HELP = "the .cfg file, or a bundled model's name (see `darkweights models`)"
-WEIGHTS_HELP = "the .weights file (a bundled model's name brings its own)"
-JSON_HELP = "print one JSON object instead of the table"
+WEIGHTS_HELP = "the .weights file (the bundled yolo-fastest-1.1 brings its own)"
+JSON_HELP = "print one JSON object instead of text"
 DIALECT_CHOICES = (AUTO, *DIALECTS)
 
 
@@ -199,11 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cfg", help=CFG_HELP)
     p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
-    p.add_argument("--stats", action="store_true", help="min/max/mean/std, NaN/Inf counts and dead (all-zero) filters of every array")
+    p.add_argument("--stats", action="store_true",
+                   help="min/max/mean/std, NaN/Inf counts and dead (all-zero) filters of every array")
     common(p)
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("models", help="list the models usable by name (bundled cfgs, Yolo-Fastest 1.1 with weights)")
+    p = sub.add_parser("models",
+                       help="list the models usable by name (bundled cfgs, Yolo-Fastest 1.1 with weights)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_models)
 

@@ -252,7 +252,8 @@ def inspect(net: "Network", *, stats: bool = False) -> Table:
         "weights_bytes": net.weights_bytes(),
     }
     footer = [f"Total BFLOPS {total_bflops:5.3f} (counted as AlexeyAB Darknet counts them)",
-              f"input {net.channels}x{net.height}x{net.width}, {len(layers)} layers, {data['params']:,} parameters, "
+              f"cfg {net.path}: input {net.channels}x{net.height}x{net.width}, {len(layers)} layers, "
+              f"{data['params']:,} parameters, "
               f"weights file {data['weights_bytes']:,} bytes",
               f"dialect: {choice.describe()}"]
     if choice.note:
