@@ -28,8 +28,12 @@ def test_lenient_syntax(tmp_path):
 def test_inline_comment_on_string_warns(tmp_path):
     cfg = write_cfg(tmp_path, NET + "[convolutional]\nfilters=4 # four\nactivation=leaky # slope 0.1\n")
     with pytest.warns(dw.DarkweightsWarning, match="leaky#slope0.1"):
-        net = dw.load(cfg)
+        net = dw.load(cfg, dialect="alexeyab")
     assert net.layers[0].filters == 4 and net.layers[0].activation == "leaky"
+    # auto: only hank-ai strips inline comments, so it is taken, and a warning says what the others read
+    with pytest.warns(dw.DarkweightsWarning, match="AlexeyAB and pjreddie would read them into the value"):
+        net = dw.load(cfg)
+    assert net.dialect.name == "hankai" and net.layers[0].activation == "leaky"
 
 
 def test_first_duplicate_wins_and_rest_is_reported(tmp_path):

@@ -27,7 +27,7 @@ from .errors import CfgError, DarkweightsWarning
 class Option:
     """One ``key=value`` line; ``used`` records whether a layer read it (Darknet's ``option_unused``)."""
 
-    __slots__ = ("key", "value", "line", "comment", "used")
+    __slots__ = ("key", "value", "line", "comment", "used", "misread")
 
     def __init__(self, key: str, value: str, line: int, comment: str = "") -> None:
         self.key = key
@@ -35,6 +35,7 @@ class Option:
         self.line = line
         self.comment = comment  # inline comment removed from the value (lenient mode)
         self.used = False
+        self.misread = False  # lenient forks would glue the inline comment into this value
 
     def __repr__(self) -> str:
         return f"Option({self.key}={self.value!r}, line {self.line})"
@@ -272,6 +273,7 @@ class Options:
         if opt is None:
             return default
         if opt.comment and not self.strict:
+            opt.misread = True
             warnings.warn(f"{self.path}:{opt.line}: inline comment after {opt.key}={opt.value}: Darknet would read "
                           f"the value as {opt.value + '#' + opt.comment!r}", DarkweightsWarning, stacklevel=3)
         return opt.value

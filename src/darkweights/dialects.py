@@ -222,7 +222,7 @@ class Trial(NamedTuple):
     dialect: Dialect
     error: Optional[Exception] = None  # why it refuses the cfg
     ignored: Sequence[str] = ()  # "key at line N" options it would not read
-    inline_comments: int = 0  # options with a '# comment' after the value (only hank-ai strips them)
+    inline_comments: int = 0  # values a '# comment' would change (only hank-ai strips them)
     uses_bn: bool = False
 
 
@@ -281,6 +281,9 @@ def choose(trials: Sequence[Trial], revision: Optional[int], *, provenance: Opti
         comments = max(t.inline_comments for t in trials)  # counted by the lenient parsers
         if hk in ok and comments:
             reasons.append(f"{comments} inline '#' comment(s), which only hank-ai strips")
+            note = (f"{comments} inline '#' comment(s): hank-ai strips them, AlexeyAB and pjreddie would read them "
+                    "into the value (an unknown activation becomes relu); give --dialect alexeyab to see what "
+                    "AlexeyAB reads")
             ok = [hk]
     pick = next((t for t in ok if t.dialect is DEFAULT), ok[0])
     also = tuple(t.dialect.name for t in ok if t is not pick)

@@ -395,7 +395,8 @@ def _trial(cfg: PathLike, text: str, fork: Dialect, sizes: dict) -> tuple[Trial,
             net = Network(parsed, fork, **sizes)
         except DarkweightsError as exc:
             return Trial(fork, error=exc), None, []
-    comments = sum(1 for s in net.cfg.sections for o in s.options if o.comment)
+    # inline comments that change a value AB/pjreddie read (numbers read the same: atoi stops at '#')
+    comments = sum(1 for s in net.cfg.sections for o in s.options if o.misread)
     uses_bn = any(L.batch_normalize or L.type == "batchnorm" for L in net.layers)
     return Trial(fork, ignored=tuple(net._builder.ignored), inline_comments=comments, uses_bn=uses_bn), net, caught
 
