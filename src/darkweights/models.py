@@ -106,7 +106,8 @@ def table() -> "Table":
                Column("params", "params", ">", lambda v: f"{v:,}"),
                Column("weights_bytes", "weights size", ">", _mb), Column("dialect", "dialect"),
                Column("source", "source")]
-    footer = [f"{len(rows)} models; `darkweights inspect NAME` uses one by name when no such file exists"]
+    footer = [f"{len(rows)} models; `darkweights inspect NAME` uses one by name when no such file exists",
+              "weights size: the .weights file Darknet writes for the cfg (only yolo-fastest-1.1 ships one)"]
     return Table("", columns, rows, footer, {"models": rows})
 
 
