@@ -1,10 +1,15 @@
 """darkweights: Darknet ``.cfg`` + ``.weights`` models read, written and rebuilt exactly as Darknet does.
 
 >>> import darkweights
->>> net = darkweights.load("yolov4.cfg", "yolov4.weights")
->>> net.layers[0].output, list(net.arrays())[:2]
->>> darkweights.save_weights(net, "copy.weights")
+>>> net = darkweights.load("yolo-fastest")    # a bundled model by name; or load("yolov4.cfg", "yolov4.weights")
+>>> net[0].weights.shape                      # layer 0's weights: a zero-copy (filters, c, k, k) array
+(8, 3, 3, 3)
+>>> net[0].batchnorm.scales.dtype, len(net), net[-1].type
+(dtype('float32'), 131, 'yolo')
+>>> list(net.arrays())[:2]                    # every array by its stable export name
+['layer_000.biases', 'layer_000.scales']
 
+``net.save(path)`` writes it back byte-identical, ``net.summary()`` is ``darkweights inspect``'s table.
 Heavy backends are optional and imported lazily (``net.to_torch()`` needs ``[torch]``).
 """
 
@@ -16,10 +21,11 @@ from . import dialects
 from .api import default_model, save_weights
 from .dialects import DIALECTS, Dialect
 from .network import Network, load
+from .view import LayerView
 from .weightsfile import Header, Param
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "save_weights", "default_model", "Network", "Header", "Param", "Dialect", "DIALECTS", "dialects",
-           "DarkweightsError", "CfgError",
+__all__ = ["load", "save_weights", "default_model", "Network", "LayerView", "Header", "Param", "Dialect", "DIALECTS",
+           "dialects", "DarkweightsError", "CfgError",
            "ShapeError", "WeightsError", "ArrayError", "UnsupportedError", "DarkweightsWarning", "__version__"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import warnings
 from typing import Any, Optional, Sequence
@@ -16,6 +18,9 @@ from .dialects import AUTO, DIALECTS
 from .errors import DarkweightsError, DarkweightsWarning
 
 EXIT_USAGE = 2
+CFG_HELP = "the .cfg file, or a bundled model's name (see `darkweights models`)"
+WEIGHTS_HELP = "the .weights file (the bundled yolo-fastest-1.1 brings its own)"
+JSON_HELP = "print one JSON object instead of text"
 DIALECT_CHOICES = (AUTO, *DIALECTS)
 # optional module -> the extra that installs it
 EXTRAS = {"torch": "torch", "cv2": "verify", "PIL": "detect", "matplotlib": "plot", "tqdm": "progress", "onnx": "onnx",
@@ -60,8 +65,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .report import inspect
 
     table = inspect(_load(args, args.cfg, args.weights), stats=args.stats)
-    print(table.to_json() if args.json else table.to_text())
+    if args.json:
+        print(table.to_json())
+    else:
+        tty = sys.stdout.isatty()
+        color = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        print(table.to_text(color=color, width=_terminal_width()))
     return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import table
+
+    report = table()
+    print(report.to_json() if args.json else report.to_text(width=_terminal_width()))
+    return 0
+
+
+def _terminal_width() -> Optional[int]:
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 # -- extract / pack / init ------------------------------------------------------------------
@@ -245,17 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--width", type=int, help="override [net] width")
         p.add_argument("--height", type=int, help="override [net] height")
 
-    p = sub.add_parser("inspect", help="per-layer shapes, parameters and byte offsets")
-    p.add_argument("cfg")
-    p.add_argument("weights", nargs="?")
-    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    p.add_argument("--stats", action="store_true", help="min/max/mean/std and NaN/Inf counts of every array")
+    p = sub.add_parser("inspect", help="Darknet's layer table: shapes, BFLOPs, parameters, byte offsets")
+    p.add_argument("cfg", help=CFG_HELP)
+    p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.add_argument("--stats", action="store_true",
+                   help="min/max/mean/std, NaN/Inf counts and dead (all-zero) filters of every array")
     common(p)
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser("models",
+                       help="list the models usable by name (bundled cfgs, Yolo-Fastest 1.1 with weights)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("extract", help="weights -> .npz or .safetensors")
-    p.add_argument("cfg")
-    p.add_argument("weights")
+    p.add_argument("cfg", help=CFG_HELP)
+    p.add_argument("weights", help=WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, help="OUT.npz or OUT.safetensors")
     p.add_argument("--layers", help="only these layers, e.g. 0,5-7")
     p.add_argument("--cutoff", type=int, help="read only layers 0..N-1, like darknet's `partial` (then pack -> .conv.N)")
@@ -264,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pack", help=".npz/.safetensors/.pt state_dict/.onnx -> weights (cfg optional when embedded)")
     p.add_argument("cfg", help="the cfg, or the array file when it carries its cfg")
-    p.add_argument("arrays", nargs="?")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("arrays", nargs="?", help="the .npz, .safetensors or .pt file (when the first argument is the cfg)")
+    p.add_argument("-o", "--output", required=True, help="OUT.weights")
     p.add_argument("--header", help="major,minor,revision[,seen] (default: the source file's)")
     p.add_argument("--dialect", choices=DIALECT_CHOICES,
                    help="the fork's rules (default: the one the array file records, else auto)")
@@ -293,15 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("init", help="write a valid weights file of random values for a cfg")
-    p.add_argument("cfg")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("cfg", help=CFG_HELP)
+    p.add_argument("-o", "--output", required=True, help="OUT.weights")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0); the same seed, the same file")
     common(p)
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("verify", help="compare our forward pass with Darknet's fixture or OpenCV, layer by layer")
-    p.add_argument("cfg", nargs="?")
-    p.add_argument("weights", nargs="?")
+    p.add_argument("cfg", nargs="?", help=CFG_HELP)
+    p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("--fixture", help="a fixture directory (model.cfg, model.weights, input.npy, outputs.npz)")
     p.add_argument("--against", choices=("opencv",), help="cross-check with OpenCV's Darknet importer")
     p.add_argument("--teacher-forcing", action="store_true", help="feed each layer the reference inputs")
@@ -317,16 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "PyTorch model (against --fixture DIR, or against our PyTorch model of CFG WEIGHTS)")
     p.add_argument("--ort-level", choices=("disable", "basic", "extended", "all"), default="extended",
                    help="with --onnx: onnxruntime graph optimisation level (default: extended)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     common(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("detect", help="run a detector on images (default: the bundled Yolo-Fastest 1.1)")
-    p.add_argument("paths", nargs="*", metavar="[CFG WEIGHTS] IMAGE")
+    p.add_argument("paths", nargs="*", metavar="[CFG WEIGHTS] IMAGE",
+                   help="images, optionally after a cfg and its weights (default model: Yolo-Fastest 1.1)")
     p.add_argument("--sample", action="store_true", help="also run on the bundled sample photo (dog.jpg)")
     p.add_argument("--names", help="class names file (default: coco.names with the bundled model)")
     p.add_argument("-o", "--output", help="OUT.png with the boxes drawn (one image), or a directory")
-    p.add_argument("--json", action="store_true", help="print detections as JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--thresh", type=float, default=None,
                    help="class probability threshold (default: that of the dialect's `detector test`: 0.25, "
                         "0.5 with --dialect pjreddie)")
@@ -393,6 +422,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"darkweights: error: this command needs an optional dependency ({missing}); {hint}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `| head`: before OSError, of which it is one
+        sys.stderr.close()
         return 0
     except OSError as exc:
         print(f"darkweights: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

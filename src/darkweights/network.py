@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
-from typing import IO, TYPE_CHECKING, Iterable, Mapping, Optional, Sequence, Union
+from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from . import dialects
 from .cfg import CfgFile, read_cfg, read_cfg_text
@@ -25,6 +25,8 @@ from .weightsfile import (Header, Param, Source, as_buffer, export_key, map_body
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from .view import LayerView
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -109,9 +111,37 @@ class Network:
     def __len__(self) -> int:
         return len(self.layers)
 
+    def __getitem__(self, index: Union[int, slice]) -> Union["LayerView", list["LayerView"]]:
+        """``net[0]`` is layer 0 (negative indexes and slices too): a :class:`~darkweights.view.LayerView`
+        whose ``.weights``, ``.biases``, ``.batchnorm`` are zero-copy arrays."""
+        from .view import LayerView
+
+        if isinstance(index, slice):
+            return [LayerView(self, i) for i in range(*index.indices(len(self.layers)))]
+        i = index.__index__()
+        n = len(self.layers)
+        if not -n <= i < n:
+            raise IndexError(f"layer {index} out of range: the network has {n} layers (0..{n - 1})")
+        return LayerView(self, i % n)
+
+    def __iter__(self) -> Iterator["LayerView"]:
+        from .view import LayerView
+
+        return (LayerView(self, i) for i in range(len(self.layers)))
+
     def __repr__(self) -> str:
+        weights = (f", weights {os.path.basename(self.weights_path)}" if self.weights_path
+                   else ", weights in memory" if self.has_weights else "")
         return (f"<Network {os.path.basename(self.path or '?')}: {len(self.layers)} layers, input {self.input}, "
-                f"{self.param_count():,} parameters, dialect {self.dialect.name}>")
+                f"{self.param_count():,} parameters, dialect {self.dialect.name}{weights}>")
+
+    def summary(self, *, stats: bool = False) -> str:
+        """The ``darkweights inspect`` table as text (AlexeyAB's layer table with BFLOPs, totals,
+        header, dialect); ``stats`` adds per-array statistics. :func:`darkweights.report.inspect`
+        returns it as data."""
+        from .report import inspect
+
+        return inspect(self, stats=stats).to_text()
 
     @property
     def output_index(self) -> int:
@@ -302,6 +332,13 @@ class Network:
         source = source_name(self._source) if self._source is not None else ""
         return write_weights(path, header, params, arrays, source=source)
 
+    def save(self, path: Union[PathLike, IO[bytes]], **options: object) -> int:
+        """``net.save(path)`` = ``darkweights.save_weights(net, path)``: the bound arrays, byte-identical
+        to the file they came from (``options``: ``header=``, ``seen=``, ``cutoff=``)."""
+        from .api import save_weights
+
+        return save_weights(self, path, **options)  # type: ignore[arg-type]
+
 
 def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: DialectLike = "auto",
          width: Optional[int] = None, height: Optional[int] = None, channels: Optional[int] = None,
@@ -311,7 +348,19 @@ def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: DialectLik
     ``dialect`` names the fork whose rules apply; ``"auto"`` (the default) decides from the files
     and records why in ``net.dialect_choice``. ``provenance`` is a fork named by the files' own
     metadata (a fixture's ``layers.json``), which auto trusts unless that fork refuses the cfg.
+    A bare name that is not a file (``"yolov4"``) is a bundled model (:mod:`darkweights.models`).
+
+    >>> import darkweights
+    >>> net = darkweights.load("yolov4")                 # a bundled cfg, no weights: shapes and layout only
+    >>> net[0].shapes["weights"], net.layers[-1].type, net.weights_bytes()
+    ((32, 3, 3, 3), 'yolo', 257717640)
+    >>> darkweights.load("yolov4", width=416, height=416)[0].output
+    Shape(c=32, h=416, w=416, size=5537792)
     """
+    if cfg_text is None:
+        from .models import resolve
+
+        cfg, weights = resolve(cfg, weights)
     name = dialects.check(dialect)
     sizes = dict(width=width, height=height, channels=channels)
     if name == dialects.AUTO:
