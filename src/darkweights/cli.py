@@ -334,17 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", choices=("opencv",), help="cross-check with OpenCV's Darknet importer")
     p.add_argument("--teacher-forcing", action="store_true", help="feed each layer the reference inputs")
     p.add_argument("--bn-eps", choices=("darknet", "opencv"), default="darknet",
-                   help="with --against opencv: run our model with OpenCV's BN epsilon (1e-6) to compare trained "
-                        "weights tightly; default: Darknet's 1e-5 (use random-statistics weights)")
+                   help="with --against opencv: OpenCV's BN eps 1e-6 (trained weights); default Darknet's 1e-5")
     p.add_argument("--direct", action="store_true",
                    help="compute every convolution directly (default: Winograd F(2,3) for wide 3x3 stride-1 ones)")
     p.add_argument("--float64", action="store_true",
-                   help="with --fixture: run our model in float64, so that what differs is Darknet's own float32 "
-                        "rounding (tells summation-order noise from a real divergence)")
-    p.add_argument("--onnx", metavar="MODEL", help="check an exported ONNX model in onnxruntime instead of our "
-                   "PyTorch model (against --fixture DIR, or against our PyTorch model of CFG WEIGHTS)")
+                   help="with --fixture: our model in float64 (what is left is Darknet's own float32 rounding)")
+    p.add_argument("--onnx", metavar="MODEL", help="check an ONNX export in onnxruntime (against --fixture DIR "
+                   "or our model of CFG WEIGHTS)")
     p.add_argument("--ort-level", choices=("disable", "basic", "extended", "all"), default="extended",
-                   help="with --onnx: onnxruntime graph optimisation level (default: extended)")
+                   help="with --onnx: onnxruntime graph optimisation (default: extended)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     common(p)
     p.set_defaults(func=cmd_verify)
@@ -379,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cfg")
     p.add_argument("weights")
     p.add_argument("-o", "--output", required=True, help="OUT.png")
-    p.add_argument("--dpi", type=int, default=100)
+    p.add_argument("--dpi", type=int, default=100, help="resolution of the PNG (default: 100)")
     common(p)
     p.set_defaults(func=cmd_plot)
 
