@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Iterable, Mapping, Optional, Sequence, Uni
 
 from .activations import ACTIVATIONS
 from .cfg import CfgFile, Options, Section, check_dialect, read_cfg
-from .errors import CfgError, DarkweightsWarning, ShapeError, WeightsError
+from .errors import ArgumentError, CfgError, DarkweightsWarning, ShapeError, WeightsError
 from .layers import HEADERS, Layer, Shape
 from .weightsfile import (Header, Param, Source, as_buffer, map_body, read_floats, read_header, source_name, view,
                           write_weights)
@@ -344,8 +344,15 @@ def header_from(value: Union[Header, Mapping, Sequence[int], None], dialect: str
     """Accept a Header, a dict from ``Header.as_dict`` or ``(major, minor, revision[, seen])``."""
     if value is None or isinstance(value, Header):
         return value
-    if isinstance(value, Mapping):
-        return Header.make(int(value["major"]), int(value["minor"]), int(value["revision"]),
-                           int(value.get("seen", 0)), dialect)
-    vals = [int(v) for v in value]
-    return Header.make(vals[0], vals[1], vals[2], vals[3] if len(vals) > 3 else 0, dialect)
+    try:
+        if isinstance(value, Mapping):
+            vals = [int(value["major"]), int(value["minor"]), int(value["revision"]), int(value.get("seen", 0))]
+        else:
+            vals = [int(v) for v in value]
+            vals += [0] * (len(vals) == 3)
+        if len(vals) != 4 or not all(-2 ** 31 <= v < 2 ** 31 for v in vals[:3]) or not 0 <= vals[3] < 2 ** 64:
+            raise ValueError
+    except (ValueError, TypeError, KeyError, OverflowError):
+        raise ArgumentError(f"header {value!r:.80}: expected major, minor, revision[, seen] (32-bit ints, seen "
+                            "unsigned)") from None
+    return Header.make(vals[0], vals[1], vals[2], vals[3], dialect)

@@ -32,6 +32,8 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from .errors import ArgumentError
+
 PathLike = Union[str, Path]
 
 TEACHER_FORCED_TOLERANCE = 1e-5
@@ -350,14 +352,14 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
     from .torch import build
 
     if not net.has_weights:
-        raise ValueError("compare_with_opencv needs a network with weights (darkweights.load(cfg, weights))")
+        raise ArgumentError("compare_with_opencv needs a network with weights (darkweights.load(cfg, weights))")
     if x is None:
         x = np.random.default_rng(seed).random((net.channels, net.height, net.width), dtype=np.float32)
     x = np.asarray(x, np.float32)
     if x.ndim == 3:
         x = x[None]
     if bn_eps not in ("darknet", "opencv"):
-        raise ValueError(f"bn_eps must be 'darknet' or 'opencv', not {bn_eps!r}")
+        raise ArgumentError(f"bn_eps must be 'darknet' or 'opencv', not {bn_eps!r}")
     if tolerance is None:
         tolerance = OPENCV_TOLERANCE if bn_eps == "darknet" else OPENCV_MATCHED_EPS_TOLERANCE
     if model is None:

@@ -247,8 +247,11 @@ def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
 
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
         value = value.detach().cpu().numpy()  # type: ignore[attr-defined]
-    arr = np.asarray(value)
     where = f"{source}: " if source else ""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged lists, objects numpy cannot convert
+        raise ArrayError(f"{where}{p.key} is not an array: {str(exc).splitlines()[0][:120]}", layer=p.layer) from None
     if arr.dtype.kind not in "fiub":
         raise ArrayError(f"{where}{p.key} has dtype {arr.dtype}, expected float32", layer=p.layer)
     if tuple(arr.shape) != tuple(p.shape):

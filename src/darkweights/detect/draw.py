@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from ..errors import DarkweightsError
+from ..errors import ArgumentError, DarkweightsError
 from .image import image_to_uint8
 
 __all__ = ["draw_detections", "class_color"]
@@ -70,7 +70,7 @@ def _to_pil(image: Union[PathLike, np.ndarray]):
             return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")  # (H, W, 3) uint8 RGB
         if arr.ndim == 2:
             return Image.fromarray(image_to_uint8(arr[None].astype(np.float32)), mode="RGB")
-        raise ValueError(f"cannot draw on an array shaped {arr.shape} ({arr.dtype}); use (C,H,W) float or (H,W,3) uint8")
+        raise ArgumentError(f"cannot draw on an array shaped {arr.shape} ({arr.dtype}); use (C,H,W) float or (H,W,3) uint8")
     try:
         with Image.open(image) as img:
             return img.convert("RGB")

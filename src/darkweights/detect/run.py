@@ -26,7 +26,7 @@ from ..errors import DarkweightsError, DarkweightsWarning, UnsupportedError
 from .boxes import (Detections, do_nms_sort_pjreddie, get_gaussian_yolo_detections, get_region_detections,
                     get_region_detections_pjreddie, get_yolo_detections, get_yolo_detections_pjreddie, nms,
                     to_records)
-from .image import letterbox_image, load_image, resize_image
+from .image import letterbox_image, network_input, resize_image
 
 HEADS = ("yolo", "gaussian_yolo", "region")
 SECTION = {"gaussian_yolo": "Gaussian_yolo"}  # cfg header spelling, for messages
@@ -145,10 +145,12 @@ class Detector:
         """The heads' outputs (``{layer index: tensor}``) for an image, and the image's width and height."""
         import torch
 
-        im = load_image(image) if not isinstance(image, np.ndarray) else image
-        _, h, w = im.shape
         net = self.net
-        sized = (letterbox_image if self.letterbox else resize_image)(im, net.width, net.height)
+        if isinstance(image, np.ndarray):
+            _, h, w = image.shape
+            sized = (letterbox_image if self.letterbox else resize_image)(image, net.width, net.height)
+        else:
+            sized, w, h = network_input(image, net.width, net.height, self.letterbox)
         with torch.inference_mode():
             # only the heads: the model then keeps route concatenations lazy and drops dead outputs
             heads = self.model(torch.from_numpy(np.ascontiguousarray(sized))[None])

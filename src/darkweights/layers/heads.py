@@ -12,6 +12,7 @@ from .base import Layer, Shape, register
 if TYPE_CHECKING:
     from ..network import Builder
 
+YOLO_POINTS = ("center", "left_top", "right_bottom")  # parse_gaussian_yolo
 NMS_KINDS = ("default", "greedynms", "diounms")  # parse_yolo; parse_gaussian_yolo also knows cornersnms
 
 YOLO_TRAINING = ("max", "jitter", "resize", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "map",
@@ -43,6 +44,12 @@ class _YoloBase(Layer):
             self.nms_kind = "default"  # AB falls back silently
         self.beta_nms = opts.float("beta_nms", 0.6)
         self.yolo_point = opts.str("yolo_point", "center") if self.type == "gaussian_yolo" else "center"
+        if self.yolo_point not in YOLO_POINTS:
+            # AB parse_gaussian_yolo: anything but left_top/right_bottom silently means center
+            warnings.warn(f"{builder.path}:{self.section.find('yolo_point').line}: yolo_point={self.yolo_point!r} is "
+                          f"not one of {', '.join(YOLO_POINTS)}: Darknet uses center", DarkweightsWarning,
+                          stacklevel=4)
+            self.yolo_point = "center"
         if self.type == "gaussian_yolo":
             opts.ignore("uc_normalizer")
         if not self.input.is_image:
