@@ -17,6 +17,7 @@ from .activations import ACTIVATIONS
 from .cfg import CfgFile, Options, Section, check_dialect, read_cfg
 from .errors import ArgumentError, CfgError, DarkweightsWarning, ShapeError, WeightsError
 from .layers import HEADERS, Layer, Shape
+from .limits import INT_MAX
 from .weightsfile import (Header, Param, Source, as_buffer, map_body, read_floats, read_header, source_name, view,
                           write_weights)
 
@@ -82,6 +83,19 @@ class Builder:
         return name
 
 
+def check_sizes(layer: Layer, builder: Builder) -> None:
+    """Darknet holds outputs and array sizes in C ints: a cfg beyond them cannot work (its arithmetic
+    wraps), and refusing it here means nothing is ever allocated from such a size."""
+    out = layer.output
+    if max(out.size, out.c * out.h * out.w, layer.next_input.size) > INT_MAX:
+        raise layer.shape_error(f"output {out} has more than {INT_MAX:,} values: Darknet's int sizes would overflow",
+                                builder)
+    for spec in layer.arrays():
+        if spec.count > INT_MAX:
+            raise layer.shape_error(f"array {spec.name} {spec.shape} has more than {INT_MAX:,} values: Darknet's "
+                                    "int sizes would overflow", builder)
+
+
 class Network:
     """A Darknet network: its cfg, layers with shapes, stored-array layout and (optionally) weights."""
 
@@ -107,6 +121,9 @@ class Network:
                            file=self.path, line=cfg.net.line)
         if min(self.width, self.height, self.channels) < 0:
             raise CfgError("[net] width, height and channels must be positive", file=self.path, line=cfg.net.line)
+        if max(self.inputs, self.width * self.height * self.channels) > INT_MAX:
+            raise CfgError(f"[net] input {self.width}x{self.height}x{self.channels} has more than {INT_MAX:,} values: "
+                           "Darknet's int sizes would overflow", file=self.path, line=cfg.net.line)
         shape = Shape(self.channels, self.height, self.width, self.inputs)
         self.input = shape
         for index, section in enumerate(cfg.layers):
@@ -120,6 +137,7 @@ class Network:
                 raise CfgError(f"[{section.name}] is not supported by {FORK_NAMES[dialect]} Darknet (only by {forks}); "
                                "choose another dialect", file=self.path, line=section.line, layer=index)
             layer = cls(index, section, shape, builder)
+            check_sizes(layer, builder)
             builder.layers.append(layer)
             shape = layer.next_input
         self.layers: list[Layer] = builder.layers
