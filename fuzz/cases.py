@@ -378,7 +378,7 @@ def mutate_arrays(rng: random.Random, arrays: dict) -> dict:
             out[k] = np.asfortranarray(np.ascontiguousarray(a)) if a.ndim > 1 else a[::-1]
         elif op == 6:
             out[k] = np.zeros((0,) + a.shape[1:], np.float32)
-        elif op == 7:
+        elif op == 7 and a.dtype.kind in "fiub":
             b = np.array(a, np.float32)
             if b.size:
                 b.reshape(-1)[rng.randrange(b.size)] = rng.choice((np.nan, np.inf))

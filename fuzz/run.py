@@ -70,7 +70,12 @@ def main() -> int:
         for n, seed in enumerate(seeds):
             rng = random.Random(seed)
             family = rng.choices(families, weights)[0]
-            case = GENERATORS[family](rng, Path(tmp))
+            try:
+                case = GENERATORS[family](rng, Path(tmp))
+            except Exception as exc:  # noqa: BLE001 - a bug in the generator, not in darkweights
+                counts["generator bug"] += 1
+                failures.append(f"seed {seed} [{family}] generator bug: {exc!r}\n")
+                continue
             out = run_case(case, args.time_limit)
             status = out.status
             if status == "ok" or status == "error":
@@ -94,7 +99,7 @@ def main() -> int:
     print(f"fuzz: {total} cases ({', '.join(f'{k} {v}' for k, v in sorted(by_family.items()))}) in {elapsed:.0f} s; "
           f"{counts['ok']} valid, {counts['error']} rejected with {len(kinds)} distinct error kinds; "
           f"{counts['unexpected']} unexpected, {counts['hang']} hangs, {counts['overalloc']} over-allocations; "
-          f"peak RSS {peak_rss_mb():.0f} MB" + (f"; failures in {args.log}" if failures else ""))
+          f"peak RSS {peak_rss_mb():.0f} MB" + (f"; {counts['generator bug']} generator bugs" if counts["generator bug"] else "") + (f"; failures in {args.log}" if failures else ""))
     if args.kinds:
         for k, v in kinds.most_common():
             print(f"{v:7d}  {k}", file=sys.stderr)

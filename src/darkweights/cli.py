@@ -35,6 +35,13 @@ def parse_layers(spec: Optional[str]) -> Optional[list[int]]:
     return out
 
 
+def _check_output(args: argparse.Namespace, *inputs: Optional[str]) -> None:
+    """Refuse ``-o`` when it names an input, or an existing file without ``--force``, before any work."""
+    from .atomic import check_output
+
+    check_output(args.output, force=args.force, inputs=inputs)
+
+
 def _load(args: argparse.Namespace, cfg: Any, weights: Any = None):  # noqa: ANN202
     from .network import load
 
@@ -156,6 +163,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from .export import export_arrays
 
+    _check_output(args, args.cfg, args.weights)
     net = _load(args, args.cfg, args.weights)
     layers = parse_layers(args.layers)
     n = export_arrays(net, args.output, layers=layers)
@@ -169,9 +177,13 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     if args.arrays is None:  # `pack ARRAYS -o OUT`: the cfg comes from the file's metadata
         args.cfg, args.arrays = None, args.cfg
+    _check_output(args, args.cfg, args.arrays)
     header = None
     if args.header:
-        header = [int(v) for v in args.header.split(",")]
+        try:
+            header = [int(v) for v in args.header.split(",")]
+        except ValueError:
+            raise DarkweightsError(f"--header {args.header!r}: expected major,minor,revision[,seen]") from None
     n = pack(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect_explicit, header=header)
     print(f"wrote {args.output} ({n:,} bytes)", file=sys.stderr)
     return 0
@@ -180,6 +192,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from .synth import init
 
+    _check_output(args, args.cfg)
     net = _load(args, args.cfg)
     n = init(net, args.output, seed=args.seed)
     print(f"wrote {args.output} ({n:,} bytes, seed {args.seed})", file=sys.stderr)
@@ -226,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="darkweights", description="Read, write, convert and verify Darknet "
                                      ".cfg/.weights models exactly as Darknet does.")
     parser.add_argument("--version", action="version", version=f"darkweights {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -242,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_inspect)
 
+    def writes(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-f", "--force", action="store_true", help="replace the output if it exists")
+
     p = sub.add_parser("extract", help="weights -> .npz or .safetensors")
     p.add_argument("cfg")
     p.add_argument("weights")
@@ -249,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", help="only these layers, e.g. 0,5-7")
     p.add_argument("--cutoff", type=int, help="read only layers 0..N-1, like darknet's `partial` (then pack -> .conv.N)")
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("pack", help=".npz/.safetensors/.pt state_dict -> weights (cfg optional when embedded)")
@@ -257,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--header", help="major,minor,revision[,seen] (default: the source file's)")
     p.add_argument("--dialect", dest="dialect_explicit", choices=("alexeyab", "pjreddie", "hankai"))
+    writes(p)
     p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("init", help="write a valid weights file of random values for a cfg")
@@ -264,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--seed", type=int, default=0)
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("verify", help="compare our forward pass with Darknet's fixture or OpenCV, layer by layer")
@@ -297,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--letterbox", action="store_true",
                    help="force letterbox resizing (--dialect pjreddie always letterboxes, as its detector test)")
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_detect)
+    for p in sub.choices.values():  # --debug also after the command; SUPPRESS keeps one given before it
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -306,31 +329,67 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
     print(f"{prefix}: {message}", file=sys.stderr)
 
 
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in darkweights, not in the user's files
+
+
+def _error(message: str) -> None:
+    print(f"darkweights: error: {message}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush stays silent."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command. Exit status: 0 success, 1 a verification failed, 2 a user error (one line on
+    stderr), 130/143 interrupted, 141 the reader of our output went away (``| head``)."""
+    import os
+
+    from .atomic import Terminated
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(args.debug or os.environ.get("DARKWEIGHTS_DEBUG"))
     warnings.showwarning = _show_warning
     try:
-        return int(args.func(args) or 0)
-    except DarkweightsError as exc:
-        print(f"darkweights: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ImportError as exc:
-        missing = getattr(exc, "name", None) or str(exc)
-        print(f"darkweights: error: this command needs an optional dependency ({missing}); install "
-              "`darkweights[torch]` (and `[verify]` for OpenCV, `[detect]` for images)", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"darkweights: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except MemoryError:
-        print("darkweights: error: out of memory (does the cfg ask for absurdly large layers?)", file=sys.stderr)
-        return EXIT_USAGE
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a broken pipe surfaces here, inside the handlers
+        return code
+    except BrokenPipeError:  # before OSError, which it is a subclass of
+        _quiet_stdout()
+        return 141
     except KeyboardInterrupt:
         print("darkweights: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except Terminated:
+        print("darkweights: terminated", file=sys.stderr)
+        return 143
+    except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
+        if debug:
+            raise
+        if isinstance(exc, DarkweightsError):
+            _error(str(exc))
+        elif isinstance(exc, ImportError):
+            missing = getattr(exc, "name", None) or str(exc)
+            _error(f"this command needs an optional dependency ({missing}); install `darkweights[torch]` (and "
+                   "`[verify]` for OpenCV, `[detect]` for images)")
+        elif isinstance(exc, OSError):
+            where = f"{exc.filename}: " if exc.filename else ""
+            _error(f"{where}{exc.strerror or exc}")
+        elif isinstance(exc, MemoryError):
+            _error("out of memory (does the cfg ask for absurdly large layers?)")
+        else:
+            _error(f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "
+                   "(a bug in darkweights: please report it with the output of --debug)")
+            return EXIT_INTERNAL
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ class ImageError(DarkweightsError):
     """An image file that cannot be decoded (corrupt, truncated, too large, unknown format)."""
 
 
-class OutputError(DarkweightsError):
-    """An output that must not be written: it exists (without ``force``), it is an input, the disk is full."""
+class OutputError(DarkweightsError, OSError):
+    """An output that cannot or must not be written: it exists (without ``force``), it is an input, the disk
+    is full (also an ``OSError``, what writing raised before)."""
 
 
 class ArgumentError(DarkweightsError, ValueError, TypeError):

@@ -68,7 +68,7 @@ def _write_npz(net: Network, path: PathLike, layers: Optional[Iterable[int]]) ->
 
     arrays = net.arrays(layers=layers)
     arrays[META_KEY] = np.array(json.dumps(metadata(net)))
-    with atomic_output(path) as f:
+    with atomic_output(path, inputs=[net.weights_path, net.path]) as f:
         np.savez(f, **arrays)
         return f.tell()
 
@@ -91,7 +91,7 @@ def _write_safetensors(net: Network, path: PathLike, layers: Optional[Iterable[i
     # kernel copy whole pages (measured 1.5x faster than a misaligned copy on ext4)
     align = 1 << 16 if whole and pos > 16 << 20 else 8
     head += b" " * (-(8 + len(head)) % align)
-    with atomic_output(path) as f:
+    with atomic_output(path, inputs=[net.weights_path, net.path]) as f:
         f.write(struct.pack("<Q", len(head)))
         f.write(head)
         if whole:
@@ -297,8 +297,11 @@ def pack(arrays_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None
     """Arrays (``.npz``/``.safetensors``) → ``.weights``: the way home after editing the numbers."""
     from .api import save_weights
 
+    from .atomic import check_output
     from .errors import DarkweightsError
 
+    if isinstance(out, (str, os.PathLike)):
+        check_output(out, inputs=[arrays_path, cfg])
     arrays, meta = read_arrays(arrays_path)
     try:
         net = network_from_metadata(meta, cfg, dialect, source=arrays_path)

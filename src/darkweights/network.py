@@ -343,7 +343,7 @@ class Network:
             cutoff = self.cutoff
         params = self.layout(header, mode="save", cutoff=cutoff)
         source = source_name(self._source) if self._source is not None else ""
-        return write_weights(dest, header, params, arrays, source=source)
+        return write_weights(dest, header, params, arrays, source=source, inputs=[self.weights_path, self.path])
 
 
 def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: str = "alexeyab",

@@ -74,7 +74,7 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
             raise WeightsError(f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free",
                                file=os.fspath(path))  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
-    with output(path) as f:
+    with output(path, inputs=[net.path]) as f:
         f.write(header.to_bytes())
         for p in params:
             lo, hi = value_range(net, p)

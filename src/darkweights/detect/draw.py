@@ -6,12 +6,12 @@ Pillow is an optional dependency, imported inside the functions.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..errors import ArgumentError, DarkweightsError
 from .image import image_to_uint8
 
@@ -167,20 +167,6 @@ def draw_detections(
         draw.text((lx + pad, ly + pad - toff), text, fill=text_color, font=font)
 
     out = Path(out_png_path)
-    directory = out.parent if str(out.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp creates 0600; give the PNG the usual umask-based mode
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(out) as fh:
+        img.save(fh, format="PNG")
     return out

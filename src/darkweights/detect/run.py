@@ -204,10 +204,16 @@ def run_detect(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and len(images) > 1 and not out.is_dir():
         raise DarkweightsError(f"-o {out}: with several images, -o must be an existing directory")
+    if out is not None:
+        from ..atomic import check_output
+
+        for image in images:
+            target = out / (Path(image).stem + ".png") if out.is_dir() else out
+            check_output(target, force=getattr(args, "force", True), inputs=[cfg, weights, *images])
     results = {}
     for image in images:
         if not Path(image).is_file():
-            raise DarkweightsError(f"{image}: no such image file")
+            raise DarkweightsError("no such image file", file=image)
         records = detector(image, thresh=args.thresh, nms_thresh=args.nms)
         results[image] = records
         if out is not None:
