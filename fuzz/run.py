@@ -59,6 +59,7 @@ def main() -> int:
     if hard == resource.RLIM_INFINITY or cap < hard:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
+    Path(args.log).write_text("")
     counts: collections.Counter = collections.Counter()
     kinds: collections.Counter = collections.Counter()
     by_family: collections.Counter = collections.Counter()
@@ -75,6 +76,8 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - a bug in the generator, not in darkweights
                 counts["generator bug"] += 1
                 failures.append(f"seed {seed} [{family}] generator bug: {exc!r}\n")
+                with open(args.log, "a") as log:
+                    log.write(failures[-1] + "\n")
                 continue
             out = run_case(case, args.time_limit)
             status = out.status
@@ -88,13 +91,13 @@ def main() -> int:
                 kinds[out.kind] += 1
             if status not in ("ok", "error"):
                 failures.append(f"seed {seed} [{family}] {status}: {out.kind}\n{out.detail}\n")
+                with open(args.log, "a") as log:  # as they happen: a long run can be watched
+                    log.write(failures[-1] + "\n")
             if args.replay is not None:
                 print(status, out.kind, out.detail, sep="\n")
             if n and n % 5000 == 0:
                 print(f"... {n} cases, {dict(counts)}", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - start
-    if failures:
-        Path(args.log).write_text("\n".join(failures))
     total = sum(counts.values())
     print(f"fuzz: {total} cases ({', '.join(f'{k} {v}' for k, v in sorted(by_family.items()))}) in {elapsed:.0f} s; "
           f"{counts['ok']} valid, {counts['error']} rejected with {len(kinds)} distinct error kinds; "

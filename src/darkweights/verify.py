@@ -316,6 +316,48 @@ def _decode_yolo_like_opencv(layer: Any, y: np.ndarray, net_w: int, net_h: int) 
     return out.reshape(h * w * n, 5 + k)
 
 
+def _compare_decoded_head(layer: Any, net: Any, mine: np.ndarray, ref: np.ndarray,
+                          z_max: float) -> tuple[float, float, float, str]:
+    """Compare decoded head rows ``(H*W*n, 5+K)`` part by part, each where it is well-conditioned.
+
+    Box sizes are ``exp(t) * anchor``: with random weights ``t`` reaches ~20, so ``exp`` turns a
+    relative 1e-5 difference of the head's input (float noise, OpenCV's BN epsilon) into values
+    up to 1e8 whose error swamps every other number in one max-normalised error. They are
+    compared as ``t = log(w * norm / anchor)``, the linear output the network computed, relative
+    to its own range. x, y, objectness and class scores are logistic (products of them): compared
+    as they are, relative to what a relative error of the head's input ``z`` can move them
+    (``sigma' <= 1/4``, at most two factors: ``0.5 * max|z|``), not to their own range of ~1.
+    A wrong model moves ``t`` or the logistic parts beyond that and still fails (and the layer
+    before the head is compared raw); a right one no longer fails because of ``exp``.
+    """
+    n = len(layer.mask) if layer.type == "yolo" else layer.num
+    pairs = np.array(layer.anchors, np.float64).reshape(-1, 2)
+    anchors = pairs[layer.mask] if layer.type == "yolo" else pairs[:n]
+    norm = (net.width, net.height) if layer.type == "yolo" else (layer.input.w, layer.input.h)
+    row_anchor = anchors[np.arange(mine.shape[0]) % n]  # rows are (y, x, anchor)
+    keep = ref[:, 5:] != 0  # OpenCV zeroes class scores below its threshold / after NMS
+    parts = {"xy": (mine[:, 0:2], ref[:, 0:2]), "objectness": (mine[:, 4], ref[:, 4]),
+             "classes": (mine[:, 5:][keep], ref[:, 5:][keep])}
+    if layer.type == "yolo" and layer.new_coords:
+        parts["wh"] = (mine[:, 2:4], ref[:, 2:4])  # (2 logistic)^2 * anchor: bounded, compared as is
+    else:
+        def raw(v: np.ndarray) -> np.ndarray:
+            with np.errstate(divide="ignore"):
+                return np.log(np.maximum(np.asarray(v, np.float64), 1e-37) * np.array(norm) / row_anchor)
+        parts["wh (log)"] = (raw(mine[:, 2:4]), raw(ref[:, 2:4]))
+    results = {}
+    for name, (a, b) in parts.items():
+        diff, scale, rel, extra = compare_arrays(a, b)
+        if not name.startswith("wh (log)") and math.isfinite(rel) and diff > 0:
+            scale = max(scale, 0.5 * z_max)
+            rel = diff / scale
+        results[name] = (diff, scale, rel, extra)
+    worst = max(results, key=lambda k: results[k][2])
+    diff, scale, rel, extra = results[worst]
+    detail = ", ".join(f"{k} {v[2]:.2g}" for k, v in results.items())
+    return diff, scale, rel, f"worst part {worst}; {detail}" + (f"; {extra}" if extra else "")
+
+
 def _decode_region_like_opencv(layer: Any, y: np.ndarray) -> np.ndarray:
     """Our AlexeyAB ``[region]`` rows in OpenCV's decoded format."""
     n, k = layer.num, layer.classes
@@ -418,15 +460,15 @@ def _fill_opencv_rows(report: Report, net: Any, ours: list, results: dict, mappi
         elif layer.type == "region":
             mine = _decode_region_like_opencv(layer, mine)
         if layer.type in ("yolo", "region"):
-            ref = ref.reshape(mine.shape)
-            keep = np.ones_like(ref, bool)
-            keep[:, 5:] = ref[:, 5:] != 0  # OpenCV zeroes class scores below its threshold / after NMS
-            mine, ref = mine[keep], ref[keep]
+            z = ours[i - 1].detach().numpy() if i > 0 else mine  # the head's input: the raw linear outputs
+            z_max = float(np.max(np.abs(z))) if z.size else 0.0
+            diff, scale, rel, extra = _compare_decoded_head(layer, net, mine, ref.reshape(mine.shape), z_max)
             note += " (decoded by OpenCV; zeroed class scores skipped)"
         elif mine.size != ref.size:
             report.skipped.append({"index": i, "type": layer.type, "reason": f"OpenCV {mapping[i]} has "
                                    f"{ref.size} values, ours {mine.size}"})
             continue
-        diff, scale, rel, extra = compare_arrays(mine, ref)
+        else:
+            diff, scale, rel, extra = compare_arrays(mine, ref)
         report.rows.append(Row(i, layer.type, diff, scale, rel, tolerance, bool(rel <= tolerance),
                                (note + (" " + extra if extra else "")).strip()))
