@@ -23,16 +23,17 @@ Tolerance rules (``../shared/fixtures/README.md``, "Tolerances"):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, UnsupportedError
 
 PathLike = Union[str, Path]
 
@@ -274,6 +275,8 @@ def opencv_layer_map(names: Sequence[str]) -> dict[int, str]:
 def _cfg_for_size(net: Any) -> str:
     """The cfg text with ``[net]`` width/height/channels set to the network's (OpenCV reads them)."""
     want = {"width": net.width, "height": net.height, "channels": net.channels}
+    if not net.input.is_image:  # only inputs=: OpenCV needs an image, a 1x1 one with inputs channels is the same
+        want = {"width": 1, "height": 1, "channels": net.inputs}
     out: list[str] = []
     in_net, written = False, set()
     for line in net.cfg.text.splitlines():
@@ -395,11 +398,16 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
 
     if not net.has_weights:
         raise ArgumentError("compare_with_opencv needs a network with weights (darkweights.load(cfg, weights))")
+    flat = not net.input.is_image  # a cfg giving only [net] inputs= (pjreddie's gru/rnn cfgs)
     if x is None:
-        x = np.random.default_rng(seed).random((net.channels, net.height, net.width), dtype=np.float32)
+        shape = (net.inputs,) if flat else (net.channels, net.height, net.width)
+        x = np.random.default_rng(seed).random(shape, dtype=np.float32)
     x = np.asarray(x, np.float32)
-    if x.ndim == 3:
+    if x.ndim == (1 if flat else 3):
         x = x[None]
+    # OpenCV reads the pair from memory (the cfg re-sized to this network, the weights file's
+    # bytes) before our model is built: a cfg it cannot import fails fast, in one line
+    cvnet = _opencv_net(net)
     if bn_eps not in ("darknet", "opencv"):
         raise ArgumentError(f"bn_eps must be 'darknet' or 'opencv', not {bn_eps!r}")
     if tolerance is None:
@@ -411,24 +419,12 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
             if hasattr(m, "running_var") and hasattr(m, "eps"):
                 m.eps = 1e-6
     ours = model(torch.from_numpy(np.ascontiguousarray(x)), all_outputs=True)
-    # OpenCV reads the pair from memory: the cfg re-sized to this network, the weights file's bytes
-    cfg = np.frombuffer(_cfg_for_size(net).encode(), np.uint8)
-    source = net.weights_source
-    if isinstance(source, memoryview):
-        weights = np.frombuffer(source, np.uint8)
-    else:
-        weights = np.memmap(source, np.uint8, mode="r")
-    cvnet = cv2.dnn.readNetFromDarknet(cfg, weights)
-    cvnet.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    cvnet.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-    cvnet.enableFusion(False)
-    if hasattr(cvnet, "enableWinograd"):
-        cvnet.enableWinograd(False)
     names = list(cvnet.getLayerNames())
     mapping = opencv_layer_map(names)
-    cvnet.setInput(x)
     wanted = [mapping[i] for i in sorted(mapping) if i < len(net.layers)]
-    results = dict(zip(wanted, cvnet.forward(wanted)))
+    with _opencv_errors(net):
+        cvnet.setInput(x.reshape(x.shape[0], -1, 1, 1) if flat else x)
+        results = dict(zip(wanted, cvnet.forward(wanted)))
     report = Report(Path(net.path or "network").name, "opencv",
                     meta={"opencv": cv2.__version__, "input_shape": list(x.shape), "tolerance_rule":
                           f"{tolerance:g} per layer", "bn_eps": bn_eps, "fusion": False, "winograd": False})
@@ -444,6 +440,49 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
     with np.errstate(over="ignore", invalid="ignore"):
         _fill_opencv_rows(report, net, ours, results, mapping, tolerance)
     return report
+
+
+_CV_MESSAGE = re.compile(r"error: \(-?\d+:[^)]*\) (.*?)(?: in function '([^']*)')?\s*$", re.S)
+
+
+@contextlib.contextmanager
+def _opencv_errors(net: Any) -> Iterator[None]:
+    """OpenCV's own failures (a construct its importer lacks) as one located line, OpenCV's log silenced."""
+    import cv2
+
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    level = logging.getLogLevel() if logging else None
+    if logging:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    except cv2.error as exc:
+        text = str(exc).strip()
+        m = _CV_MESSAGE.search(text)
+        why = (m.group(1).strip() + (f" (in {m.group(2)})" if m.group(2) else "")) if m else text.splitlines()[-1]
+        raise UnsupportedError(f"OpenCV {cv2.__version__} cannot run this cfg: {why}", file=net.path) from None
+    finally:
+        if logging and level is not None:
+            logging.setLogLevel(level)
+
+
+def _opencv_net(net: Any) -> Any:
+    import cv2
+
+    cfg = np.frombuffer(_cfg_for_size(net).encode(), np.uint8)
+    source = net.weights_source
+    if isinstance(source, memoryview):
+        weights = np.frombuffer(source, np.uint8)
+    else:
+        weights = np.memmap(source, np.uint8, mode="r")
+    with _opencv_errors(net):
+        cvnet = cv2.dnn.readNetFromDarknet(cfg, weights)
+        cvnet.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        cvnet.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        cvnet.enableFusion(False)
+        if hasattr(cvnet, "enableWinograd"):
+            cvnet.enableWinograd(False)
+    return cvnet
 
 
 def _fill_opencv_rows(report: Report, net: Any, ours: list, results: dict, mapping: dict, tolerance: float) -> None:
