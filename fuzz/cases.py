@@ -8,7 +8,7 @@ image to the library. :func:`run_case` runs the thunk and classifies the outcome
 * ``error``: a :class:`~darkweights.errors.DarkweightsError` subclass naming a file, a line or
   a byte offset (the contract);
 * ``unexpected``: any other exception, or a library error that says nowhere where;
-* ``hang``: longer than the per-case time limit;
+* ``hang``: more CPU time than the per-case limit;
 * ``overalloc``: a ``MemoryError`` (the runner caps the address space) or peak RSS above the bound.
 
 The same generators drive ``tests/test_fuzz.py`` (hypothesis picks the seeds, briefly) and
@@ -629,8 +629,10 @@ def error_kind(exc: BaseException) -> str:
 
 
 def run_case(case: Case, time_limit: float = 10.0) -> Outcome:
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, time_limit)
+    """Run one case with a limit of ``time_limit`` seconds of CPU time (what a hang burns; wall time
+    would also count the other processes of a loaded machine)."""
+    old = signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, time_limit)
     try:
         case.thunk()
         status, kind, detail = "ok", "ok", ""
@@ -650,6 +652,6 @@ def run_case(case: Case, time_limit: float = 10.0) -> Outcome:
         status, kind = "unexpected", f"{type(exc).__name__}: {str(exc)[:80]}"
         detail = f"{case.label}:\n{traceback.format_exc()}"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
     return Outcome(status, kind, detail)

@@ -39,7 +39,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0, help="first case seed (case i uses seed + i)")
-    ap.add_argument("--time-limit", type=float, default=10.0, help="seconds per case")
+    ap.add_argument("--time-limit", type=float, default=10.0, help="CPU seconds per case")
     ap.add_argument("--as-mb", type=int, default=1024, help="address space allowed beyond the start")
     ap.add_argument("--rss-mb", type=int, default=400, help="peak resident memory allowed")
     ap.add_argument("--families", default=",".join(GENERATORS), help="comma-separated generator names")
