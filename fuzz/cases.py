@@ -427,13 +427,16 @@ class _Payload:
 def _npz_bytes(rng: random.Random, arrays: dict, meta: str) -> bytes:
     out = io.BytesIO()
     entries = dict(arrays)
-    op = rng.randrange(6)
+    op = rng.randrange(7)
     if op == 0:
         entries[rng.choice(sorted(entries))] = np.array([_Payload()], dtype=object)
     elif op == 1:
         entries["__darkweights__"] = np.array(rng.choice(("{not json", "[]", "1", '{"cfg": 3}', meta[:40])))
     elif op == 2:
         entries.pop("__darkweights__", None)
+    if op == 5:  # a lone .npy named .npz
+        np.save(out, entries[rng.choice(sorted(entries))])
+        return out.getvalue()
     np.savez(out, **entries)
     raw = out.getvalue()
     if op == 3:

@@ -32,6 +32,11 @@ def vm_size() -> int:
 
 
 def peak_rss_mb() -> float:
+    """VmHWM (ru_maxrss would include the parent's memory carried over across fork + exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

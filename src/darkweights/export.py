@@ -164,9 +164,10 @@ def _read_npz(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
 
     try:
         # allow_pickle=False: an object array (a pickle inside the .npy) is refused, never unpickled
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ValueError("a single .npy array, not an .npz archive")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with z:
             arrays = {}
             for k in z.files:
                 _check_npy_size(z.zip, k, path)
