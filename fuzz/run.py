@@ -13,6 +13,7 @@ import argparse
 import collections
 import random
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -65,6 +66,8 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
     Path(args.log).write_text("")
+    stop: list = []
+    signal.signal(signal.SIGUSR1, lambda *a: stop.append(1))  # `kill -USR1 PID`: finish now, print the summary
     counts: collections.Counter = collections.Counter()
     kinds: collections.Counter = collections.Counter()
     by_family: collections.Counter = collections.Counter()
@@ -74,6 +77,8 @@ def main() -> int:
     seeds = [args.replay] if args.replay is not None else range(args.seed, args.seed + args.cases)
     with tempfile.TemporaryDirectory(prefix="dw-fuzz-") as tmp:
         for n, seed in enumerate(seeds):
+            if stop:
+                break
             rng = random.Random(seed)
             family = rng.choices(families, weights)[0]
             try:

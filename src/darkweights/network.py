@@ -90,7 +90,11 @@ def check_sizes(layer: Layer, builder: Builder) -> None:
     if max(out.size, out.c * out.h * out.w, layer.next_input.size) > INT_MAX:
         raise layer.shape_error(f"output {out} has more than {INT_MAX:,} values: Darknet's int sizes would overflow",
                                 builder)
+    if min(out.c, out.h, out.w, out.size) < 0:
+        raise layer.shape_error(f"negative output size {out.c}x{out.h}x{out.w} ({out.size})", builder)
     for spec in layer.arrays():
+        if min(spec.shape, default=0) < 0:
+            raise layer.shape_error(f"array {spec.name} would have the negative shape {spec.shape}", builder)
         if spec.count > INT_MAX:
             raise layer.shape_error(f"array {spec.name} {spec.shape} has more than {INT_MAX:,} values: Darknet's "
                                     "int sizes would overflow", builder)
