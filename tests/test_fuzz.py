@@ -30,7 +30,7 @@ from darkweights.errors import ArrayError, CfgError, DarkweightsError, ImageErro
 from fuzz.cases import GENERATORS, run_case  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = {"cfg": 150, "cfg_big": 5, "weights": 150, "arrays": 100, "array_file": 80, "image": 120}
+EXAMPLES = {"cfg": 150, "cfg_big": 5, "weights": 100, "arrays": 80, "array_file": 40, "image": 100}
 
 
 @pytest.mark.parametrize("family", sorted(GENERATORS))
