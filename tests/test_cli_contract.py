@@ -38,6 +38,12 @@ def files(tmp_path_factory):
     init(dw.load(d / "ramp.cfg"), d / "ramp.weights", seed=0)
     (d / "flat.cfg").write_text("[net]\ninputs=12\n[connected]\noutput=5\nactivation=leaky\n[softmax]\n")
     init(dw.load(d / "flat.cfg"), d / "flat.weights", seed=0)
+    fx = d / "fixture"
+    fx.mkdir()
+    (fx / "layers.json").write_text("{}")
+    (fx / "model.cfg").write_text(TINY)
+    (fx / "model.weights").write_bytes((d / "ok.weights").read_bytes())
+    (fx / "input.npy").write_bytes(b"\x80\x04garbage")  # a pickle, never loaded
     return d
 
 
@@ -56,6 +62,7 @@ def bad_invocations(d: Path) -> list[list]:
         ["verify", d / "ok.cfg"],
         ["verify", d / "ok.cfg", d / "short.weights", "--against", "opencv"],
         ["verify", "--fixture", d / "nowhere"],
+        ["verify", "--fixture", d / "fixture"],
         ["verify", d / "ramp.cfg", d / "ramp.weights", "--against", "opencv"],
         ["detect", d / "ok.cfg", d / "ok.weights", d / "bad.jpg"],
         ["detect", d / "missing.jpg"],

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import ArgumentError, UnsupportedError
+from .errors import ArgumentError, ArrayError, DarkweightsError, UnsupportedError
 
 PathLike = Union[str, Path]
 
@@ -164,11 +164,24 @@ def load_fixture(fixture_dir: PathLike):
     """``(net, meta, x, ref)`` of a fixture directory (model.cfg, model.weights, input.npy, outputs.npz)."""
     from .network import load
 
+    import zipfile
+
     d = Path(fixture_dir)
-    meta = json.loads((d / "layers.json").read_text())
-    net = load(d / "model.cfg", d / "model.weights", dialect=meta.get("dialect", "alexeyab"))
-    x = np.load(d / "input.npy")
-    ref = np.load(d / "outputs.npz")
+    name = d / "layers.json"
+    try:
+        meta = json.loads(name.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        net = load(d / "model.cfg", d / "model.weights", dialect=meta.get("dialect", "alexeyab"))
+        name = d / "input.npy"
+        x = np.load(name, allow_pickle=False)
+        name = d / "outputs.npz"
+        ref = np.load(name, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DarkweightsError):
+            raise
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200] or type(exc).__name__
+        raise ArrayError(f"not a readable fixture file: {why}", file=name) from None
     return net, meta, x, ref
 
 

@@ -105,7 +105,11 @@ RULES = {"alexeyab": ALEXEYAB, "hankai": ALEXEYAB, "pjreddie": PJREDDIE}
 def read_names(path: Optional[Path], classes: int) -> list[str]:
     if path is None:
         return [str(i) for i in range(classes)]
-    names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise DarkweightsError(f"cannot read class names: {exc.strerror or exc}", file=path) from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) < classes:
         names += [str(i) for i in range(len(names), classes)]
     return names
