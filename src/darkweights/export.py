@@ -192,6 +192,8 @@ def _check_npy_size(archive: Any, key: str, path: PathLike) -> None:
     """An .npy member's declared shape must fit its uncompressed size before numpy allocates it."""
     import numpy as np
 
+    import tokenize
+
     name = key if key in archive.namelist() else key + ".npy"
     info = archive.getinfo(name)
     with archive.open(name) as f:
@@ -200,7 +202,11 @@ def _check_npy_size(archive: Any, key: str, path: PathLike) -> None:
             version)
         if reader is None:
             raise ArrayError(f".npz member {name}: unsupported .npy version {version}", file=path)
-        shape, _fortran, dtype = reader(f)
+        try:
+            shape, _fortran, dtype = reader(f)
+        except (ValueError, SyntaxError, EOFError, OSError, tokenize.TokenError) as exc:
+            # numpy parses the header as a Python literal: corrupt text raises any of these
+            raise ArrayError(f".npz member {name}: corrupt .npy header ({type(exc).__name__})", file=path) from None
         need = math.prod(shape) * dtype.itemsize
         if dtype.hasobject:
             raise ArrayError(f".npz member {name} holds Python objects (a pickle): refused, never unpickled",

@@ -140,7 +140,12 @@ class Network:
                 forks = ", ".join(FORK_NAMES[f] for f in sorted(cls.forks))
                 raise CfgError(f"[{section.name}] is not supported by {FORK_NAMES[dialect]} Darknet (only by {forks}); "
                                "choose another dialect", file=self.path, line=section.line, layer=index)
-            layer = cls(index, section, shape, builder)
+            try:
+                layer = cls(index, section, shape, builder)
+            except ZeroDivisionError:  # any layer family: Darknet's C integer division would trap too
+                raise ShapeError("an option is 0 where Darknet divides by it (stride, size, groups ...): Darknet "
+                                 "would crash (SIGFPE)", file=self.path, line=section.line, layer=index,
+                                 layer_type=section.name) from None
             check_sizes(layer, builder)
             builder.layers.append(layer)
             shape = layer.next_input
