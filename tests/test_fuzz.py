@@ -219,3 +219,22 @@ def test_safetensors_overlap_and_npz_stray_npy(tmp_path: Path) -> None:
         (tmp_path / "t.npz").write_bytes(b.getvalue()[:-30])
     with pytest.raises(ArrayError, match="not a readable .npz"):
         dw.export.read_arrays(tmp_path / "t.npz")
+
+
+def test_found_by_the_long_run(tmp_path: Path) -> None:
+    """Regressions of cases the long fuzz run found: a zero divisor inside a recurrent layer, a corrupt
+    .npy header inside an .npz, a negative kernel size."""
+    crnn = "[net]\nwidth=8\nheight=8\nchannels=3\n[crnn]\nsize=3\nstride=0\nhidden=4\noutput=4\n"
+    with pytest.raises(ShapeError, match="SIGFPE") as info:
+        dw.load("z.cfg", cfg_text=crnn)
+    assert info.value.line == 5 and info.value.layer == 0
+    with pytest.raises(ShapeError, match="negative shape"):
+        dw.load("n.cfg", cfg_text=CONV.format(w=16, h=16, f=4).replace("size=3", "size=-1"))
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((2, 3), np.float32))
+    raw = bytearray(buf.getvalue())
+    i = raw.find(b"'shape': (2, 3)")
+    raw[i:i + 15] = b"'shape': (2,\x84 "
+    (tmp_path / "h.npz").write_bytes(bytes(raw))
+    with pytest.raises(ArrayError, match="corrupt .npy header|not a readable"):
+        dw.export.read_arrays(tmp_path / "h.npz")
