@@ -238,3 +238,6 @@ def test_found_by_the_long_run(tmp_path: Path) -> None:
     (tmp_path / "h.npz").write_bytes(bytes(raw))
     with pytest.raises(ArrayError, match="corrupt .npy header|not a readable"):
         dw.export.read_arrays(tmp_path / "h.npz")
+    with pytest.raises(CfgError, match="expected a list of numbers") as info:  # hank-ai: no digits at all
+        dw.load("r.cfg", cfg_text=CONV.format(w=32, h=32, f=4) + "[route]\nlayers=abc\n", dialect="hankai")
+    assert info.value.line == 12

@@ -290,7 +290,13 @@ class Options:
             return None
         if self.strict:
             pattern = r"-?[0-9]+" if kind == "int" else r"[-.0-9]+"
-            return [float(tok) for tok in re.findall(pattern, opt.value)]
+            tokens = re.findall(pattern, opt.value)
+            if not tokens:
+                raise self.error(f"{key}={opt.value!r}: expected a list of numbers", opt)
+            try:
+                return [float(tok) for tok in tokens]
+            except ValueError:  # "-.-" matches the pattern
+                raise self.error(f"{key}={opt.value!r}: expected a list of numbers", opt) from None
         items = opt.value.split(",")
         if items[-1] == "" and len(items) > 1:
             warnings.warn(f"{self.path}:{opt.line}: trailing comma in {key}={opt.value}: Darknet adds an extra 0",
