@@ -241,3 +241,6 @@ def test_found_by_the_long_run(tmp_path: Path) -> None:
     with pytest.raises(CfgError, match="expected a list of numbers") as info:  # hank-ai: no digits at all
         dw.load("r.cfg", cfg_text=CONV.format(w=32, h=32, f=4) + "[route]\nlayers=abc\n", dialect="hankai")
     assert info.value.line == 12
+    with pytest.raises(CfgError, match="anchors") as info:  # would pad 2**32 anchors before any other check
+        dw.load("a.cfg", cfg_text=CONV.format(w=32, h=32, f=30) + "[region]\nnum=2147483647\n")
+    assert info.value.layer == 1

@@ -13,6 +13,9 @@ from __future__ import annotations
 INT_MAX = 2 ** 31 - 1
 # A cfg is text: 64 MiB holds ~1 million layers; anything larger is not a cfg.
 MAX_CFG_BYTES = 64 << 20
+# Anchors of one detection head: Darknet callocs 2*num floats (and a mask of num ints) before any
+# other check; real cfgs use at most a few dozen.
+MAX_ANCHORS = 1 << 16
 # Decoded image size: 8K x 8K. Darknet itself would take more, but a detector input resized from
 # a bigger photo gains nothing, and the float32 copy alone is 12 bytes a pixel.
 MAX_IMAGE_PIXELS = 1 << 26

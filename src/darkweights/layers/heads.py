@@ -7,12 +7,22 @@ from typing import TYPE_CHECKING
 
 from ..cfg import Options
 from ..errors import DarkweightsWarning
+from ..limits import MAX_ANCHORS
 from .base import Layer, Shape, register
 
 if TYPE_CHECKING:
     from ..network import Builder
 
 YOLO_POINTS = ("center", "left_top", "right_bottom")  # parse_gaussian_yolo
+
+
+def check_num(opts: Options, key: str, default: int) -> int:
+    """The anchor count, before anchors are padded to it (Darknet callocs ``2 * num`` floats)."""
+    n = opts.int(key, default)
+    if n > MAX_ANCHORS:
+        raise opts.error(f"{key}={n}: more than {MAX_ANCHORS:,} anchors (darkweights.limits.MAX_ANCHORS)",
+                         opts.section.find(key))
+    return n
 NMS_KINDS = ("default", "greedynms", "diounms")  # parse_yolo; parse_gaussian_yolo also knows cornersnms
 
 YOLO_TRAINING = ("max", "jitter", "resize", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "map",
@@ -27,7 +37,7 @@ class _YoloBase(Layer):
 
     def parse(self, opts: Options, builder: "Builder") -> None:
         self.classes = opts.int("classes", 20)
-        self.total = opts.int("num", 1)
+        self.total = check_num(opts, "num", 1)
         mask = opts.ints("mask")
         self.mask = mask if mask is not None else list(range(self.total))
         anchors = opts.floats("anchors")
@@ -107,7 +117,7 @@ class Region(Layer):
     def parse(self, opts: Options, builder: "Builder") -> None:
         self.coords = opts.int("coords", 4)
         self.classes = opts.int("classes", 20)
-        self.num = opts.int("num", 1)
+        self.num = check_num(opts, "num", 1)
         self.softmax = opts.int("softmax", 0)
         self.background = opts.int("background", 0) if self.dialect == "pjreddie" else 0
         anchors = opts.floats("anchors") or []
