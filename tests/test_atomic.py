@@ -27,7 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 # The child runs the real CLI; its writes are slowed (and copy_file_range disabled, so the
 # safetensors copy goes through write() too) so that the signal lands mid-write for certain.
 CHILD = r"""
-import contextlib, os, sys, time
+import contextlib, os, signal, sys, time
+# a shell running us in the background sets SIGINT to "ignore", inherited by the child: restore
+# what an interactive run has, KeyboardInterrupt
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import darkweights.atomic as A, darkweights.weightsfile as W, darkweights.export as E
 real = A.atomic_output
 
