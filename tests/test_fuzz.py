@@ -201,6 +201,9 @@ def test_unknown_yolo_point_is_center_with_a_warning() -> None:
     with pytest.warns(dw.DarkweightsWarning, match="yolo_point='middle'"):
         net = dw.load("g.cfg", cfg_text=cfg)
     assert net.layers[1].yolo_point == "center"
+    with pytest.raises(CfgError, match="yolo_point='middle'") as info:  # hank-ai: fatal
+        dw.load("g.cfg", cfg_text=cfg, dialect="hankai")
+    assert info.value.line == 14
 
 
 def test_safetensors_overlap_and_npz_stray_npy(tmp_path: Path) -> None:

@@ -55,6 +55,9 @@ class _YoloBase(Layer):
         self.beta_nms = opts.float("beta_nms", 0.6)
         self.yolo_point = opts.str("yolo_point", "center") if self.type == "gaussian_yolo" else "center"
         if self.yolo_point not in YOLO_POINTS:
+            if self.dialect == "hankai":  # HK get_yolo_point_types_from_name: fatal
+                raise opts.error(f"yolo_point={self.yolo_point!r}: expected one of {', '.join(YOLO_POINTS)}",
+                                 self.section.find("yolo_point"))
             # AB parse_gaussian_yolo: anything but left_top/right_bottom silently means center
             warnings.warn(f"{builder.path}:{self.section.find('yolo_point').line}: yolo_point={self.yolo_point!r} is "
                           f"not one of {', '.join(YOLO_POINTS)}: Darknet uses center", DarkweightsWarning,
