@@ -210,8 +210,12 @@ def test_inputs_are_never_modified(tmp_path, model):
 
 
 def test_absurd_cfg_sizes_fail_cleanly(tmp_path, capsys):
-    cfg = write_cfg(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n[connected]\noutput=999999999999\n"
-                    "activation=linear\n", "huge.cfg")
+    over = write_cfg(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n[connected]\noutput=999999999999\n"
+                     "activation=linear\n", "over.cfg")
+    run_fail(capsys, ["init", over, "-o", tmp_path / "huge.weights"], "over.cfg:6", "layer 0", "32-bit int")
+    # every array within Darknet's int, 40 of them 8 GB each: more than any disk here has free
+    cfg = write_cfg(tmp_path, "[net]\ninputs=46000\n" + "[connected]\noutput=46000\nactivation=linear\n" * 40,
+                    "huge.cfg")
     run_fail(capsys, ["init", cfg, "-o", tmp_path / "huge.weights"], "huge.weights", "bytes are free")
     assert not (tmp_path / "huge.weights").exists()
     weights = tmp_path / "small.weights"

@@ -6,7 +6,7 @@ import os
 from typing import IO, TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Union
 
 from .dialects import DialectLike
-from .errors import ArrayError
+from .errors import ArgumentError, ArrayError
 from .network import Network, header_from, load
 from .weightsfile import Header
 
@@ -66,7 +66,7 @@ def save_weights(source: Any, path: Union[PathLike, IO[bytes]], *, net: Optional
     elif isinstance(source, Mapping):
         arrays = source
     else:
-        raise TypeError(f"save_weights: cannot write {type(source).__name__}; pass a Network, a mapping of arrays "
+        raise ArgumentError(f"save_weights: cannot write {type(source).__name__}; pass a Network, a mapping of arrays "
                         "or a state_dict")
     if net is None:
         if cfg is None:

@@ -22,6 +22,7 @@ from typing import Iterator, Optional, Sequence, Union
 from . import dialects
 from .dialects import Dialect, DialectLike
 from .errors import CfgError, DarkweightsWarning
+from .limits import INT_MAX, MAX_CFG_BYTES
 
 
 class Option:
@@ -98,9 +99,11 @@ def read_cfg_text(source: Union[str, "os.PathLike[str]"]) -> str:
     path = os.fspath(source)
     try:
         with open(source, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CFG_BYTES + 1)
     except OSError as exc:
         raise CfgError(f"cannot read cfg: {exc.strerror or exc}", file=path) from None
+    if len(raw) > MAX_CFG_BYTES:
+        raise CfgError(f"larger than {MAX_CFG_BYTES >> 20} MiB: not a Darknet .cfg text", file=path)
     if b"\0" in raw[:4096]:
         raise CfgError("this is a binary file, not a Darknet .cfg text (is it the .weights?)", file=path)
     return raw.decode("utf-8", errors="replace")
@@ -262,7 +265,14 @@ class Options:
         if opt is None:
             return default
         # atoi truncates; hank-ai truncates toward zero too
-        return int(self._number(opt, "int"))
+        return self._int_value(opt, self._number(opt, "int"))
+
+    def _int_value(self, opt: Option, value: float) -> int:
+        """Darknet reads into a C int: refuse what does not fit (its arithmetic would overflow)."""
+        if not (-INT_MAX - 1 <= value <= INT_MAX):  # also NaN and inf
+            raise self.error(f"{opt.key}={opt.value[:40]!r}{'...' if len(opt.value) > 40 else ''}: out of range "
+                             f"(Darknet reads it into a 32-bit int)", opt)
+        return int(value)
 
     def float(self, key: str, default: float) -> float:
         opt = self._take(key)
@@ -292,7 +302,13 @@ class Options:
             return None
         if self.strict:
             pattern = r"-?[0-9]+" if kind == "int" else r"[-.0-9]+"
-            return [float(tok) for tok in re.findall(pattern, opt.value)]
+            tokens = re.findall(pattern, opt.value)
+            if not tokens:
+                raise self.error(f"{key}={opt.value!r}: expected a list of numbers", opt)
+            try:
+                return [float(tok) for tok in tokens]
+            except ValueError:  # "-.-" matches the pattern
+                raise self.error(f"{key}={opt.value!r}: expected a list of numbers", opt) from None
         items = opt.value.split(",")
         if items[-1] == "" and len(items) > 1:
             warnings.warn(f"{self.path}:{opt.line}: trailing comma in {key}={opt.value}: Darknet adds an extra 0",
@@ -314,7 +330,9 @@ class Options:
             if required:
                 raise self.error(f"required option {key!r} is missing")
             return None
-        return [int(v) for v in values]
+        opt = self.section.find(key)
+        assert opt is not None
+        return [self._int_value(opt, v) for v in values]
 
     def floats(self, key: str) -> Optional[list[float]]:
         return self._list(key, "float")

@@ -51,6 +51,13 @@ def _info(args: argparse.Namespace, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def _check_output(args: argparse.Namespace, *inputs: Optional[str]) -> None:
+    """Refuse ``-o`` when it names an input, or an existing file without ``--force``, before any work."""
+    from .atomic import check_output
+
+    check_output(args.output, force=args.force, inputs=inputs)
+
+
 def _load(args: argparse.Namespace, cfg: Any, weights: Any = None):  # noqa: ANN202
     from .network import load
 
@@ -92,6 +99,7 @@ def _terminal_width() -> Optional[int]:
 def cmd_extract(args: argparse.Namespace) -> int:
     from .export import export_arrays
 
+    _check_output(args, args.cfg, args.weights)
     net = _load(args, args.cfg, args.weights)
     layers = parse_layers(args.layers)
     n = export_arrays(net, args.output, layers=layers)
@@ -105,9 +113,13 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     if args.arrays is None:  # `pack ARRAYS -o OUT`: the cfg comes from the file's metadata
         args.cfg, args.arrays = None, args.cfg
+    _check_output(args, args.cfg, args.arrays)
     header = None
     if args.header:
-        header = [int(v) for v in args.header.split(",")]
+        try:
+            header = [int(v) for v in args.header.split(",")]
+        except ValueError:
+            raise DarkweightsError(f"--header {args.header!r}: expected major,minor,revision[,seen]") from None
     if str(args.arrays).lower().endswith(".onnx"):
         from .onnx.home import pack_onnx
 
@@ -122,6 +134,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from .synth import init
 
+    _check_output(args, args.cfg)
     net = _load(args, args.cfg)
     n = init(net, args.output, seed=args.seed)
     _info(args, f"wrote {args.output} ({n:,} bytes, seed {args.seed})")
@@ -165,6 +178,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .onnx.exporter import export_onnx
 
+    _check_output(args, args.cfg, args.weights)
     net = _load(args, args.cfg, args.weights)
     names = None
     if args.names:
@@ -197,6 +211,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and len(paths) > 1 and not out.is_dir():
         raise DarkweightsError(f"-o {out}: with several images, -o must be an existing directory")
+    if out is not None:
+        from .atomic import check_output
+
+        for image in paths:
+            target = out / (Path(image).stem + ".png") if out.is_dir() else out
+            check_output(target, force=args.force, inputs=[cfg, weights, *paths])
     results = detect(paths, cfg, weights, names=args.names, dialect=args.dialect, width=args.width,
                      height=args.height, thresh=args.thresh, nms_thresh=args.nms,
                      letterbox=True if args.letterbox else None)
@@ -237,6 +257,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot
 
+    _check_output(args, args.cfg, args.weights)
     n = plot(_load(args, args.cfg, args.weights), args.output, dpi=args.dpi)
     _info(args, f"wrote {args.output} ({n:,} bytes)")
     return 0
@@ -245,6 +266,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report_html import write_report
 
+    _check_output(args, args.cfg, args.weights)
     n = write_report(_load(args, args.cfg, args.weights), args.output, plots=not args.no_plots)
     _info(args, f"wrote {args.output} ({n:,} bytes)")
     return 0
@@ -259,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="darkweights", description="Read, write, convert and verify Darknet "
                                      ".cfg/.weights models exactly as Darknet does.")
     parser.add_argument("--version", action="version", version=f"darkweights {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -281,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_models)
 
+    def writes(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-f", "--force", action="store_true", help="replace the output if it exists")
+
     p = sub.add_parser("extract", help="weights -> .npz or .safetensors")
     p.add_argument("cfg", help=CFG_HELP)
     p.add_argument("weights", help=WEIGHTS_HELP)
@@ -288,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", help="only these layers, e.g. 0,5-7")
     p.add_argument("--cutoff", type=int, help="read only layers 0..N-1, like darknet's `partial` (then pack -> .conv.N)")
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("pack", help=".npz/.safetensors/.pt state_dict/.onnx -> weights (cfg optional when embedded)")
@@ -299,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the fork's rules (default: the one the array file records, else auto)")
     p.add_argument("--allow-fused", action="store_true",
                    help="MODEL.onnx exported with --fuse-bn: write the folded weights with an identity BN")
+    writes(p)
     p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("export", help="cfg + weights -> ONNX model (extra [onnx])")
@@ -318,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nms", type=float, help="nms: IoU threshold (default 0.45)")
     p.add_argument("--max-detections", type=int, help="nms: per class (default: every candidate)")
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("init", help="write a valid weights file of random values for a cfg")
@@ -325,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="OUT.weights")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0); the same seed, the same file")
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("verify", help="compare our forward pass with Darknet's fixture or OpenCV, layer by layer")
@@ -361,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--letterbox", action="store_true",
                    help="force letterbox resizing (--dialect pjreddie always letterboxes, as its detector test)")
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("diff", help="per-layer change between two weights of one cfg (exit 0 same, 1 different)")
@@ -379,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="OUT.png")
     p.add_argument("--dpi", type=int, default=100, help="resolution of the PNG (default: 100)")
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("report", help="one self-contained HTML page: layers, graph, statistics, plots")
@@ -387,10 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="OUT.html")
     p.add_argument("--no-plots", action="store_true", help="leave the plots out (no matplotlib needed)")
     common(p)
+    writes(p)
     p.set_defaults(func=cmd_report)
 
     for p in sub.choices.values():  # every subcommand, the same way
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or `wrote ...` lines")
+    for p in sub.choices.values():  # --debug also after the command; SUPPRESS keeps one given before it
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -399,38 +434,73 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
     print(f"{prefix}: {message}", file=sys.stderr)
 
 
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in darkweights, not in the user's files
+
+
+def _error(message: str) -> None:
+    print(f"darkweights: error: {message}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush stays silent."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command. Exit status: 0 success, 1 a verification failed, 2 a user error (one line on
+    stderr), 130/143 interrupted, 141 the reader of our output went away (``| head``)."""
+    import os
+
+    from .atomic import Terminated
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(args.debug or os.environ.get("DARKWEIGHTS_DEBUG"))
     warnings.showwarning = _show_warning
     if getattr(args, "quiet", False):
         from .progress import set_quiet
 
         set_quiet()
     try:
-        return int(args.func(args) or 0)
-    except DarkweightsError as exc:
-        print(f"darkweights: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ImportError as exc:
-        missing = getattr(exc, "name", None) or str(exc)
-        extra = EXTRAS.get(str(missing).split(".")[0])
-        hint = (f"install `darkweights[{extra}]`" if extra else "install `darkweights[torch]` (and `[verify]` for "
-                "OpenCV, `[detect]` for images, `[plot]` for plots)")
-        print(f"darkweights: error: this command needs an optional dependency ({missing}); {hint}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:  # `| head`: before OSError, of which it is one
-        sys.stderr.close()
-        return 0
-    except OSError as exc:
-        print(f"darkweights: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except MemoryError:
-        print("darkweights: error: out of memory (does the cfg ask for absurdly large layers?)", file=sys.stderr)
-        return EXIT_USAGE
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a broken pipe surfaces here, inside the handlers
+        return code
+    except BrokenPipeError:  # before OSError, which it is a subclass of
+        _quiet_stdout()
+        return 141
     except KeyboardInterrupt:
         print("darkweights: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("darkweights: terminated", file=sys.stderr)
+        return 143
+    except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
+        if debug:
+            raise
+        if isinstance(exc, DarkweightsError):
+            _error(str(exc))
+        elif isinstance(exc, ImportError):
+            missing = getattr(exc, "name", None) or str(exc)
+            extra = EXTRAS.get(str(missing).split(".")[0])
+            _error(f"this command needs an optional dependency ({missing}); " + (
+                f"install `darkweights[{extra}]`" if extra else "install `darkweights[torch]` (and `[verify]` for "
+                "OpenCV, `[detect]` for images, `[plot]` for plots, `[onnx]` for ONNX)"))
+        elif isinstance(exc, OSError):
+            where = f"{exc.filename}: " if exc.filename else ""
+            _error(f"{where}{exc.strerror or exc}")
+        elif isinstance(exc, MemoryError):
+            _error("out of memory (does the cfg ask for absurdly large layers?)")
+        else:
+            _error(f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "
+                   "(a bug in darkweights: please report it with the output of --debug)")
+            return EXIT_INTERNAL
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -66,6 +66,19 @@ class ArrayError(DarkweightsError):
     """Arrays handed to the writer are missing, mis-shaped or not finite."""
 
 
+class ImageError(DarkweightsError):
+    """An image file that cannot be decoded (corrupt, truncated, too large, unknown format)."""
+
+
+class OutputError(DarkweightsError, OSError):
+    """An output that cannot or must not be written: it exists (without ``force``), it is an input, the disk
+    is full (also an ``OSError``, what writing raised before)."""
+
+
+class ArgumentError(DarkweightsError, ValueError, TypeError):
+    """A bad argument to a library function (also a ``ValueError``/``TypeError``, what such code raised before)."""
+
+
 class UnsupportedError(DarkweightsError):
     """A valid Darknet construct that this operation cannot handle (e.g. no torch module)."""
 

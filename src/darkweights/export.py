@@ -22,7 +22,7 @@ import os
 import struct
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Union
 
-from .dialects import DialectLike
+from .dialects import DIALECTS, DialectLike
 from .errors import ArrayError
 from .network import Network
 from .weightsfile import FLOAT, atomic_output
@@ -74,7 +74,7 @@ def _write_npz(net: Network, path: PathLike, layers: Optional[Iterable[int]]) ->
 
     arrays = net.arrays(layers=layers)
     arrays[META_KEY] = np.array(json.dumps(metadata(net)))
-    with atomic_output(path) as f:
+    with atomic_output(path, inputs=[net.weights_path, net.path]) as f:
         np.savez(f, **arrays)
         return f.tell()
 
@@ -97,7 +97,7 @@ def _write_safetensors(net: Network, path: PathLike, layers: Optional[Iterable[i
     # kernel copy whole pages (measured 1.5x faster than a misaligned copy on ext4)
     align = 1 << 16 if whole and pos > 16 << 20 else 8
     head += b" " * (-(8 + len(head)) % align)
-    with atomic_output(path) as f:
+    with atomic_output(path, inputs=[net.weights_path, net.path]) as f:
         f.write(struct.pack("<Q", len(head)))
         f.write(head)
         if whole:
@@ -161,11 +161,24 @@ def _read_state_dict(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str,
 def _read_npz(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
     import numpy as np
 
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise ArrayError(f"not a readable .npz file: {exc}", file=path) from None
+        # allow_pickle=False: an object array (a pickle inside the .npy) is refused, never unpickled
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with z:
+            arrays = {}
+            for k in z.files:
+                _check_npy_size(z.zip, k, path)
+                arrays[k] = z[k]
+    except ArrayError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        # what numpy and zipfile raise on corrupt archives, pickled objects, unknown compression
+        what = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ArrayError(f"not a readable .npz file: {what}", file=path) from None
     meta: dict[str, str] = {}
     raw = arrays.pop(META_KEY, None)
     if raw is not None:
@@ -174,6 +187,34 @@ def _read_npz(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
         except ValueError:
             raise ArrayError(f"corrupt {META_KEY} metadata entry", file=path) from None
     return arrays, meta
+
+
+def _check_npy_size(archive: Any, key: str, path: PathLike) -> None:
+    """An .npy member's declared shape must fit its uncompressed size before numpy allocates it."""
+    import numpy as np
+
+    import tokenize
+
+    name = key if key in archive.namelist() else key + ".npy"
+    info = archive.getinfo(name)
+    with archive.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(
+            version)
+        if reader is None:
+            raise ArrayError(f".npz member {name}: unsupported .npy version {version}", file=path)
+        try:
+            shape, _fortran, dtype = reader(f)
+        except (ValueError, SyntaxError, EOFError, OSError, tokenize.TokenError) as exc:
+            # numpy parses the header as a Python literal: corrupt text raises any of these
+            raise ArrayError(f".npz member {name}: corrupt .npy header ({type(exc).__name__})", file=path) from None
+        need = math.prod(shape) * dtype.itemsize
+        if dtype.hasobject:
+            raise ArrayError(f".npz member {name} holds Python objects (a pickle): refused, never unpickled",
+                             file=path)
+        if need > info.file_size:
+            raise ArrayError(f".npz member {name} declares shape {shape} {dtype} ({need:,} bytes) but holds "
+                             f"{info.file_size:,} bytes", file=path)
 
 
 def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
@@ -198,6 +239,8 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str
     except ValueError:
         raise ArrayError("corrupt safetensors header (not a JSON object)", file=path, offset=8) from None
     meta = entries.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ArrayError("corrupt safetensors header: __metadata__ must map names to strings", file=path, offset=8)
     entries.pop(HEADER_KEY, None)
     start = 8 + hlen
     data_len = size - start
@@ -206,8 +249,8 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str
     for key, info in entries.items():
         try:
             dtype = np.dtype(DTYPES[info["dtype"]])
-            shape = tuple(int(d) for d in info["shape"])
-            b, e = (int(v) for v in info["data_offsets"])
+            shape = tuple(_exact_int(d) for d in info["shape"])
+            b, e = (_exact_int(v) for v in info["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise ArrayError(f"safetensors entry {key!r} is malformed or has an unsupported dtype", file=path) from None
         count = math.prod(shape)
@@ -215,22 +258,44 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str
             raise ArrayError(f"safetensors entry {key!r}: offsets {b}..{e} do not fit shape {shape} {info['dtype']} "
                              f"within the {data_len}-byte data section", file=path, offset=start + b)
         arrays[key] = mm[b:e].view(dtype).reshape(shape)
+    spans = sorted((int(info["data_offsets"][0]), int(info["data_offsets"][1]), k) for k, info in entries.items()
+                   if int(info["data_offsets"][1]) > int(info["data_offsets"][0]))
+    for (b0, e0, k0), (b1, _e1, k1) in zip(spans, spans[1:]):
+        if b1 < e0:  # safetensors forbids overlapping tensors: one would alias the other
+            raise ArrayError(f"safetensors entries {k0!r} and {k1!r} overlap (bytes {b1}..{e0})", file=path,
+                             offset=start + b1)
     return arrays, dict(meta)
 
 
+def _exact_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(value)
+    return value
+
+
 def network_from_metadata(meta: Mapping[str, str], cfg: Optional[PathLike] = None,
-                          dialect: Optional[DialectLike] = None) -> Network:
+                          dialect: Optional[DialectLike] = None, source: Optional[PathLike] = None) -> Network:
     """Rebuild the network an array file was exported from (or use ``cfg`` if given), with the
     fork the exporter recorded unless ``dialect`` says otherwise."""
     from .network import load
 
-    inp = json.loads(meta.get("input", "{}")) if meta.get("input") else {}
-    kwargs = {k: inp.get(k) for k in ("width", "height", "channels") if inp.get(k)}
+    where = {"file": source} if source is not None else {}
+    if not isinstance(meta, Mapping) or not all(isinstance(v, str) for v in meta.values()):
+        raise ArrayError("corrupt metadata: expected a mapping of names to strings", **where)
+    try:
+        inp = json.loads(meta.get("input", "{}")) if meta.get("input") else {}
+        if not isinstance(inp, dict):
+            raise ValueError
+        kwargs = {k: _exact_int(inp.get(k)) for k in ("width", "height", "channels") if inp.get(k)}
+    except (ValueError, TypeError):
+        raise ArrayError(f"corrupt metadata: input {meta.get('input', '')[:80]!r}", **where) from None
     d = dialect or meta.get("dialect") or "auto"
+    if dialect is None and d != "auto" and d not in DIALECTS:
+        raise ArrayError(f"corrupt metadata: unknown dialect {d[:40]!r}", **where)
     if cfg is not None:
         return load(cfg, dialect=d, **kwargs)
     if "cfg" not in meta:
-        raise ArrayError("this array file has no embedded cfg: pass the cfg explicitly")
+        raise ArrayError("this array file has no embedded cfg: pass the cfg explicitly", **where)
     return load(meta.get("cfg_name", "embedded.cfg"), dialect=d, cfg_text=meta["cfg"], **kwargs)
 
 
@@ -240,13 +305,28 @@ def pack(arrays_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None
     """Arrays (``.npz``/``.safetensors``) → ``.weights``: the way home after editing the numbers."""
     from .api import save_weights
 
+    from .atomic import check_output
+    from .errors import DarkweightsError
+
+    if isinstance(out, (str, os.PathLike)):
+        check_output(out, inputs=[arrays_path, cfg])
     arrays, meta = read_arrays(arrays_path)
-    net = network_from_metadata(meta, cfg, dialect)
-    hdr = header
-    if hdr is None and meta.get("header"):
-        hdr = json.loads(meta["header"])
-    cutoff = int(meta["cutoff"]) if meta.get("cutoff") else None
-    return save_weights(arrays, out, net=net, header=hdr, cutoff=cutoff)
+    try:
+        net = network_from_metadata(meta, cfg, dialect, source=arrays_path)
+        hdr = header
+        if hdr is None and meta.get("header"):
+            hdr = json.loads(meta["header"])
+        cutoff = int(meta["cutoff"]) if meta.get("cutoff") else None
+        if cutoff is not None and cutoff < 0:
+            raise ValueError
+    except (ValueError, TypeError, KeyError):
+        raise ArrayError("corrupt metadata: header or cutoff", file=arrays_path) from None
+    try:
+        return save_weights(arrays, out, net=net, header=hdr, cutoff=cutoff)
+    except DarkweightsError as exc:
+        if exc.file is None:  # the arrays came from this file: say so
+            exc.file = os.fspath(arrays_path)
+        raise
 
 
 class ArrayFormat(NamedTuple):

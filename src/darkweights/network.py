@@ -17,9 +17,10 @@ from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Seq
 from . import dialects
 from .cfg import CfgFile, read_cfg, read_cfg_text
 from .dialects import Choice, Dialect, DialectLike, Trial
-from .errors import CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
+from .errors import ArgumentError, CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
 from .layers import HEADERS, Layer, Shape
 from .layers.builder import Builder
+from .limits import INT_MAX
 from .weightsfile import (Header, Param, Source, as_buffer, export_key, map_body, parse_key, read_floats, read_header,
                           source_name, view, write_weights)
 
@@ -42,6 +43,23 @@ NET_OPTIONS = (
     "step", "steps", "subdivisions", "time_steps", "track", "try_fix_nan", "unsupervised", "use_cuda_graph",
     "weights_reject_freq", "width", "workspace_size_limit_MB", "show_receptive_field", "center", "rotate",
 )
+
+
+def check_sizes(layer: Layer, builder: Builder) -> None:
+    """Darknet holds outputs and array sizes in C ints: a cfg beyond them cannot work (its arithmetic
+    wraps), and refusing it here means nothing is ever allocated from such a size."""
+    out = layer.output
+    if max(out.size, out.c * out.h * out.w, layer.next_input.size) > INT_MAX:
+        raise layer.shape_error(f"output {out} has more than {INT_MAX:,} values: Darknet's int sizes would overflow",
+                                builder)
+    if min(out.c, out.h, out.w, out.size) < 0:
+        raise layer.shape_error(f"negative output size {out.c}x{out.h}x{out.w} ({out.size})", builder)
+    for spec in layer.arrays():
+        if min(spec.shape, default=0) < 0:
+            raise layer.shape_error(f"array {spec.name} would have the negative shape {spec.shape}", builder)
+        if spec.count > INT_MAX:
+            raise layer.shape_error(f"array {spec.name} {spec.shape} has more than {INT_MAX:,} values: Darknet's "
+                                    "int sizes would overflow", builder)
 
 
 class Network:
@@ -72,6 +90,9 @@ class Network:
                            file=self.path, line=cfg.net.line)
         if min(self.width, self.height, self.channels) < 0:
             raise CfgError("[net] width, height and channels must be positive", file=self.path, line=cfg.net.line)
+        if max(self.inputs, self.width * self.height * self.channels) > INT_MAX:
+            raise CfgError(f"[net] input {self.width}x{self.height}x{self.channels} has more than {INT_MAX:,} values: "
+                           "Darknet's int sizes would overflow", file=self.path, line=cfg.net.line)
         shape = Shape(self.channels, self.height, self.width, self.inputs)
         self.input = shape
         for index, section in enumerate(cfg.layers):
@@ -86,7 +107,13 @@ class Network:
                 raise CfgError(f"[{section.name}] is not supported by {dialect.title} Darknet (only by {forks}): "
                                "choose another --dialect", file=self.path, line=section.line, layer=index,
                                evidence=f"[{section.name}] at line {section.line}")
-            layer = cls(index, section, shape, builder)
+            try:
+                layer = cls(index, section, shape, builder)
+            except ZeroDivisionError:  # any layer family: Darknet's C integer division would trap too
+                raise ShapeError("an option is 0 where Darknet divides by it (stride, size, groups ...): Darknet "
+                                 "would crash (SIGFPE)", file=self.path, line=section.line, layer=index,
+                                 layer_type=section.name) from None
+            check_sizes(layer, builder)
             builder.layers.append(layer)
             shape = layer.next_input
         self.layers: list[Layer] = builder.layers
@@ -330,7 +357,7 @@ class Network:
             cutoff = self.cutoff
         params = self.layout(header, mode="save", cutoff=cutoff)
         source = source_name(self._source) if self._source is not None else ""
-        return write_weights(path, header, params, arrays, source=source)
+        return write_weights(path, header, params, arrays, source=source, inputs=[self.weights_path, self.path])
 
     def save(self, path: Union[PathLike, IO[bytes]], **options: object) -> int:
         """``net.save(path)`` = ``darkweights.save_weights(net, path)``: the bound arrays, byte-identical
@@ -446,8 +473,15 @@ def header_from(value: Union[Header, Mapping, Sequence[int], None], dialect: Dia
     """Accept a Header, a dict from ``Header.as_dict`` or ``(major, minor, revision[, seen])``."""
     if value is None or isinstance(value, Header):
         return value
-    if isinstance(value, Mapping):
-        return Header.make(int(value["major"]), int(value["minor"]), int(value["revision"]),
-                           int(value.get("seen", 0)), dialect)
-    vals = [int(v) for v in value]
-    return Header.make(vals[0], vals[1], vals[2], vals[3] if len(vals) > 3 else 0, dialect)
+    try:
+        if isinstance(value, Mapping):
+            vals = [int(value["major"]), int(value["minor"]), int(value["revision"]), int(value.get("seen", 0))]
+        else:
+            vals = [int(v) for v in value]
+            vals += [0] * (len(vals) == 3)
+        if len(vals) != 4 or not all(-2 ** 31 <= v < 2 ** 31 for v in vals[:3]) or not 0 <= vals[3] < 2 ** 64:
+            raise ValueError
+    except (ValueError, TypeError, KeyError, OverflowError):
+        raise ArgumentError(f"header {value!r:.80}: expected major, minor, revision[, seen] (32-bit ints, seen "
+                            "unsigned)") from None
+    return Header.make(vals[0], vals[1], vals[2], vals[3], dialect)

@@ -78,7 +78,7 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
             raise WeightsError(f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free",
                                file=os.fspath(path))  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
-    with output(path) as f, bar(total=total, desc="init", unit="B", unit_scale=True) as progress:
+    with output(path, inputs=[net.path]) as f, bar(total=total, desc="init", unit="B", unit_scale=True) as progress:
         f.write(header.to_bytes())
         for p in params:
             lo, hi = value_range(net, p)

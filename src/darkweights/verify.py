@@ -23,12 +23,13 @@ Tolerance rules (``../shared/fixtures/README.md``, "Tolerances"):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -44,6 +45,7 @@ VERIFY_COLUMNS = [Column("index", "layer", ">"), Column("type", "type"),
                   Column("max_abs_diff", "max|diff|", ">", _g(".4g")), Column("max_abs_ref", "max|ref|", ">", _g(".4g")),
                   Column("rel", "rel", ">", _g(".3g")), Column("tolerance", "tol", ">", _g(".2g")),
                   Column("ok", "ok"), Column("note", "")]
+from .errors import ArgumentError, ArrayError, DarkweightsError, UnsupportedError
 
 PathLike = Union[str, Path]
 
@@ -183,23 +185,36 @@ def load_fixture(fixture_dir: PathLike, dialect: Any = "auto"):
     """
     from .network import load
 
+    import zipfile
+
     d = Path(fixture_dir)
-    meta = json.loads((d / "layers.json").read_text())
-    provenance = meta.get("dialect") or meta.get("darknet")
-    if meta.get("weights_stored", True):
-        net = load(d / "model.cfg", d / "model.weights", dialect=dialect, provenance=provenance)
-    else:
-        import io
+    name = d / "layers.json"
+    try:
+        meta = json.loads(name.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        provenance = meta.get("dialect") or meta.get("darknet")
+        if meta.get("weights_stored", True):
+            net = load(d / "model.cfg", d / "model.weights", dialect=dialect, provenance=provenance)
+        else:
+            import io
 
-        from .synth import init
+            from .synth import init
 
-        net = load(d / "model.cfg", dialect=dialect, provenance=provenance)
-        buf = io.BytesIO()
-        init(net, buf, seed=meta["seed"], mode=meta.get("weights_mode", "save"))
-        net.load_weights(buf.getvalue())
-    net.data_files.update(fixture_files(meta))
-    x = np.load(d / "input.npy")
-    ref = np.load(d / "outputs.npz")
+            net = load(d / "model.cfg", dialect=dialect, provenance=provenance)
+            buf = io.BytesIO()
+            init(net, buf, seed=meta["seed"], mode=meta.get("weights_mode", "save"))
+            net.load_weights(buf.getvalue())
+        net.data_files.update(fixture_files(meta))
+        name = d / "input.npy"
+        x = np.load(name, allow_pickle=False)
+        name = d / "outputs.npz"
+        ref = np.load(name, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DarkweightsError):
+            raise
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200] or type(exc).__name__
+        raise ArrayError(f"not a readable fixture file: {why}", file=name) from None
     return net, meta, x, ref
 
 
@@ -321,6 +336,8 @@ def opencv_layer_map(names: Sequence[str]) -> dict[int, str]:
 def _cfg_for_size(net: Any) -> str:
     """The cfg text with ``[net]`` width/height/channels set to the network's (OpenCV reads them)."""
     want = {"width": net.width, "height": net.height, "channels": net.channels}
+    if not net.input.is_image:  # only inputs=: OpenCV needs an image, a 1x1 one with inputs channels is the same
+        want = {"width": 1, "height": 1, "channels": net.inputs}
     out: list[str] = []
     in_net, written = False, set()
     for line in net.cfg.text.splitlines():
@@ -363,6 +380,48 @@ def _decode_yolo_like_opencv(layer: Any, y: np.ndarray, net_w: int, net_h: int) 
     return out.reshape(h * w * n, 5 + k)
 
 
+def _compare_decoded_head(layer: Any, net: Any, mine: np.ndarray, ref: np.ndarray,
+                          z_max: float) -> tuple[float, float, float, str]:
+    """Compare decoded head rows ``(H*W*n, 5+K)`` part by part, each where it is well-conditioned.
+
+    Box sizes are ``exp(t) * anchor``: with random weights ``t`` reaches ~20, so ``exp`` turns a
+    relative 1e-5 difference of the head's input (float noise, OpenCV's BN epsilon) into values
+    up to 1e8 whose error swamps every other number in one max-normalised error. They are
+    compared as ``t = log(w * norm / anchor)``, the linear output the network computed, relative
+    to its own range. x, y, objectness and class scores are logistic (products of them): compared
+    as they are, relative to what a relative error of the head's input ``z`` can move them
+    (``sigma' <= 1/4``, at most two factors: ``0.5 * max|z|``), not to their own range of ~1.
+    A wrong model moves ``t`` or the logistic parts beyond that and still fails (and the layer
+    before the head is compared raw); a right one no longer fails because of ``exp``.
+    """
+    n = len(layer.mask) if layer.type == "yolo" else layer.num
+    pairs = np.array(layer.anchors, np.float64).reshape(-1, 2)
+    anchors = pairs[layer.mask] if layer.type == "yolo" else pairs[:n]
+    norm = (net.width, net.height) if layer.type == "yolo" else (layer.input.w, layer.input.h)
+    row_anchor = anchors[np.arange(mine.shape[0]) % n]  # rows are (y, x, anchor)
+    keep = ref[:, 5:] != 0  # OpenCV zeroes class scores below its threshold / after NMS
+    parts = {"xy": (mine[:, 0:2], ref[:, 0:2]), "objectness": (mine[:, 4], ref[:, 4]),
+             "classes": (mine[:, 5:][keep], ref[:, 5:][keep])}
+    if layer.type == "yolo" and layer.new_coords:
+        parts["wh"] = (mine[:, 2:4], ref[:, 2:4])  # (2 logistic)^2 * anchor: bounded, compared as is
+    else:
+        def raw(v: np.ndarray) -> np.ndarray:
+            with np.errstate(divide="ignore"):
+                return np.log(np.maximum(np.asarray(v, np.float64), 1e-37) * np.array(norm) / row_anchor)
+        parts["wh (log)"] = (raw(mine[:, 2:4]), raw(ref[:, 2:4]))
+    results = {}
+    for name, (a, b) in parts.items():
+        diff, scale, rel, extra = compare_arrays(a, b)
+        if not name.startswith("wh (log)") and math.isfinite(rel) and diff > 0:
+            scale = max(scale, 0.5 * z_max)
+            rel = diff / scale
+        results[name] = (diff, scale, rel, extra)
+    worst = max(results, key=lambda k: results[k][2])
+    diff, scale, rel, extra = results[worst]
+    detail = ", ".join(f"{k} {v[2]:.2g}" for k, v in results.items())
+    return diff, scale, rel, f"worst part {worst}; {detail}" + (f"; {extra}" if extra else "")
+
+
 def _decode_region_like_opencv(layer: Any, y: np.ndarray) -> np.ndarray:
     """Our AlexeyAB ``[region]`` rows in OpenCV's decoded format."""
     n, k = layer.num, layer.classes
@@ -399,14 +458,19 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
     from .torch import build
 
     if not net.has_weights:
-        raise ValueError("compare_with_opencv needs a network with weights (darkweights.load(cfg, weights))")
+        raise ArgumentError("compare_with_opencv needs a network with weights (darkweights.load(cfg, weights))")
+    flat = not net.input.is_image  # a cfg giving only [net] inputs= (pjreddie's gru/rnn cfgs)
     if x is None:
-        x = np.random.default_rng(seed).random((net.channels, net.height, net.width), dtype=np.float32)
+        shape = (net.inputs,) if flat else (net.channels, net.height, net.width)
+        x = np.random.default_rng(seed).random(shape, dtype=np.float32)
     x = np.asarray(x, np.float32)
-    if x.ndim == 3:
+    if x.ndim == (1 if flat else 3):
         x = x[None]
+    # OpenCV reads the pair from memory (the cfg re-sized to this network, the weights file's
+    # bytes) before our model is built: a cfg it cannot import fails fast, in one line
+    cvnet = _opencv_net(net)
     if bn_eps not in ("darknet", "opencv"):
-        raise ValueError(f"bn_eps must be 'darknet' or 'opencv', not {bn_eps!r}")
+        raise ArgumentError(f"bn_eps must be 'darknet' or 'opencv', not {bn_eps!r}")
     if tolerance is None:
         tolerance = OPENCV_TOLERANCE if bn_eps == "darknet" else OPENCV_MATCHED_EPS_TOLERANCE
     if model is None:
@@ -416,24 +480,12 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
             if hasattr(m, "running_var") and hasattr(m, "eps"):
                 m.eps = 1e-6
     ours = model(torch.from_numpy(np.ascontiguousarray(x)), all_outputs=True)
-    # OpenCV reads the pair from memory: the cfg re-sized to this network, the weights file's bytes
-    cfg = np.frombuffer(_cfg_for_size(net).encode(), np.uint8)
-    source = net.weights_source
-    if isinstance(source, memoryview):
-        weights = np.frombuffer(source, np.uint8)
-    else:
-        weights = np.memmap(source, np.uint8, mode="r")
-    cvnet = cv2.dnn.readNetFromDarknet(cfg, weights)
-    cvnet.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    cvnet.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-    cvnet.enableFusion(False)
-    if hasattr(cvnet, "enableWinograd"):
-        cvnet.enableWinograd(False)
     names = list(cvnet.getLayerNames())
     mapping = opencv_layer_map(names)
-    cvnet.setInput(x)
     wanted = [mapping[i] for i in sorted(mapping) if i < len(net.layers)]
-    results = dict(zip(wanted, cvnet.forward(wanted)))
+    with _opencv_errors(net):
+        cvnet.setInput(x.reshape(x.shape[0], -1, 1, 1) if flat else x)
+        results = dict(zip(wanted, cvnet.forward(wanted)))
     report = Report(Path(net.path or "network").name, "opencv",
                     meta={"opencv": cv2.__version__, "input_shape": list(x.shape), "tolerance_rule":
                           f"{tolerance:g} per layer", "bn_eps": bn_eps, "fusion": False, "winograd": False})
@@ -451,6 +503,49 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
     return report
 
 
+_CV_MESSAGE = re.compile(r"error: \(-?\d+:[^)]*\) (.*?)(?: in function '([^']*)')?\s*$", re.S)
+
+
+@contextlib.contextmanager
+def _opencv_errors(net: Any) -> Iterator[None]:
+    """OpenCV's own failures (a construct its importer lacks) as one located line, OpenCV's log silenced."""
+    import cv2
+
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    level = logging.getLogLevel() if logging else None
+    if logging:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    except cv2.error as exc:
+        text = str(exc).strip()
+        m = _CV_MESSAGE.search(text)
+        why = (m.group(1).strip() + (f" (in {m.group(2)})" if m.group(2) else "")) if m else text.splitlines()[-1]
+        raise UnsupportedError(f"OpenCV {cv2.__version__} cannot run this cfg: {why}", file=net.path) from None
+    finally:
+        if logging and level is not None:
+            logging.setLogLevel(level)
+
+
+def _opencv_net(net: Any) -> Any:
+    import cv2
+
+    cfg = np.frombuffer(_cfg_for_size(net).encode(), np.uint8)
+    source = net.weights_source
+    if isinstance(source, memoryview):
+        weights = np.frombuffer(source, np.uint8)
+    else:
+        weights = np.memmap(source, np.uint8, mode="r")
+    with _opencv_errors(net):
+        cvnet = cv2.dnn.readNetFromDarknet(cfg, weights)
+        cvnet.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        cvnet.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        cvnet.enableFusion(False)
+        if hasattr(cvnet, "enableWinograd"):
+            cvnet.enableWinograd(False)
+    return cvnet
+
+
 def _fill_opencv_rows(report: Report, net: Any, ours: list, results: dict, mapping: dict, tolerance: float) -> None:
     for layer in net.layers:
         i = layer.index
@@ -465,15 +560,15 @@ def _fill_opencv_rows(report: Report, net: Any, ours: list, results: dict, mappi
         elif layer.type == "region":
             mine = _decode_region_like_opencv(layer, mine)
         if layer.type in ("yolo", "region"):
-            ref = ref.reshape(mine.shape)
-            keep = np.ones_like(ref, bool)
-            keep[:, 5:] = ref[:, 5:] != 0  # OpenCV zeroes class scores below its threshold / after NMS
-            mine, ref = mine[keep], ref[keep]
+            z = ours[i - 1].detach().numpy() if i > 0 else mine  # the head's input: the raw linear outputs
+            z_max = float(np.max(np.abs(z))) if z.size else 0.0
+            diff, scale, rel, extra = _compare_decoded_head(layer, net, mine, ref.reshape(mine.shape), z_max)
             note += " (decoded by OpenCV; zeroed class scores skipped)"
         elif mine.size != ref.size:
             report.skipped.append({"index": i, "type": layer.type, "reason": f"OpenCV {mapping[i]} has "
                                    f"{ref.size} values, ours {mine.size}"})
             continue
-        diff, scale, rel, extra = compare_arrays(mine, ref)
+        else:
+            diff, scale, rel, extra = compare_arrays(mine, ref)
         report.rows.append(Row(i, layer.type, diff, scale, rel, tolerance, bool(rel <= tolerance),
                                (note + (" " + extra if extra else "")).strip()))

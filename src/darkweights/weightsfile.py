@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, O
 
 from . import dialects
 from .dialects import DialectLike
+from .atomic import atomic_output  # noqa: F401 - the writers' atomic file, also re-exported here
 from .errors import ArrayError, WeightsError
 
 if TYPE_CHECKING:
@@ -230,35 +231,14 @@ def view(body: "np.ndarray", header: Header, p: Param) -> "np.ndarray":
 
 
 @contextlib.contextmanager
-def atomic_output(path: PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Write to a temporary file beside ``path`` and rename it into place only on success."""
-    import tempfile  # lazily: it pulls in random/hashlib, which reading never needs
-
-    target = os.fspath(path)
-    directory, name = os.path.split(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
-    except OSError as exc:
-        raise WeightsError(f"cannot write here: {exc.strerror or exc}", file=path) from None
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def output(dest: Union[PathLike, IO[bytes]]) -> Iterator[IO]:
-    """Where writers write: a path (atomically, see :func:`atomic_output`) or an open binary file."""
+def output(dest: Union[PathLike, IO[bytes]], *, force: bool = True,
+           inputs: Iterable[Optional[PathLike]] = ()) -> Iterator[IO]:
+    """Where writers write: a path (atomically, see :func:`darkweights.atomic.atomic_output`) or an
+    open binary file."""
     if hasattr(dest, "write"):
         yield dest  # type: ignore[misc]
     else:
-        with atomic_output(dest) as f:  # type: ignore[arg-type]
+        with atomic_output(dest, force=force, inputs=inputs) as f:  # type: ignore[arg-type]
             yield f
 
 
@@ -268,8 +248,11 @@ def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
 
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
         value = value.detach().cpu().numpy()  # type: ignore[attr-defined]
-    arr = np.asarray(value)
     where = f"{source}: " if source else ""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged lists, objects numpy cannot convert
+        raise ArrayError(f"{where}{p.key} is not an array: {str(exc).splitlines()[0][:120]}", layer=p.layer) from None
     if arr.dtype.kind not in "fiub":
         raise ArrayError(f"{where}{p.key} has dtype {arr.dtype}, expected float32", layer=p.layer)
     if tuple(arr.shape) != tuple(p.shape):
@@ -283,14 +266,15 @@ def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
 
 
 def write_stream(dest: Union[PathLike, IO[bytes]], header: Header,
-                 items: Iterable[tuple[Param, "np.ndarray"]], expected: Optional[int] = None) -> int:
+                 items: Iterable[tuple[Param, "np.ndarray"]], expected: Optional[int] = None,
+                 inputs: Iterable[Optional[PathLike]] = ()) -> int:
     """Write header + (already validated) arrays, in the given order, to a path (atomically) or a file."""
     import numpy as np
 
     from .progress import bar
 
     total = header.size
-    with output(dest) as f, bar(total=expected, desc="write", unit="B", unit_scale=True) as progress:
+    with output(dest, inputs=inputs) as f, bar(total=expected, desc="write", unit="B", unit_scale=True) as progress:
         f.write(header.to_bytes())
         for p, arr in items:
             data = arr.T if p.transposed else arr
@@ -301,7 +285,7 @@ def write_stream(dest: Union[PathLike, IO[bytes]], header: Header,
 
 
 def write_weights(dest: Union[PathLike, IO[bytes]], header: Header, params: Sequence[Param],
-                  arrays: Mapping[str, object], source: str = "") -> int:
+                  arrays: Mapping[str, object], source: str = "", inputs: Iterable[Optional[PathLike]] = ()) -> int:
     """Validate every array first, then write header + arrays atomically. Returns bytes written."""
     missing = [p.key for p in params if p.key not in arrays]
     if missing:
@@ -310,4 +294,4 @@ def write_weights(dest: Union[PathLike, IO[bytes]], header: Header, params: Sequ
         raise ArrayError(f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing"
                          f"{more}", layer=first.layer)
     checked = [as_float32(arrays[p.key], p, source) for p in params]
-    return write_stream(dest, header, zip(params, checked), sum(p.nbytes for p in params))
+    return write_stream(dest, header, zip(params, checked), expected=sum(p.nbytes for p in params), inputs=inputs)

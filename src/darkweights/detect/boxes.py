@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
+from ..errors import ArgumentError
+
 from .image import letterbox_geometry
 
 if TYPE_CHECKING:
@@ -79,7 +81,7 @@ class Detections:
         n = self.boxes.shape[0]
         self.probs = np.asarray(self.probs, dtype=F32)
         if self.probs.ndim != 2 or self.probs.shape[0] != n or self.objectness.shape[0] != n:
-            raise ValueError("need boxes (N, 4), objectness (N,) and probs (N, classes)")
+            raise ArgumentError("need boxes (N, 4), objectness (N,) and probs (N, classes)")
         if self.uc is not None:
             self.uc = np.asarray(self.uc, dtype=F32).reshape(n, 4)
 
@@ -110,11 +112,11 @@ class Detections:
         """Join per-head results in layer order, as ``fill_network_boxes`` fills one array."""
         parts = list(parts)
         if not parts:
-            raise ValueError("nothing to concatenate")
+            raise ArgumentError("nothing to concatenate")
         classes = {p.classes for p in parts}
         if len(classes) != 1:
             # Darknet sizes every prob array for the first head's class count.
-            raise ValueError(f"detection heads disagree on the number of classes: {sorted(classes)}")
+            raise ArgumentError(f"detection heads disagree on the number of classes: {sorted(classes)}")
         with_uc = [p.uc is not None for p in parts]
         uc = np.concatenate([p.uc for p in parts]) if all(with_uc) else None
         return cls(
@@ -172,7 +174,7 @@ def correct_yolo_boxes(
 def _anchor_pairs(anchors: Sequence[float]) -> np.ndarray:
     a = np.asarray(list(anchors), dtype=F32)  # l.biases is a float array
     if a.size % 2:
-        raise ValueError("anchors must be w,h pairs")
+        raise ArgumentError("anchors must be w,h pairs")
     return a.reshape(-1, 2)
 
 
@@ -181,7 +183,7 @@ def _mask_list(mask: Optional[Sequence[int]], n_anchor_pairs: int) -> np.ndarray
         return np.arange(n_anchor_pairs, dtype=np.int64)
     m = np.asarray(list(mask), dtype=np.int64)
     if m.size and (m.min() < 0 or m.max() >= n_anchor_pairs):
-        raise ValueError(f"mask {m.tolist()} refers to anchors beyond the {n_anchor_pairs} given")
+        raise ArgumentError(f"mask {m.tolist()} refers to anchors beyond the {n_anchor_pairs} given")
     return m
 
 
@@ -218,7 +220,7 @@ def get_yolo_detections(
     n = m.size
     c, h, w = out.shape
     if c != n * (5 + classes):
-        raise ValueError(f"[yolo] output has {c} channels, expected len(mask)*(classes+5) = {n * (5 + classes)}")
+        raise ArgumentError(f"[yolo] output has {c} channels, expected len(mask)*(classes+5) = {n * (5 + classes)}")
     # (n, 5+K, H*W) -> (H*W, n, 5+K): Darknet loops over locations, then anchors
     v = out.reshape(n, 5 + classes, h * w).transpose(2, 0, 1)
     obj = v[:, :, 4]
@@ -273,9 +275,9 @@ def get_gaussian_yolo_detections(
     n = m.size
     c, h, w = out.shape
     if c != n * (9 + classes):
-        raise ValueError(f"[Gaussian_yolo] output has {c} channels, expected len(mask)*(classes+9) = {n * (9 + classes)}")
+        raise ArgumentError(f"[Gaussian_yolo] output has {c} channels, expected len(mask)*(classes+9) = {n * (9 + classes)}")
     if yolo_point not in ("center", "left_top", "right_bottom"):
-        raise ValueError(f"unknown yolo_point {yolo_point!r}")
+        raise ArgumentError(f"unknown yolo_point {yolo_point!r}")
     v = out.reshape(n, 9 + classes, h * w).transpose(2, 0, 1)
     loc, slot = np.nonzero(v[:, :, 8] > F32(thresh))
     if loc.size == 0:
@@ -364,17 +366,17 @@ def get_region_detections(
     """
     if coords != 4:
         # get_region_boxes hard-codes a row stride of classes+5
-        raise ValueError("[region] decoding supports coords=4 only (as Darknet's get_region_boxes)")
+        raise ArgumentError("[region] decoding supports coords=4 only (as Darknet's get_region_boxes)")
     size = classes + 5
     flat = np.asarray(output, dtype=F32).reshape(-1)
     cells = grid_w * grid_h
     if flat.size != cells * num * size:
-        raise ValueError(
+        raise ArgumentError(
             f"[region] output has {flat.size} values, expected grid_w*grid_h*num*(classes+5) = {cells * num * size}"
         )
     pairs = _anchor_pairs(anchors)
     if pairs.shape[0] < num:
-        raise ValueError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
+        raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
     rows = flat.reshape(cells * num, size)  # row index = location*num + anchor
     idx = np.arange(cells * num)
     loc, slot = idx // num, idx % num
@@ -465,11 +467,11 @@ def get_region_detections_pjreddie(
     cells = grid_w * grid_h
     flat = np.asarray(output, dtype=F32).reshape(-1)
     if flat.size != num * entries * cells:
-        raise ValueError(f"[region] output has {flat.size} values, expected num*(coords+1+classes)*grid_h*grid_w "
+        raise ArgumentError(f"[region] output has {flat.size} values, expected num*(coords+1+classes)*grid_h*grid_w "
                          f"= {num * entries * cells}")
     pairs = _anchor_pairs(anchors)
     if pairs.shape[0] < num:
-        raise ValueError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
+        raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
     v = flat.reshape(num, entries, cells)
     col = (np.arange(cells) % grid_w).astype(F32)
     row = (np.arange(cells) // grid_w).astype(F32)
@@ -635,7 +637,7 @@ def diounms_sort(
         return _nms_sort(dets, thresh, lambda a, b, t: box_diounms(a, b, beta_nms) > t)
     if nms_kind == "cornersnms":
         return _nms_sort(dets, thresh, lambda a, b, t: box_iou(a, b) > t)
-    raise ValueError(f"diounms_sort: nms_kind must be greedynms, diounms or cornersnms, not {nms_kind!r}")
+    raise ArgumentError(f"diounms_sort: nms_kind must be greedynms, diounms or cornersnms, not {nms_kind!r}")
 
 
 def do_nms_sort_pjreddie(dets: Detections, thresh: float = 0.45, classes: Optional[int] = None) -> Detections:
@@ -669,7 +671,7 @@ def to_records(
     is the detection's position in ``dets`` (Darknet's post-NMS array order).
     """
     if len(names) < dets.classes:
-        raise ValueError(f"{len(names)} class names for {dets.classes} classes")
+        raise ArgumentError(f"{len(names)} class names for {dets.classes} classes")
     det_i, cls_j = np.nonzero(dets.probs > F32(thresh))
     recs: list[dict] = []
     for i, j in zip(det_i.tolist(), cls_j.tolist()):

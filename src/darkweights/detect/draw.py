@@ -6,13 +6,13 @@ Pillow is an optional dependency, imported inside the functions.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from ..errors import DarkweightsError
+from ..atomic import atomic_output
+from ..errors import ArgumentError, DarkweightsError
 from .image import image_to_uint8
 
 __all__ = ["draw_detections", "class_color"]
@@ -70,7 +70,7 @@ def _to_pil(image: Union[PathLike, np.ndarray]):
             return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")  # (H, W, 3) uint8 RGB
         if arr.ndim == 2:
             return Image.fromarray(image_to_uint8(arr[None].astype(np.float32)), mode="RGB")
-        raise ValueError(f"cannot draw on an array shaped {arr.shape} ({arr.dtype}); use (C,H,W) float or (H,W,3) uint8")
+        raise ArgumentError(f"cannot draw on an array shaped {arr.shape} ({arr.dtype}); use (C,H,W) float or (H,W,3) uint8")
     try:
         with Image.open(image) as img:
             return img.convert("RGB")
@@ -183,20 +183,6 @@ def draw_detections(
         draw.text((lx + pad, ly + pad - toff), text, fill=text_color, font=label_font)
 
     out = Path(out_png_path)
-    directory = out.parent if str(out.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp creates 0600; give the PNG the usual umask-based mode
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(out) as fh:
+        img.save(fh, format="PNG")
     return out

@@ -18,8 +18,9 @@ from typing import Union
 
 import numpy as np
 
-from ..errors import DarkweightsError
-from .jpeg import JPEGError, decode_jpeg, is_jpeg
+from ..errors import ArgumentError, ImageError
+from ..limits import JPEG_PIXELS_PER_BYTE, MAX_IMAGE_PIXELS, PNG_PIXELS_PER_BYTE
+from .jpeg import JPEGError, decode_jpeg, is_jpeg, jpeg_size
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -39,15 +40,20 @@ def load_image(path: PathLike, channels: int = 3) -> np.ndarray:
     through Pillow, which is imported lazily because it is an optional dependency.
     """
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise ArgumentError(f"channels must be 1 or 3, got {channels}")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise DarkweightsError(f"cannot read image: {exc}", file=str(path)) from exc
+        raise ImageError(f"cannot read image: {exc.strerror or exc}", file=str(path)) from None
+    if not raw:
+        raise ImageError("empty file, not an image", file=str(path), offset=0)
     data = None
     jpeg_error = None
     if is_jpeg(raw):
+        dims = jpeg_size(raw)
+        if dims is not None:
+            check_image_size(dims[0], dims[1], len(raw), JPEG_PIXELS_PER_BYTE, path)
         try:
             data = decode_jpeg(raw, channels)
         except JPEGError as exc:  # unsupported flavour or corrupt data: let Pillow try
@@ -55,10 +61,10 @@ def load_image(path: PathLike, channels: int = 3) -> np.ndarray:
     if data is None:
         try:
             data = _load_with_pillow(path, channels)
-        except DarkweightsError as exc:
+        except ImageError as exc:
             if jpeg_error is None:
                 raise
-            raise DarkweightsError(f"cannot read image: {jpeg_error}", file=str(path)) from exc
+            raise ImageError(f"cannot read image: {jpeg_error}", file=str(path)) from exc
     if data.ndim == 2:
         data = data[:, :, None]
     # HWC uint8 -> CHW float32; Darknet computes (float)byte / 255. in double, then
@@ -67,16 +73,36 @@ def load_image(path: PathLike, channels: int = 3) -> np.ndarray:
     return (chw.astype(np.float64) / 255.0).astype(np.float32)
 
 
+def check_image_size(width: int, height: int, file_bytes: int, pixels_per_byte: int, path: PathLike) -> None:
+    """Refuse, before decoding, a declared size that is absurd or more than the file can hold."""
+    pixels = width * height
+    if width <= 0 or height <= 0:
+        raise ImageError(f"the header declares a {width}x{height} image", file=str(path))
+    if pixels > MAX_IMAGE_PIXELS:
+        raise ImageError(f"the header declares a {width}x{height} image, more than the {MAX_IMAGE_PIXELS:,}-pixel "
+                         "limit (darkweights.limits.MAX_IMAGE_PIXELS)", file=str(path))
+    if pixels > pixels_per_byte * file_bytes + 4096:
+        raise ImageError(f"the header declares a {width}x{height} image, which a {file_bytes:,}-byte file cannot "
+                         "hold: truncated or corrupt", file=str(path), offset=file_bytes)
+
+
 def _load_with_pillow(path: PathLike, channels: int) -> np.ndarray:
     """Decode with Pillow to uint8 ``(H, W, 3)`` or ``(H, W)``, stb_image's conventions."""
     try:
         from PIL import Image
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise DarkweightsError(
-            "reading this image needs Pillow (pip install 'darkweights[detect]' or pillow)"
+        raise ImageError(
+            "reading this image needs Pillow (pip install 'darkweights[detect]' or pillow)", file=str(path)
         ) from exc
+    import warnings
+
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            w, h = img.size
+            check_image_size(w, h, os.path.getsize(path), PNG_PIXELS_PER_BYTE, path)
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # stb_image reduces 16-bit samples to 8 bits by keeping the high byte.
@@ -85,14 +111,17 @@ def _load_with_pillow(path: PathLike, channels: int) -> np.ndarray:
                 img = Image.fromarray(gray, mode="L")
             img = img.convert("RGB" if channels == 3 else "L")
             data = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise DarkweightsError(f"cannot read image: {exc}", file=str(path)) from exc
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, TypeError, MemoryError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as exc:  # Pillow's decoders raise all of these on corrupt data
+        raise ImageError(f"cannot read image: {str(exc) or type(exc).__name__}", file=str(path)) from None
     return data
 
 
 def _as_chw(im: np.ndarray) -> np.ndarray:
     if im.ndim != 3:
-        raise ValueError(f"expected an image shaped (C, H, W), got shape {im.shape}")
+        raise ArgumentError(f"expected an image shaped (C, H, W), got shape {im.shape}")
     return np.asarray(im, dtype=np.float32)
 
 
@@ -112,7 +141,7 @@ def resize_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
     c, in_h, in_w = im.shape
     w, h = int(w), int(h)
     if w < 1 or h < 1:
-        raise ValueError(f"target size must be positive, got {w}x{h}")
+        raise ArgumentError(f"target size must be positive, got {w}x{h}")
     if in_w == w and in_h == h:
         return im.copy()
 
@@ -160,6 +189,20 @@ def letterbox_geometry(im_w: int, im_h: int, net_w: int, net_h: int) -> tuple[in
     if float(np.float32(net_w) / np.float32(im_w)) < float(np.float32(net_h) / np.float32(im_h)):
         return net_w, (im_h * net_w) // im_w
     return (im_w * net_h) // im_h, net_h
+
+
+def network_input(image: PathLike, width: int, height: int, letterbox: bool) -> tuple[np.ndarray, int, int]:
+    """What ``detector test`` feeds the network: the image loaded, then resized or letterboxed to
+    ``width x height``; with the image's own width and height. Errors name the file."""
+    im = load_image(image)
+    _, h, w = im.shape
+    if letterbox:
+        new_w, new_h = letterbox_geometry(w, h, width, height)
+        if new_w < 1 or new_h < 1:
+            raise ImageError(f"a {w}x{h} image letterboxed into {width}x{height} has no pixels left "
+                             f"({new_w}x{new_h}); Darknet would make an empty image", file=str(image))
+        return letterbox_image(im, width, height), w, h
+    return resize_image(im, width, height), w, h
 
 
 def letterbox_image(im: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -51,11 +51,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import ArgumentError, ImageError
+
 __all__ = ["decode_jpeg", "JPEGError", "JPEGUnsupportedError", "is_jpeg"]
 
 
-class JPEGError(ValueError):
-    """Corrupt or truncated JPEG data."""
+class JPEGError(ImageError, ValueError):
+    """Corrupt or truncated JPEG data (a :class:`~darkweights.errors.ImageError`; still a ``ValueError``)."""
 
 
 class JPEGUnsupportedError(JPEGError):
@@ -65,6 +67,33 @@ class JPEGUnsupportedError(JPEGError):
 def is_jpeg(data: bytes) -> bool:
     """True if ``data`` starts with a JPEG SOI marker."""
     return len(data) >= 2 and data[0] == 0xFF and data[1] == 0xD8
+
+
+def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` from the first frame header, without decoding; None if not found.
+
+    Lets the caller refuse a declared size the file cannot hold before anything is allocated.
+    """
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        m = data[pos + 1]
+        if m == 0xFF:
+            pos += 1
+            continue
+        if 0xD0 <= m <= 0xD9 or m == 0x01:
+            pos += 2
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if m in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            if pos + 9 > n:
+                return None
+            return (data[pos + 7] << 8) | data[pos + 8], (data[pos + 5] << 8) | data[pos + 6]
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
 
 
 # Position in the 8x8 block (row-major) of the i-th coefficient in zig-zag order.
@@ -798,7 +827,7 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
     :class:`JPEGError` for corrupt or truncated data (both are ``ValueError``).
     """
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise ArgumentError(f"channels must be 1 or 3, got {channels}")
     data = bytes(data)
     rd = _Reader(data)
     if rd.marker() != 0xD8:

@@ -29,7 +29,7 @@ from ..tree import load_tree
 from .boxes import (Detections, do_nms_sort_pjreddie, get_gaussian_yolo_detections, get_region_detections,
                     get_region_detections_pjreddie, get_yolo_detections, get_yolo_detections_pjreddie, nms,
                     to_records)
-from .image import letterbox_image, load_image, resize_image
+from .image import letterbox_image, network_input, resize_image
 
 # A head decoder: (layer, its l.output for image 0, letterboxed?, keyword arguments common to all heads).
 Decoder = Callable[[Any, np.ndarray, bool, dict], Detections]
@@ -102,7 +102,11 @@ PIPELINES = {
 def read_names(path: Optional[Path], classes: int) -> list[str]:
     if path is None:
         return [str(i) for i in range(classes)]
-    names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise DarkweightsError(f"cannot read class names: {exc.strerror or exc}", file=path) from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) < classes:
         names += [str(i) for i in range(len(names), classes)]
     return names
@@ -147,10 +151,12 @@ class Detector:
         """The heads' outputs (``{layer index: tensor}``) for an image, and the image's width and height."""
         import torch
 
-        im = load_image(image) if not isinstance(image, np.ndarray) else image
-        _, h, w = im.shape
         net = self.net
-        sized = (letterbox_image if self.letterbox else resize_image)(im, net.width, net.height)
+        if isinstance(image, np.ndarray):
+            _, h, w = image.shape
+            sized = (letterbox_image if self.letterbox else resize_image)(image, net.width, net.height)
+        else:
+            sized, w, h = network_input(image, net.width, net.height, self.letterbox)
         with torch.inference_mode():
             # only the heads: the model then keeps route concatenations lazy and drops dead outputs
             heads = self.model(torch.from_numpy(np.ascontiguousarray(sized))[None])
@@ -201,7 +207,7 @@ def detect(images: Sequence[Any], cfg: Optional[Any] = None, weights: Optional[A
         names_path = names_path or bundled.names
     for image in images:
         if not Path(image).is_file():
-            raise DarkweightsError(f"{image}: no such image file")
+            raise DarkweightsError("no such image file", file=image)
     net = load(cfg, weights, dialect=dialect, width=width, height=height)
     heads = [L for L in net.layers if PIPELINES[net.dialect.detector.pipeline].heads.get(L.type) is not None]
     detector = Detector(net, read_names(names_path, heads[-1].classes if heads else 0), letterbox=letterbox)

@@ -7,10 +7,21 @@ from typing import Optional
 
 from ..cfg import Options
 from ..errors import DarkweightsWarning
+from ..limits import MAX_ANCHORS
 from .base import Layer, Shape, register
 from .builder import Builder
 
 
+YOLO_POINTS = ("center", "left_top", "right_bottom")  # parse_gaussian_yolo
+
+
+def check_num(opts: Options, key: str, default: int) -> int:
+    """The anchor count, before anchors are padded to it (Darknet callocs ``2 * num`` floats)."""
+    n = opts.int(key, default)
+    if n > MAX_ANCHORS:
+        raise opts.error(f"{key}={n}: more than {MAX_ANCHORS:,} anchors (darkweights.limits.MAX_ANCHORS)",
+                         opts.section.find(key))
+    return n
 NMS_KINDS = ("default", "greedynms", "diounms")  # parse_yolo; parse_gaussian_yolo also knows cornersnms
 
 YOLO_TRAINING = ("max", "jitter", "resize", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "map",
@@ -27,7 +38,7 @@ class _YoloBase(Layer):
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.classes = opts.int("classes", 20)
-        self.total = opts.int("num", 1)
+        self.total = check_num(opts, "num", 1)
         mask = opts.ints("mask")
         self.mask = mask if mask is not None else list(range(self.total))
         anchors = opts.floats("anchors")
@@ -44,6 +55,15 @@ class _YoloBase(Layer):
             self.nms_kind = "default"  # AB falls back silently
         self.beta_nms = opts.float("beta_nms", 0.6)
         self.yolo_point = opts.str("yolo_point", "center") if self.type == "gaussian_yolo" else "center"
+        if self.yolo_point not in YOLO_POINTS:
+            if self.dialect.strict_syntax:  # HK get_yolo_point_types_from_name: fatal
+                raise opts.error(f"yolo_point={self.yolo_point!r}: expected one of {', '.join(YOLO_POINTS)}",
+                                 self.section.find("yolo_point"))
+            # AB parse_gaussian_yolo: anything but left_top/right_bottom silently means center
+            warnings.warn(f"{builder.path}:{self.section.find('yolo_point').line}: yolo_point={self.yolo_point!r} is "
+                          f"not one of {', '.join(YOLO_POINTS)}: Darknet uses center", DarkweightsWarning,
+                          stacklevel=4)
+            self.yolo_point = "center"
         if self.type == "gaussian_yolo":
             opts.ignore("uc_normalizer")
         if not self.input.is_image:
@@ -101,7 +121,7 @@ class Region(Layer):
     def parse(self, opts: Options, builder: Builder) -> None:
         self.coords = opts.int("coords", 4)
         self.classes = opts.int("classes", 20)
-        self.num = opts.int("num", 1)
+        self.num = check_num(opts, "num", 1)
         self.softmax = opts.int("softmax", 0)
         self.background = opts.int("background", 0)  # pjreddie's option
         anchors = opts.floats("anchors") or []

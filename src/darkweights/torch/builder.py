@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ..errors import DarkweightsWarning
+from ..errors import ArgumentError, DarkweightsWarning
 from . import heads, layers, recurrent  # noqa: F401  (registration side effect)
 from .base import MODULES, BuildContext, ChannelParts, DarknetLayer, dense, natural_shape, unsupported
 from .layers import ConvUnit
@@ -108,7 +108,7 @@ class DarknetModel(nn.Module):
             x = x.unsqueeze(0)
         if tuple(x.shape[1:]) != tuple(self.input_shape):
             size = "x".join(map(str, self.input_shape))
-            raise ValueError(f"input of shape {tuple(x.shape)} does not fit the network input (N, {size}); "
+            raise ArgumentError(f"input of shape {tuple(x.shape)} does not fit the network input (N, {size}); "
                              "Darknet fixes the geometry at parse time: load the cfg with "
                              "darkweights.load(cfg, weights, width=..., height=...)")
         return x
