@@ -21,7 +21,6 @@ from . import dialects
 from .api import default_model, save_weights
 from .dialects import DIALECTS, Dialect
 from .network import Network, load
-from .view import LayerView
 from .weightsfile import Header, Param
 
 __version__ = "0.1.0"
@@ -29,3 +28,11 @@ __version__ = "0.1.0"
 __all__ = ["load", "save_weights", "default_model", "Network", "LayerView", "Header", "Param", "Dialect", "DIALECTS",
            "dialects", "DarkweightsError", "CfgError",
            "ShapeError", "WeightsError", "ArrayError", "UnsupportedError", "DarkweightsWarning", "__version__"]
+
+
+def __getattr__(name: str) -> object:  # LayerView is imported on first use: `import darkweights` stays light
+    if name == "LayerView":
+        from .view import LayerView
+
+        return LayerView
+    raise AttributeError(f"module 'darkweights' has no attribute {name!r}")

@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
-import threading
 from typing import IO, Iterable, Iterator, Optional, Union
 
 from .errors import OutputError
@@ -56,6 +54,9 @@ def check_output(path: PathLike, *, force: bool = True, inputs: Iterable[Optiona
 @contextlib.contextmanager
 def _terminate_as_exception() -> Iterator[None]:
     """While writing, turn SIGTERM into an exception so cleanup runs (the main thread only)."""
+    import signal  # here, not at import: `import darkweights` stays light
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -7,9 +7,9 @@ User errors (bad cfg, mismatched weights, bad arrays) print one line on stderr a
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import shutil
 import sys
 import warnings
 from typing import Any, Optional, Sequence
@@ -90,7 +90,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _terminal_width() -> Optional[int]:
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    if not sys.stdout.isatty():
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
 
 
 # -- extract / pack / init ------------------------------------------------------------------
@@ -275,14 +279,53 @@ def cmd_report(args: argparse.Namespace) -> int:
 # -- entry point ----------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _formatter(width: int) -> type:
+    """argparse's formatter with the terminal width asked once, not at every ``add_argument`` (which builds a
+    formatter each time: measurable in ``darkweights --help``)."""
+
+    class Formatter(argparse.HelpFormatter):
+        def __init__(self, prog: str, **kwargs: Any) -> None:
+            super().__init__(prog, width=width, **kwargs)
+
+    return Formatter
+
+
+class _Unbuilt:
+    """Stands for the parser of a subcommand that is not running: its options are left out, since
+    argparse builds a help formatter for every option and that adds up in ``darkweights --help``."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def set_defaults(self, **kwargs: Any) -> None:
+        self.parser.set_defaults(**kwargs)
+
+
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``only``) the top level and that one subcommand's options."""
+    import shutil
+
     from . import __version__
 
+    # as argparse computes it: $COLUMNS or the terminal, less 2
+    formatter = _formatter(shutil.get_terminal_size().columns - 2)
     parser = argparse.ArgumentParser(prog="darkweights", description="Read, write, convert and verify Darknet "
-                                     ".cfg/.weights models exactly as Darknet does.")
+                                     ".cfg/.weights models exactly as Darknet does.", formatter_class=formatter)
     parser.add_argument("--version", action="version", version=f"darkweights {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(
+        argparse.ArgumentParser, formatter_class=formatter))
+    built: list[argparse.ArgumentParser] = []
+
+    def add(name: str, **kwargs: Any) -> Any:
+        p = sub.add_parser(name, **kwargs)
+        if only is not None and name != only:
+            return _Unbuilt(p)
+        built.append(p)
+        return p
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dialect", default="auto", choices=DIALECT_CHOICES,
@@ -290,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--width", type=int, help="override [net] width")
         p.add_argument("--height", type=int, help="override [net] height")
 
-    p = sub.add_parser("inspect", help="Darknet's layer table: shapes, BFLOPs, parameters, byte offsets")
+    p = add("inspect", help="Darknet's layer table: shapes, BFLOPs, parameters, byte offsets")
     p.add_argument("cfg", help=CFG_HELP)
     p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -299,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("models",
+    p = add("models",
                        help="list the models usable by name (bundled cfgs, Yolo-Fastest 1.1 with weights)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_models)
@@ -307,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     def writes(p: argparse.ArgumentParser) -> None:
         p.add_argument("-f", "--force", action="store_true", help="replace the output if it exists")
 
-    p = sub.add_parser("extract", help="weights -> .npz or .safetensors")
+    p = add("extract", help="weights -> .npz or .safetensors")
     p.add_argument("cfg", help=CFG_HELP)
     p.add_argument("weights", help=WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, help="OUT.npz or OUT.safetensors")
@@ -317,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     writes(p)
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("pack", help=".npz/.safetensors/.pt state_dict/.onnx -> weights (cfg optional when embedded)")
+    p = add("pack", help=".npz/.safetensors/.pt state_dict/.onnx -> weights (cfg optional when embedded)")
     p.add_argument("cfg", help="the cfg, or the array file when it carries its cfg")
     p.add_argument("arrays", nargs="?", help="the .npz, .safetensors or .pt file (when the first argument is the cfg)")
     p.add_argument("-o", "--output", required=True, help="OUT.weights")
@@ -329,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     writes(p)
     p.set_defaults(func=cmd_pack)
 
-    p = sub.add_parser("export", help="cfg + weights -> ONNX model (extra [onnx])")
+    p = add("export", help="cfg + weights -> ONNX model (extra [onnx])")
     p.add_argument("cfg")
     p.add_argument("weights")
     p.add_argument("-o", "--output", required=True, help="OUT.onnx")
@@ -349,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     writes(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("init", help="write a valid weights file of random values for a cfg")
+    p = add("init", help="write a valid weights file of random values for a cfg")
     p.add_argument("cfg", help=CFG_HELP)
     p.add_argument("-o", "--output", required=True, help="OUT.weights")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0); the same seed, the same file")
@@ -357,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     writes(p)
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("verify", help="compare our forward pass with Darknet's fixture or OpenCV, layer by layer")
+    p = add("verify", help="compare our forward pass with Darknet's fixture or OpenCV, layer by layer")
     p.add_argument("cfg", nargs="?", help=CFG_HELP)
     p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("--fixture", help="a fixture directory (model.cfg, model.weights, input.npy, outputs.npz)")
@@ -377,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("detect", help="run a detector on images (default: the bundled Yolo-Fastest 1.1)")
+    p = add("detect", help="run a detector on images (default: the bundled Yolo-Fastest 1.1)")
     p.add_argument("paths", nargs="*", metavar="[CFG WEIGHTS] IMAGE",
                    help="images, optionally after a cfg and its weights (default model: Yolo-Fastest 1.1)")
     p.add_argument("--sample", action="store_true", help="also run on the bundled sample photo (dog.jpg)")
@@ -394,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     writes(p)
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("diff", help="per-layer change between two weights of one cfg (exit 0 same, 1 different)")
+    p = add("diff", help="per-layer change between two weights of one cfg (exit 0 same, 1 different)")
     p.add_argument("a", metavar="A", help="A.weights, or an .npz/.safetensors export (carries its cfg)")
     p.add_argument("b", metavar="B")
     p.add_argument("--cfg", help="the cfg of both (needed for .weights files)")
@@ -404,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("plot", help="PNG of per-layer weight distributions and the first conv's filters")
+    p = add("plot", help="PNG of per-layer weight distributions and the first conv's filters")
     p.add_argument("cfg")
     p.add_argument("weights")
     p.add_argument("-o", "--output", required=True, help="OUT.png")
@@ -413,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     writes(p)
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("report", help="one self-contained HTML page: layers, graph, statistics, plots")
+    p = add("report", help="one self-contained HTML page: layers, graph, statistics, plots")
     p.add_argument("cfg")
     p.add_argument("weights", nargs="?")
     p.add_argument("-o", "--output", required=True, help="OUT.html")
@@ -422,9 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     writes(p)
     p.set_defaults(func=cmd_report)
 
-    for p in sub.choices.values():  # every subcommand, the same way
+    for p in built:  # every subcommand, the same way
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or `wrote ...` lines")
-    for p in sub.choices.values():  # --debug also after the command; SUPPRESS keeps one given before it
+    for p in built:  # --debug also after the command; SUPPRESS keeps one given before it
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -459,8 +502,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from .atomic import Terminated
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")  # top-level options take no values
+    args = build_parser(only=command).parse_args(argv)
     debug = bool(args.debug or os.environ.get("DARKWEIGHTS_DEBUG"))
     warnings.showwarning = _show_warning
     if getattr(args, "quiet", False):

@@ -12,9 +12,8 @@ wrote (pjreddie 0.2.0, AlexeyAB and hank-ai 0.2.5) breaks the remaining tie. :cl
 records what decided it.
 """
 
-from __future__ import annotations
 
-from typing import Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from .errors import CfgError
 
@@ -56,7 +55,43 @@ _PJ_ONLY = {
 }
 
 
-class DetectorRules(NamedTuple):
+class _Record:
+    """A small frozen record whose fields are the class annotations (in order, defaults as class values).
+
+    Plain classes, not dataclasses or NamedTuples: creating those costs milliseconds at import, and
+    ``import darkweights`` should stay light.
+    """
+
+    __slots__ = ("__dict__",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        fields = self._fields()
+        values = dict(zip(fields, args), **kwargs)
+        for name in fields:
+            if name not in values:
+                if not hasattr(type(self), name):
+                    raise TypeError(f"{type(self).__name__}: missing field {name!r}")
+                values[name] = getattr(type(self), name)
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(unknown)}")
+        self.__dict__.update(values)
+
+    @classmethod
+    def _fields(cls) -> list[str]:
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            names += [n for n in klass.__dict__.get("__annotations__", {}) if n not in names]
+        return names
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+
+class DetectorRules(_Record):
     """What a fork's ``darknet detector test`` does around the network (see ``darkweights.detect``)."""
 
     pipeline: str  # whose get_network_boxes / NMS code runs: a key of darkweights.detect.run.PIPELINES
@@ -65,8 +100,7 @@ class DetectorRules(NamedTuple):
     fuse_bn: bool  # fold BN into the convolutions first (AB's fuse_conv_batchnorm)
 
 
-# NamedTuple, not dataclass: `import darkweights` stays free of the dataclasses/inspect import
-class Dialect(NamedTuple):
+class Dialect(_Record):
     """One Darknet fork's rules, as far as reading, writing and running a model is concerned."""
 
     name: str  # what --dialect and the metadata say: "alexeyab", "pjreddie", "hankai"
@@ -196,7 +230,7 @@ def from_provenance(text: Optional[str]) -> Optional[str]:
     return next((d.name for d in DIALECTS.values() if word in (d.name, d.title.lower().replace("-", ""))), None)
 
 
-class Choice(NamedTuple):
+class Choice(_Record):
     """What ``dialect="auto"`` picked and why (shown by ``inspect``, stored in exported metadata)."""
 
     dialect: Dialect
@@ -216,7 +250,7 @@ class Choice(NamedTuple):
                 "also": list(self.also), **({"note": self.note} if self.note else {})}
 
 
-class Trial(NamedTuple):
+class Trial(_Record):
     """One fork's reading of the files, for :func:`choose`."""
 
     dialect: Dialect

@@ -9,7 +9,6 @@ time and streamed to disk, so a 250 MB file never needs 250 MB of memory.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import IO, Iterator, Optional, Union
 
@@ -73,6 +72,8 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
     total = params[-1].end if params else header.size
     if not hasattr(path, "write"):
         directory = os.path.dirname(os.path.abspath(path))  # type: ignore[arg-type]
+        import shutil
+
         free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
         if free is not None and total > free:
             raise WeightsError(f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free",

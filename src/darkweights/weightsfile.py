@@ -17,7 +17,6 @@ from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, O
 
 from . import dialects
 from .dialects import DialectLike
-from .atomic import atomic_output  # noqa: F401 - the writers' atomic file, also re-exported here
 from .errors import ArrayError, WeightsError
 
 if TYPE_CHECKING:
@@ -228,6 +227,13 @@ def view(body: "np.ndarray", header: Header, p: Param) -> "np.ndarray":
 
 # ---------------------------------------------------------------------------------------------
 # Writing
+
+
+def atomic_output(path: PathLike, mode: str = "wb", **options: object):  # noqa: ANN201
+    """:func:`darkweights.atomic.atomic_output` (imported when a file is written, not at import)."""
+    from .atomic import atomic_output as atomic
+
+    return atomic(path, mode, **options)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
