@@ -443,7 +443,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--cfg", help="the cfg of both (needed for .weights files)")
     p.add_argument("--sort", choices=("layer", "change"), default="layer",
                    help="row order: layer order (default) or largest relative change first")
-    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     common(p)
     p.set_defaults(func=cmd_diff)
 

@@ -62,8 +62,6 @@ class _Record:
     ``import darkweights`` should stay light.
     """
 
-    __slots__ = ("__dict__",)
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         fields = self._fields()
         values = dict(zip(fields, args), **kwargs)

@@ -109,7 +109,6 @@ class Report:
     def table(self, *, only_failures: bool = False) -> Table:
         """This report in the shared :class:`~darkweights.report.Table` shape (text, JSON, HTML)."""
         rows = [{**asdict(r), "ok": "yes" if r.ok else "NO"} for r in self.rows if not (only_failures and r.ok)]
-        details = {}
         for s in self.skipped:
             rows.append({"index": s["index"], "type": s["type"], "note": f"skipped: {s['reason']}"})
         footer = []
@@ -122,7 +121,7 @@ class Report:
         if self.meta.get("warning"):
             footer.append("warning: " + self.meta["warning"])
         title = f"{self.name} ({self.mode}): {'OK' if self.ok else 'FAILED'}, {len(self.rows)} layers compared"
-        return Table(title, VERIFY_COLUMNS, rows, footer, self.to_dict(), details)
+        return Table(title, VERIFY_COLUMNS, rows, footer, self.to_dict())
 
     def to_table(self, *, only_failures: bool = False) -> str:
         return self.table(only_failures=only_failures).to_text()

@@ -209,6 +209,6 @@ def detect(images: Sequence[Any], cfg: Optional[Any] = None, weights: Optional[A
         if not Path(image).is_file():
             raise DarkweightsError("no such image file", file=image)
     net = load(cfg, weights, dialect=dialect, width=width, height=height)
-    heads = [L for L in net.layers if PIPELINES[net.dialect.detector.pipeline].heads.get(L.type) is not None]
-    detector = Detector(net, read_names(names_path, heads[-1].classes if heads else 0), letterbox=letterbox)
+    detector = Detector(net, letterbox=letterbox)
+    detector.names = read_names(names_path, detector.heads[-1].classes)
     return {str(image): detector(image, thresh=thresh, nms_thresh=nms_thresh) for image in images}
