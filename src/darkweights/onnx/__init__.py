@@ -5,9 +5,10 @@
 >>> net.to_onnx("yolov4-tiny.onnx", batch="dynamic")          # == darkweights.onnx.export_onnx(net, ...)
 >>> darkweights.onnx.pack_onnx("yolov4-tiny.onnx", "copy.weights")   # byte-identical to the original
 
-Modules: :mod:`.portable` (the traced form of the PyTorch model), :mod:`.exporter` (``export_onnx``),
-:mod:`.decode` (decoded / NMS outputs), :mod:`.home` (reading a model back: ``pack_onnx``, running it,
-comparing it with Darknet fixtures or our PyTorch model).
+Modules: :mod:`.portable` (the traced form of the PyTorch model), :mod:`.trace` (tracing it one layer at a
+time and joining the pieces), :mod:`.writer` (the file written field by field, initializers streamed from the
+weights file), :mod:`.exporter` (``export_onnx``), :mod:`.decode` (decoded / NMS outputs), :mod:`.home`
+(reading a model back: ``pack_onnx``, running it, comparing it with Darknet fixtures or our PyTorch model).
 """
 
 from __future__ import annotations

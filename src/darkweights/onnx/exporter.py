@@ -1,10 +1,11 @@
 """``export_onnx(net, path)``: the network as an ONNX graph computing what Darknet computes.
 
-The portable PyTorch model (:mod:`.portable`) is traced with PyTorch's TorchScript exporter; the
-stored arrays become initializers under the project's stable names (``layer_012.weights``,
-``layer_012.rolling_variance``, ``layer_003.input_layer.weights``...), unmodified, so that
+The portable PyTorch model (:mod:`.portable`) is traced with PyTorch's TorchScript exporter one layer
+at a time (:mod:`.trace`); the stored arrays become initializers under the project's stable names
+(``layer_012.weights``, ``layer_012.rolling_variance``, ``layer_003.input_layer.weights``...),
+unmodified and copied straight from the weights file into the output (:mod:`.writer`), so that
 :func:`~darkweights.onnx.pack_onnx` writes them back byte for byte. Everything else the graph holds
-(blur kernels, index maps, shape constants) keeps the exporter's names.
+(blur kernels, index maps, shape constants) keeps the exporter's names under the layer's scope.
 
 Graph interface: input ``input`` ``(N, C, H, W)`` float32; outputs ``layer_<i>`` (``raw``: each head
 in Darknet's ``l.output`` layout; ``all_outputs``: every layer) or ``boxes``/``scores`` (``decoded``)
@@ -15,15 +16,14 @@ export options, output layout, anchors and class names.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import re
-import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence, Union
 
 from ..errors import DarkweightsError, UnsupportedError
+from ..weightsfile import layer_name
+from .writer import Blob
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -31,11 +31,6 @@ if TYPE_CHECKING:
 PathLike = Union[str, "os.PathLike[str]"]
 OUTPUT_KINDS = ("raw", "decoded", "nms")
 MIN_OPSET = 13
-INPUT_NAME = "input"
-
-
-def layer_name(index: int) -> str:
-    return f"layer_{index:03d}"
 
 
 def default_opset() -> int:
@@ -75,15 +70,21 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     ``raw`` (heads in Darknet's layout), ``decoded`` (boxes + per-class scores as ``detect``
     computes them before NMS) or ``nms`` (ONNX ``NonMaxSuppression`` in the graph); ``all_outputs``:
     every layer's output as ``layer_<i>`` (raw only). ``fuse_bn`` exports Darknet's folded weights.
+
+    Memory stays near one layer's activations plus the parts of the weights file being copied: the
+    graph is traced one layer at a time (:mod:`.trace`) and the initializers stream from the weights
+    file into the output (:mod:`.writer`).
     """
     import onnx
-    import torch
 
     from .. import __version__
     from ..export import metadata as array_metadata
+    from ..progress import bar
     from ..torch import build
     from ..weightsfile import atomic_output
-    from .portable import Portable, portable_model
+    from .portable import portable_model
+    from .trace import INPUT_NAME, trace_model
+    from .writer import write_model
 
     if outputs not in OUTPUT_KINDS:
         raise DarkweightsError(f"--outputs must be one of {', '.join(OUTPUT_KINDS)}, not {outputs!r}")
@@ -132,32 +133,16 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     meta["output_layout"] = json.dumps(layout)
     if fp16:
         model = model.half()
-    wrapper = Portable(model, returned, post, half=fp16).eval()
-    x = torch.zeros((1 if dynamic else batch,) + tuple(net.input.chw), dtype=torch.float32)
-    axes = {n: {0: "N"} for n in [INPUT_NAME, *out_names]} if dynamic else None
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    tensors = _tensor_names(net, model, fuse_bn)
+    steps = max(returned) + 1 + (post is not None)
+    with bar(total=steps, desc="trace", unit="layer") as progress:
         try:
-            # no constant folding: it would fold BN statistics into anonymous constants (pack needs them);
-            # no parameters: they become initializers below, straight from the weights file
-            torch.onnx.export(wrapper, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                              output_names=out_names, dynamic_axes=axes, do_constant_folding=False,
-                              export_params=False)
+            traced = trace_model(model, returned, out_names, names={id(t): n for n, t in tensors.items()}, post=post,
+                                 opset=opset, batch=1 if dynamic else batch, dynamic=dynamic, half=fp16,
+                                 progress=progress)
         except UnsupportedError as exc:
             raise _located(net, exc.layer, exc.message) from None
-        except Exception as exc:  # the exporter raises many types; name the layer when its scope says one
-            text = str(exc)
-            found = re.search(r"layers\.(\d+)", text)
-            raise _located(net, int(found.group(1)) if found else None,
-                           f"the ONNX exporter cannot convert it: {text.splitlines()[0][:300] if text else exc!r}"
-                           ) from None
-    proto = onnx.load_from_string(buf.getvalue())
-    del buf
-    _add_arrays(proto, net, wrapper, fuse_bn)
-    del proto.metadata_props[:]
+    proto = traced.model
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
@@ -165,11 +150,19 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
                         f"'{INPUT_NAME}' (N, {net.channels}, {net.height}, {net.width}) float32; outputs "
                         f"{', '.join(out_names[:8])}{' ...' if len(out_names) > 8 else ''} (metadata 'output_layout')")
     proto.producer_name, proto.producer_version = "darkweights", __version__
+    # the whole graph is checked while the parameters are still typed graph inputs: the initializers that
+    # replace them below take their dims and types from the same tensors
     onnx.checker.check_model(proto, full_check=True)
-    data = proto.SerializeToString()
-    with atomic_output(path) as f:
-        f.write(data)
-    return ExportInfo(os.fspath(path), len(data), opset, [INPUT_NAME], out_names, len(proto.graph.initializer), meta)
+    blobs = _blobs(net, traced.params, tensors)
+    graph = proto.graph
+    kept = [i for i in graph.input if i.name == INPUT_NAME]
+    del graph.input[:]
+    graph.input.extend(kept)
+    with atomic_output(path) as f, bar(total=sum(b.nbytes for b in blobs), desc="write", unit="B",
+                                       unit_scale=True) as progress:
+        size = write_model(f, proto, _counted(blobs, progress))
+    return ExportInfo(os.fspath(path), size, opset, [INPUT_NAME], out_names,
+                      len(graph.initializer) + len(blobs), meta)
 
 
 def _located(net: "Network", index: Optional[int], message: str) -> UnsupportedError:
@@ -188,41 +181,74 @@ def _anchors(layer) -> list:  # noqa: ANN001
     return [pairs[m] for m in mask if m < len(pairs)] if mask else pairs
 
 
-def _add_arrays(proto, net: "Network", wrapper, fuse_bn: bool) -> None:  # noqa: ANN001
-    """The parameters (graph inputs after an ``export_params=False`` trace) become initializers under the
-    stable export names; stored arrays the graph does not read (e.g. BN statistics of an xnor layer whose
-    Darknet CPU path skips BN) go in too, so that the file holds the whole ``.weights``."""
-    from onnx import numpy_helper
-
+def _tensor_names(net: "Network", model, fuse_bn: bool) -> dict:  # noqa: ANN001
+    """Every tensor of ``model``'s state under the name its initializer gets: the stable export name
+    (``layer_012.weights``) for the stored arrays, the exporter's (``model.layers.12.blur``) for the rest.
+    A tensor shared by several layers keeps its first name."""
     rename: dict[str, str] = {}
     for p in net.params():
-        rename["model." + p.torch] = p.key
+        rename[p.torch] = p.key
         if fuse_bn and p.torch.endswith("bn.bias"):  # folded: the BN shift became the convolution's bias
-            rename["model." + p.torch[: -len("bn.bias")] + "conv.bias"] = p.key
-    state = wrapper.state_dict()
-    graph = proto.graph
-    taken = {i.name for i in graph.input if i.name in state}
-    for name in (n for n in state if n in taken):  # file order
-        graph.initializer.append(numpy_helper.from_array(state[name].detach().numpy(), rename.get(name, name)))
-    kept = [i for i in graph.input if i.name not in taken]
-    del graph.input[:]
-    graph.input.extend(kept)
-    for node in _all_nodes(graph):
-        for k, name in enumerate(node.input):
-            if name in rename:
-                node.input[k] = rename[name]
-    have = {i.name for i in graph.initializer}
-    for p in net.params():
-        name = "model." + p.torch
-        if p.key not in have and name in state and state[name].dtype.is_floating_point:
-            graph.initializer.append(numpy_helper.from_array(state[name].detach().numpy(), p.key))
+            rename[p.torch[: -len("bn.bias")] + "conv.bias"] = p.key
+    out: dict = {}
+    seen: set[int] = set()
+    # the state, not every buffer: non-persistent buffers (index maps, kernels) are constants of the graph
+    for name, t in model.state_dict(keep_vars=True).items():
+        if id(t) not in seen:
+            seen.add(id(t))
+            out[rename.get(name, "model." + name)] = t
+    return out
 
 
-def _all_nodes(graph):  # noqa: ANN001, ANN202
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.g is not None and attr.g.node:
-                yield from _all_nodes(attr.g)
-            for g in attr.graphs:
-                yield from _all_nodes(g)
+def _blobs(net: "Network", used: Sequence[str], tensors: dict) -> list:
+    """The initializers to stream, in weights-file order: every parameter the graph reads, then the stored
+    arrays it does not read (e.g. BN statistics of an xnor layer whose Darknet CPU path skips BN), so that
+    the file holds the whole ``.weights``. Each is read from the model's own tensor when it is written
+    (a view of the weights file for a plain export, so values changed in place are exported as they are)."""
+    from onnx import helper
+
+    stored = [p.key for p in net.params()]
+    order = {k: i for i, k in enumerate(stored)}
+    names = sorted(used, key=lambda n: order.get(n, len(order)))
+    names += [k for k in stored if k not in set(used) and k in tensors and tensors[k].dtype.is_floating_point]
+    out = []
+    for name in names:
+        t = tensors[name].detach()
+        kind = helper.np_dtype_to_tensor_dtype(t.numpy().dtype)
+        out.append(Blob(name, tuple(t.shape), kind, t.numel() * t.element_size(), _chunks(t, net.release_pages)))
+    return out
+
+
+def _chunks(t, release: Callable) -> Callable[[], Iterator[memoryview]]:  # noqa: ANN001
+    """A tensor's bytes in C order, little-endian, about 8 MiB at a time: blocks along the first axis (a
+    non-contiguous tensor is copied one block at a time, never whole). Each block read from the mapped
+    weights file is then ``release``\ d, so that the process never holds the whole file resident."""
+
+    def chunks() -> Iterator[memoryview]:
+        import numpy as np
+
+        arr = t.numpy()
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        row = max(1, arr[0].nbytes if len(arr) else 1)
+        step = max(1, (8 << 20) // row)
+        little = arr.dtype.newbyteorder("<")
+        for start in range(0, len(arr), step):
+            block = arr[start:start + step]
+            yield memoryview(np.ascontiguousarray(block, dtype=little)).cast("B")
+            release(block)
+
+    return chunks
+
+
+def _counted(blobs: list, progress) -> list:  # noqa: ANN001
+    """``blobs`` whose chunks advance ``progress``."""
+
+    def wrap(chunks):  # noqa: ANN001, ANN202
+        def gen():  # noqa: ANN202
+            for c in chunks():
+                yield c
+                progress.update(memoryview(c).nbytes)
+        return gen
+
+    return [b._replace(chunks=wrap(b.chunks)) for b in blobs]

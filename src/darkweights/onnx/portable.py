@@ -6,6 +6,7 @@ A few layer modules use operations that TorchScript's ONNX exporter translates w
 word (``avg_pool2d(divisor_override=1)`` loses its divisor override and becomes a mean; padding the
 channel axis comes out misplaced); :data:`OVERRIDES`, keyed by the catalogue's layer ``type``, holds
 an equivalent written with operations that translate exactly. Every other module is traced as is.
+:class:`Step` is one layer as a function of its inputs: :mod:`.trace` traces the model step by step.
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ def _yolo(m: DarknetLayer, x: torch.Tensor, outs: list) -> torch.Tensor:
 
 @override("maxpool")
 def _maxpool(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Tensor]:
+    if m.mode == "tiles" and not m.depth:
+        # the module's strided maxima are an eager NHWC fast path: in the graph, one MaxPool over the same
+        # non-overlapping windows (cut to the tiled area first, as the module reads only that)
+        k = m.size
+        oh, ow = m.tiles
+        y = F.max_pool2d(m.image(dense(x))[:, :, : oh * k, : ow * k], k, k)
+        return m.blur(y) if m.blur is not None else y
     if not m.depth:
         return None
     # maxpool_depth: channel k keeps max over channels k, k+g, ...; the missing tail is -FLT_MAX
@@ -107,10 +115,12 @@ def _local_avgpool(m: DarknetLayer, x: torch.Tensor, outs: list) -> torch.Tensor
 
 @override("upsample")
 def _upsample(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Tensor]:
-    if m.stride > 0:
-        return None
-    s = -m.stride
     x = m.image(x)
+    if m.stride > 0:
+        # nearest-neighbour copies: one Resize in the graph (the module's expand + reshape suits NHWC tensors)
+        y = F.interpolate(x, scale_factor=float(m.stride), mode="nearest")
+        return y * m.scale if m.scale != 1.0 else y
+    s = -m.stride
     if m.scale != 1.0:
         x = x * m.scale  # Darknet adds scale*x term by term
     return _window_sum(x, m.in_shape.c, s, (s, s))
@@ -124,52 +134,47 @@ def portable_model(model: nn.Module) -> nn.Module:
     return model
 
 
-class Portable(nn.Module):
-    """Runs a portable model layer by layer and returns the chosen layers' outputs as a tuple.
+def run_layer(module: DarknetLayer, index: int, x: torch.Tensor, outs: list) -> torch.Tensor:
+    """One layer's output as a dense tensor, through its override when it has one; a failure names the layer
+    (tracing runs the modules' own code)."""
+    fn = OVERRIDES.get(module.kind)
+    try:
+        y = fn(module, x, outs) if fn is not None else None
+        return dense(module(x, outs) if y is None else y)
+    except UnsupportedError:
+        raise
+    except Exception as exc:
+        raise UnsupportedError(f"cannot be traced for ONNX: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",
+                               layer=index, layer_type=module.kind) from None
 
-    ``returned``: the layer indexes whose outputs the graph gives (heads, the network output, or
-    every layer); ``post``: an optional module turning the head outputs into decoded boxes/scores.
-    ``half``: compute in float16 (the input and outputs stay float32).
-    """
 
-    def __init__(self, model: nn.Module, returned: Sequence[int], post: Optional[nn.Module] = None,
-                 half: bool = False) -> None:
+class Step(nn.Module):
+    """Layer ``index`` of a portable model as a function of its inputs, ``forward(x, *sources)``: what the
+    exporter traces, one layer at a time (:mod:`.trace`). ``x`` is the previous layer's output (the network
+    input for layer 0), ``sources`` the outputs of the earlier layers it reads, in ``module.sources`` order."""
+
+    def __init__(self, module: DarknetLayer, index: int, borrowed: Sequence[nn.Module] = ()) -> None:
         super().__init__()
-        self.model = model
-        self.returned = list(returned)
-        self.post = post
-        self.half = half
+        self.m = module
+        self.index = index
+        # layers whose arrays this one reads (a share_index convolution): registered here, those arrays are
+        # parameters of the step (graph inputs), not constants
+        self.borrowed = nn.ModuleList(borrowed)
 
-    def forward(self, x: torch.Tensor) -> tuple:
-        if self.half:
-            x = x.half()
-        layers = self.model.layers
-        last = max(self.returned) if self.returned else len(layers) - 1
-        # an output is dropped after its last reader: tracing runs the real forward at full size
-        final = {j: i for i, m in enumerate(layers) for j in m.sources}
-        kept = set(self.returned)
-        outs: list = [None] * len(layers)
-        cur = x
-        for i, module in enumerate(layers):
-            if i > last:
-                break
-            fn = OVERRIDES.get(module.kind)
-            try:
-                y = fn(module, cur, outs) if fn is not None else None
-                cur = dense(module(cur, outs) if y is None else y)
-            except UnsupportedError:
-                raise
-            except Exception as exc:  # name the layer: tracing runs the modules' own code
-                raise UnsupportedError(f"cannot be traced for ONNX: {type(exc).__name__}: "
-                                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",
-                                       layer=i, layer_type=module.kind) from None
-            if i in kept or i in final:
-                outs[i] = cur
-            for j in [j for j, reader in final.items() if reader == i and j not in kept]:
-                outs[j] = None
-        picked = [outs[i] for i in self.returned]
-        if self.post is not None:
-            picked = list(self.post(picked))
-        if self.half:
-            picked = [p.float() for p in picked]
-        return tuple(picked)
+    def forward(self, x: torch.Tensor, *sources: torch.Tensor) -> torch.Tensor:
+        outs: list = [None] * self.index
+        for j, s in zip(self.m.sources, sources):
+            outs[j] = s
+        return run_layer(self.m, self.index, x, outs)
+
+
+class PostStep(nn.Module):
+    """The decoded / NMS post-processing (:mod:`.decode`) as a function of the head outputs."""
+
+    def __init__(self, post: nn.Module) -> None:
+        super().__init__()
+        self.post = post
+
+    def forward(self, *heads: torch.Tensor) -> tuple:
+        return tuple(self.post(list(heads)))
