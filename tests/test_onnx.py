@@ -140,6 +140,27 @@ def test_older_opsets_and_fp16(opset: int, tmp_path: Path) -> None:
             home.pack_onnx(tmp_path / "h.onnx", tmp_path / "x.weights")
 
 
+@pytest.mark.parametrize("cfg", ["yolov3-tiny", "synth_geometry"])
+def test_fp16_export_of_padding_maxpools(cfg: str, tmp_path: Path) -> None:
+    """Darknet pads maxpool windows with -FLT_MAX, which float16 cannot hold: its lowest finite value instead."""
+    import io
+
+    from darkweights.synth import init
+
+    sizes = {"width": 128, "height": 128} if cfg == "yolov3-tiny" else {}
+    net = darkweights.load(DATA / f"{cfg}.cfg", **sizes)
+    assert any(l.type == "maxpool" and l.stride_x == 1 for l in net.layers)  # the padding kind
+    buf = io.BytesIO()
+    init(net, buf, seed=1)
+    net = darkweights.load(DATA / f"{cfg}.cfg", buf.getvalue(), **sizes)
+    info = export_onnx(net, tmp_path / "h.onnx", fp16=True)
+    x = np.random.default_rng(0).random((1,) + tuple(net.input.chw), dtype=np.float32)
+    got = home.run_onnx(tmp_path / "h.onnx", x)
+    want = net.to_torch()(torch.from_numpy(x))
+    for name, w in zip(info.outputs, want if isinstance(want, list) else [want]):
+        assert verify.compare_arrays(got[name], w.numpy())[2] <= 2e-2  # float16 rounding
+
+
 def test_cli_export_verify_pack(tmp_path: Path, capsys) -> None:
     fixture = ORACLE / "hankai_tiny"
     cfg, weights = str(fixture / "model.cfg"), str(fixture / "model.weights")
@@ -158,8 +179,16 @@ def test_cli_export_verify_pack(tmp_path: Path, capsys) -> None:
     # errors: one line, exit 2, no output file
     assert main(["export", cfg, weights, "-o", str(tmp_path / "x.onnx"), "--opset", "11", "--dialect", "hankai"]) == 2
     assert main(["export", cfg, weights, "-o", str(tmp_path / "x.onnx"), "--batch", "0", "--dialect", "hankai"]) == 2
+    assert main(["export", cfg, weights, "-o", str(tmp_path / "x.onnx"), "--opset", "99", "--dialect", "hankai"]) == 2
+    assert main(["export", cfg, "-o", str(tmp_path / "x.onnx")]) == 2  # a cfg alone: no random weights exported
     assert not (tmp_path / "x.onnx").exists()
-    assert "opset 13" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--opset 11: the export writes opsets 13 to" in err and "--opset 99" in err
+    assert "layer" not in err and "Torch IR" not in err  # a whole-export problem, said before tracing
+    assert "no weights to export" in err
+    # the bundled model by name brings its own weights
+    assert main(["export", "yolo-fastest-1.1", "-o", str(tmp_path / "yf.onnx"), "-q"]) == 0
+    assert home.model_metadata(onnx.load(str(tmp_path / "yf.onnx")))["cfg_name"] == "yolo-fastest-1.1.cfg"
 
 
 def test_a_diverging_graph_is_reported(tmp_path: Path) -> None:
@@ -221,7 +250,7 @@ def test_arrays_changed_in_place_are_exported_as_they_are(tmp_path: Path) -> Non
 def test_a_model_over_2_gib_is_refused_before_writing() -> None:
     import io
 
-    from darkweights.errors import OutputError
+    from darkweights import UnsupportedError
     from darkweights.onnx.writer import Blob, write_model
 
     def never():
@@ -230,9 +259,24 @@ def test_a_model_over_2_gib_is_refused_before_writing() -> None:
     proto = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
     count = 2**29 + 1  # 2 GiB + 4 bytes of float32
     f = io.BytesIO()
-    with pytest.raises(OutputError, match="2 GiB"):
+    with pytest.raises(UnsupportedError, match="2 GiB"):
         write_model(f, proto, [Blob("big", (count,), onnx.TensorProto.FLOAT, 4 * count, never)])
     assert f.getvalue() == b""
+
+
+def test_a_model_too_big_for_one_file_is_refused_before_the_trace(tmp_path: Path, monkeypatch) -> None:
+    from darkweights import UnsupportedError
+    from darkweights.onnx import exporter, trace
+
+    def no_trace(*args, **kwargs):
+        raise AssertionError("traced")
+
+    net = verify.load_fixture(ORACLE / "hankai_tiny")[0]
+    monkeypatch.setattr(exporter, "MAX_PROTO", 1000)
+    monkeypatch.setattr(trace, "trace_model", no_trace)
+    with pytest.raises(UnsupportedError, match="2 GiB"):
+        export_onnx(net, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_arrays_of_equal_value_stay_distinct_initializers(tmp_path: Path) -> None:

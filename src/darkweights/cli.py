@@ -374,11 +374,11 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 
     p = add("export", help="cfg + weights -> ONNX model (extra [onnx])")
     p.add_argument("cfg")
-    p.add_argument("weights")
+    p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, help="OUT.onnx")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the newest the exporter writes; 13 or newer)")
+    p.add_argument("--opset", type=int, help="ONNX opset, 13 to 23 (default 20)")
     p.add_argument("--batch", default="1", help="batch size, or 'dynamic' (default: 1)")
-    p.add_argument("--fp16", action="store_true", help="weights and activations in float16 (input/outputs float32)")
+    p.add_argument("--fp16", action="store_true", help="float16 weights and activations (input/outputs float32)")
     p.add_argument("--outputs", choices=("raw", "decoded", "nms"), default="raw",
                    help="raw head outputs (Darknet's layout), decoded boxes + scores, or NMS in the graph")
     p.add_argument("--all-outputs", action="store_true", help="every layer's output as layer_<i> (raw)")

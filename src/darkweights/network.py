@@ -22,7 +22,7 @@ from .layers import HEADERS, Layer, Shape
 from .layers.builder import Builder
 from .limits import INT_MAX
 from .weightsfile import (Header, Param, Source, as_buffer, export_key, map_body, parse_key, read_floats, read_header,
-                          release_pages, source_name, view, write_weights)
+                          source_name, view, write_weights)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -327,13 +327,6 @@ class Network:
                 arr = view(self._body, self.header, p)
                 out[p.key] = np.array(arr) if copy else arr
         return out
-
-    def release_pages(self, arr: "np.ndarray") -> None:
-        """After reading ``arr`` (a view of the bound weights file, or a tensor made from one), let the OS
-        take its pages back: see :func:`darkweights.weightsfile.release_pages`. Values changed in place are
-        kept; anything that is not such a view is left alone."""
-        if self._body is not None:
-            release_pages(self._body, arr)
 
     def layer_arrays(self, index: int) -> dict[str, "np.ndarray"]:
         """The arrays of one layer keyed by Darknet's name (``biases``, ``weights`` ...)."""

@@ -9,11 +9,9 @@ anything is mapped, and nothing is allocated from a size read out of the file.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 import struct
-import sys
 from array import array
 from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
 
@@ -218,35 +216,6 @@ def map_body(source: Source, header: Header, nfloats: int) -> "np.ndarray":
     if buf is not None:
         return np.frombuffer(buf, dtype=FLOAT, count=nfloats, offset=header.size)
     return np.memmap(source, dtype=FLOAT, mode="c", offset=header.size, shape=(nfloats,))
-
-
-def release_pages(body: "np.ndarray", arr: "np.ndarray") -> None:
-    """Hand back the resident pages of ``arr``, a view of the memory-mapped ``body``, once it has been read
-    (``madvise(MADV_PAGEOUT)``, Linux 5.4+; a no-op elsewhere or for anything else). Clean pages are dropped
-    (the file still holds them); pages changed in place stay. A writer streaming a whole weights file
-    through the map then never holds all of it resident."""
-    import mmap
-
-    # Python's mmap may lack the constant where the kernel has it (Linux 5.4+: 21); older kernels say EINVAL
-    advice = getattr(mmap, "MADV_PAGEOUT", 21 if sys.platform.startswith("linux") else None)
-    if advice is None or getattr(body, "_mmap", None) is None or arr.nbytes == 0:
-        return
-    lo, start = body.__array_interface__["data"][0], arr.__array_interface__["data"][0]
-    if not lo <= start <= lo + body.nbytes - arr.nbytes:
-        return
-    import ctypes
-
-    page = mmap.PAGESIZE
-    first = start - start % page  # the mapping starts on a page boundary at or before ``lo``
-    end = -(-(start + arr.nbytes) // page) * page
-    _libc().madvise(ctypes.c_void_p(first), ctypes.c_size_t(end - first), ctypes.c_int(advice))  # failure: no-op
-
-
-@functools.lru_cache(maxsize=1)
-def _libc():  # noqa: ANN202
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True)
 
 
 def view(body: "np.ndarray", header: Header, p: Param) -> "np.ndarray":

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence, Union
 
 from ..errors import DarkweightsError, UnsupportedError
 from ..weightsfile import layer_name
-from .writer import Blob
+from .writer import MAX_PROTO, Blob
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -34,14 +34,25 @@ MIN_OPSET = 13
 
 
 def default_opset() -> int:
-    """The newest opset PyTorch's TorchScript exporter writes (20 with torch 2.13), which the pinned
-    onnxruntime range (>= 1.17) runs."""
+    """The newest opset PyTorch's TorchScript exporter declares complete (20 with torch 2.13), which the
+    pinned onnxruntime range (>= 1.17) runs."""
     import onnx
 
     try:
         from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as torch_max
     except ImportError:  # pragma: no cover - other torch layouts
         torch_max = 17
+    return int(min(torch_max, onnx.defs.onnx_opset_version()))
+
+
+def max_opset() -> int:
+    """The newest opset the exporter accepts at all (23 with torch 2.13)."""
+    import onnx
+
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET as torch_max
+    except ImportError:  # pragma: no cover - other torch layouts
+        torch_max = default_opset()
     return int(min(torch_max, onnx.defs.onnx_opset_version()))
 
 
@@ -99,10 +110,14 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
         if batch < 1:
             raise DarkweightsError(f"--batch must be a positive integer or 'dynamic', not {batch}")
     opset = default_opset() if opset is None else int(opset)
-    if opset < MIN_OPSET:
-        raise DarkweightsError(f"--opset {opset}: the export needs opset {MIN_OPSET} or newer")
+    if not MIN_OPSET <= opset <= max_opset():
+        raise DarkweightsError(f"--opset {opset}: the export writes opsets {MIN_OPSET} to {max_opset()} "
+                               f"(default {default_opset()})")
     if not net.input.is_image:
         raise UnsupportedError("the network input has no image geometry (width/height/channels)", file=net.path)
+    if not net.has_weights:  # the model would be built from random values: never silently
+        raise DarkweightsError("no weights to export: load the cfg with its .weights (`darkweights init` writes "
+                               "random ones)", file=net.path)
 
     model = portable_model(build(net, fuse_bn=fuse_bn, bug_compatible=bug_compatible, winograd=False))
     meta = {**array_metadata(net), "darkweights_version": __version__, "onnx_outputs": outputs,
@@ -134,6 +149,10 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     if fp16:
         model = model.half()
     tensors = _tensor_names(net, model, fuse_bn)
+    arrays = sum(t.numel() * t.element_size() for t in tensors.values())
+    if arrays > MAX_PROTO:  # known now: refuse before the trace
+        raise UnsupportedError(f"its arrays are {arrays:,} bytes; one ONNX file holds at most 2 GiB (protobuf's "
+                               "limit)", file=net.path)
     steps = max(returned) + 1 + (post is not None)
     with bar(total=steps, desc="trace", unit="layer") as progress:
         try:
@@ -215,14 +234,13 @@ def _blobs(net: "Network", used: Sequence[str], tensors: dict) -> list:
     for name in names:
         t = tensors[name].detach()
         kind = helper.np_dtype_to_tensor_dtype(t.numpy().dtype)
-        out.append(Blob(name, tuple(t.shape), kind, t.numel() * t.element_size(), _chunks(t, net.release_pages)))
+        out.append(Blob(name, tuple(t.shape), kind, t.numel() * t.element_size(), _chunks(t)))
     return out
 
 
-def _chunks(t, release: Callable) -> Callable[[], Iterator[memoryview]]:  # noqa: ANN001
+def _chunks(t) -> Callable[[], Iterator[memoryview]]:  # noqa: ANN001
     """A tensor's bytes in C order, little-endian, about 8 MiB at a time: blocks along the first axis (a
-    non-contiguous tensor is copied one block at a time, never whole). Each block read from the mapped
-    weights file is then ``release``\ d, so that the process never holds the whole file resident."""
+    non-contiguous tensor is copied one block at a time, never whole)."""
 
     def chunks() -> Iterator[memoryview]:
         import numpy as np
@@ -234,9 +252,7 @@ def _chunks(t, release: Callable) -> Callable[[], Iterator[memoryview]]:  # noqa
         step = max(1, (8 << 20) // row)
         little = arr.dtype.newbyteorder("<")
         for start in range(0, len(arr), step):
-            block = arr[start:start + step]
-            yield memoryview(np.ascontiguousarray(block, dtype=little)).cast("B")
-            release(block)
+            yield memoryview(np.ascontiguousarray(arr[start:start + step], dtype=little)).cast("B")
 
     return chunks
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import UnsupportedError
 from ..torch.base import DarknetLayer, dense
-from ..torch.layers import FLT_MAX
+from ..torch.layers import lowest
 
 Override = Callable[[DarknetLayer, torch.Tensor, list], Optional[torch.Tensor]]
 OVERRIDES: dict[str, Override] = {}
@@ -92,7 +92,10 @@ def _maxpool(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Ten
         # non-overlapping windows (cut to the tiled area first, as the module reads only that)
         k = m.size
         oh, ow = m.tiles
-        y = F.max_pool2d(m.image(dense(x))[:, :, : oh * k, : ow * k], k, k)
+        x = m.image(dense(x))
+        if (oh * k, ow * k) != (m.in_shape.h, m.in_shape.w):
+            x = x[:, :, : oh * k, : ow * k]
+        y = F.max_pool2d(x, k, k)
         return m.blur(y) if m.blur is not None else y
     if not m.depth:
         return None
@@ -102,7 +105,7 @@ def _maxpool(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Ten
     g = m.out_channels
     k = -(-s.c // g)
     if k * g != s.c:
-        fill = torch.full_like(x[:, : k * g - s.c], -FLT_MAX)
+        fill = torch.full_like(x[:, : k * g - s.c], lowest(x.dtype))
         x = torch.cat([x, fill], dim=1)
     return x.reshape(-1, k, g, s.h, s.w).amax(dim=1)
 

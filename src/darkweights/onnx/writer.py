@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import IO, Callable, Iterable, NamedTuple
 
-from ..errors import OutputError
+from ..errors import UnsupportedError
 
 MAX_PROTO = 2**31 - 1  # protobuf cannot parse a message of 2 GiB or more
 
@@ -61,7 +61,7 @@ def _split(message, name: str) -> tuple[bytes, bytes]:  # noqa: ANN001
 def write_model(f: IO[bytes], model, blobs: Iterable[Blob]) -> int:  # noqa: ANN001
     """Write ``model`` with ``blobs`` appended to its graph's initializers; returns the bytes written.
 
-    Raises :class:`~darkweights.errors.OutputError` before writing anything when the file would exceed
+    Raises :class:`~darkweights.errors.UnsupportedError` before writing anything when the file would exceed
     protobuf's 2 GiB limit."""
     import onnx
 
@@ -82,8 +82,8 @@ def write_model(f: IO[bytes], model, blobs: Iterable[Blob]) -> int:  # noqa: ANN
     graph_head = _field(onnx.ModelProto, "graph") + _varint(graph_size)
     total = len(m_before) + len(graph_head) + graph_size + len(m_after)
     if total > MAX_PROTO:
-        raise OutputError(f"the ONNX model would be {total:,} bytes; a single ONNX file holds at most 2 GiB "
-                          "(protobuf's limit)")
+        raise UnsupportedError(f"the ONNX model would be {total:,} bytes; one ONNX file holds at most 2 GiB "
+                               "(protobuf's limit)")
     f.write(m_before)
     f.write(graph_head)
     f.write(g_before)
@@ -93,8 +93,8 @@ def write_model(f: IO[bytes], model, blobs: Iterable[Blob]) -> int:  # noqa: ANN
         for chunk in b.chunks():
             f.write(chunk)
             written += memoryview(chunk).nbytes
-        if written != b.nbytes:  # pragma: no cover - a source that changed under us
-            raise OutputError(f"initializer {b.name}: {written:,} bytes read, {b.nbytes:,} expected")
+        if written != b.nbytes:  # pragma: no cover - a bug: the framing above would be wrong
+            raise RuntimeError(f"initializer {b.name}: {written:,} bytes written, {b.nbytes:,} framed")
     f.write(g_after)
     f.write(m_after)
     return total

@@ -22,6 +22,11 @@ from . import winograd
 from .base import BuildContext, ChannelParts, DarknetLayer, dense, natural_shape, register, unsupported
 
 FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def lowest(dtype: torch.dtype) -> float:
+    """Darknet's ``-FLT_MAX`` padding value, or the lowest finite value of a narrower type (float16)."""
+    return max(-FLT_MAX, float(torch.finfo(dtype).min))
 _PREPACK_OK = [hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()]
 
 
@@ -491,7 +496,7 @@ class Maxpool(DarknetLayer):
             g = self.out_channels
             m = -(-c // g)
             if m * g != c:
-                x = F.pad(x, (0, 0, 0, 0, 0, m * g - c), value=-FLT_MAX)
+                x = F.pad(x, (0, 0, 0, 0, 0, m * g - c), value=lowest(x.dtype))
             y = x.reshape(n, m, g, h, w).amax(dim=1)
             return y
         if self.mode == "tiles":
@@ -501,7 +506,7 @@ class Maxpool(DarknetLayer):
         elif self.mode == "ceil":
             y = F.max_pool2d(x, self.size, self.stride, 0, 1, True)
         else:
-            y = F.max_pool2d(F.pad(x, self.pad, value=-FLT_MAX), self.size, self.stride)
+            y = F.max_pool2d(F.pad(x, self.pad, value=lowest(x.dtype)), self.size, self.stride)
         return self.blur(y) if self.blur is not None else y
 
     def _tiles(self, x: torch.Tensor) -> torch.Tensor:
