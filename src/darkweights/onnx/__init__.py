@@ -7,7 +7,7 @@
 
 Modules: :mod:`.portable` (the traced form of the PyTorch model), :mod:`.trace` (tracing it one layer at a
 time and joining the pieces), :mod:`.writer` (the file written field by field, initializers streamed from the
-weights file), :mod:`.exporter` (``export_onnx``), :mod:`.decode` (decoded / NMS outputs), :mod:`.home`
+model's arrays), :mod:`.exporter` (``export_onnx``), :mod:`.decode` (decoded / NMS outputs), :mod:`.home`
 (reading a model back: ``pack_onnx``, running it, comparing it with Darknet fixtures or our PyTorch model).
 """
 

@@ -3,7 +3,7 @@
 The portable PyTorch model (:mod:`.portable`) is traced with PyTorch's TorchScript exporter one layer
 at a time (:mod:`.trace`); the stored arrays become initializers under the project's stable names
 (``layer_012.weights``, ``layer_012.rolling_variance``, ``layer_003.input_layer.weights``...),
-unmodified and copied straight from the weights file into the output (:mod:`.writer`), so that
+unmodified and streamed from the model's arrays into the output (:mod:`.writer`), so that
 :func:`~darkweights.onnx.pack_onnx` writes them back byte for byte. Everything else the graph holds
 (blur kernels, index maps, shape constants) keeps the exporter's names under the layer's scope.
 
@@ -36,24 +36,20 @@ MIN_OPSET = 13
 def default_opset() -> int:
     """The newest opset PyTorch's TorchScript exporter declares complete (20 with torch 2.13), which the
     pinned onnxruntime range (>= 1.17) runs."""
-    import onnx
-
-    try:
-        from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as torch_max
-    except ImportError:  # pragma: no cover - other torch layouts
-        torch_max = 17
-    return int(min(torch_max, onnx.defs.onnx_opset_version()))
+    return _opset_limit("ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17)
 
 
 def max_opset() -> int:
     """The newest opset the exporter accepts at all (23 with torch 2.13)."""
-    import onnx
+    return _opset_limit("ONNX_MAX_OPSET", default_opset())
 
-    try:
-        from torch.onnx._constants import ONNX_MAX_OPSET as torch_max
-    except ImportError:  # pragma: no cover - other torch layouts
-        torch_max = default_opset()
-    return int(min(torch_max, onnx.defs.onnx_opset_version()))
+
+def _opset_limit(constant: str, fallback: int) -> int:
+    """One of torch's opset limits, capped by what the installed onnx knows."""
+    import onnx
+    from torch.onnx import _constants
+
+    return int(min(getattr(_constants, constant, fallback), onnx.defs.onnx_opset_version()))
 
 
 @dataclass
@@ -82,9 +78,9 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     computes them before NMS) or ``nms`` (ONNX ``NonMaxSuppression`` in the graph); ``all_outputs``:
     every layer's output as ``layer_<i>`` (raw only). ``fuse_bn`` exports Darknet's folded weights.
 
-    Memory stays near one layer's activations plus the parts of the weights file being copied: the
-    graph is traced one layer at a time (:mod:`.trace`) and the initializers stream from the weights
-    file into the output (:mod:`.writer`).
+    Memory stays near one layer's activations plus the weights themselves: the graph is traced one
+    layer at a time (:mod:`.trace`) and the initializers stream from the model's arrays into the output
+    (:mod:`.writer`).
     """
     import onnx
 
@@ -179,7 +175,7 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     graph.input.extend(kept)
     with atomic_output(path) as f, bar(total=sum(b.nbytes for b in blobs), desc="write", unit="B",
                                        unit_scale=True) as progress:
-        size = write_model(f, proto, _counted(blobs, progress))
+        size = write_model(f, proto, blobs, progress=progress.update)
     return ExportInfo(os.fspath(path), size, opset, [INPUT_NAME], out_names,
                       len(graph.initializer) + len(blobs), meta)
 
@@ -229,7 +225,8 @@ def _blobs(net: "Network", used: Sequence[str], tensors: dict) -> list:
     stored = [p.key for p in net.params()]
     order = {k: i for i, k in enumerate(stored)}
     names = sorted(used, key=lambda n: order.get(n, len(order)))
-    names += [k for k in stored if k not in set(used) and k in tensors and tensors[k].dtype.is_floating_point]
+    read = set(used)
+    names += [k for k in stored if k not in read and k in tensors and tensors[k].dtype.is_floating_point]
     out = []
     for name in names:
         t = tensors[name].detach()
@@ -255,16 +252,3 @@ def _chunks(t) -> Callable[[], Iterator[memoryview]]:  # noqa: ANN001
             yield memoryview(np.ascontiguousarray(arr[start:start + step], dtype=little)).cast("B")
 
     return chunks
-
-
-def _counted(blobs: list, progress) -> list:  # noqa: ANN001
-    """``blobs`` whose chunks advance ``progress``."""
-
-    def wrap(chunks):  # noqa: ANN001, ANN202
-        def gen():  # noqa: ANN202
-            for c in chunks():
-                yield c
-                progress.update(memoryview(c).nbytes)
-        return gen
-
-    return [b._replace(chunks=wrap(b.chunks)) for b in blobs]

@@ -10,8 +10,7 @@ data, and the stored arrays are graph inputs (``export_params=False``) that the 
 initializers (:mod:`.writer`).
 
 The result is a :class:`Traced` skeleton: an ONNX model whose graph takes the parameters as
-inputs (what ``onnx.checker`` checks before the file is written) plus the list of those inputs
-with the model state they come from.
+inputs (what ``onnx.checker`` checks before the file is written) plus the names of those inputs.
 """
 
 from __future__ import annotations
@@ -182,7 +181,7 @@ def _trace_one(step: nn.Module, args: list, in_names: list[str], out_names: list
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
         try:
             # no constant folding: it would fold BN statistics into anonymous constants (pack needs them);
-            # no parameters: they become initializers straight from the weights file; parameters kept as
+            # no parameters: they become initializers streamed from the model's arrays; parameters kept as
             # inputs: otherwise the exporter merges arrays of equal value (a BN mean equal to its bias)
             torch.onnx.export(step, tuple(args), buf, dynamo=False, opset_version=opset, input_names=in_names,
                               output_names=out_names, dynamic_axes=axes, do_constant_folding=False,

@@ -5,15 +5,15 @@ makes a second copy as bytes (a third when ``onnx.checker`` copies it again): fo
 several times the weights file. Protobuf's wire format is a sequence of ``tag, length, bytes``
 fields, so the file can be written in pieces instead: everything but the large initializers is
 serialized by ``onnx`` itself; each initializer is its header (``dims``, ``data_type``, ``name``,
-serialized by ``onnx``) followed by its ``raw_data`` field, whose bytes are copied from the weights
-file in chunks. Fields are written in field-number order, so the file is byte-identical to what
+serialized by ``onnx``) followed by its ``raw_data`` field, whose bytes are copied from the model's
+arrays in chunks. Fields are written in field-number order, so the file is byte-identical to what
 ``SerializeToString()`` gives for the same model (a test checks it); only the framing (tags and
 varint lengths, below) is written here.
 """
 
 from __future__ import annotations
 
-from typing import IO, Callable, Iterable, NamedTuple
+from typing import IO, Callable, Iterable, NamedTuple, Optional
 
 from ..errors import UnsupportedError
 
@@ -58,8 +58,10 @@ def _split(message, name: str) -> tuple[bytes, bytes]:  # noqa: ANN001
     return before.SerializeToString(), after.SerializeToString()
 
 
-def write_model(f: IO[bytes], model, blobs: Iterable[Blob]) -> int:  # noqa: ANN001
+def write_model(f: IO[bytes], model, blobs: Iterable[Blob],  # noqa: ANN001
+                progress: Optional[Callable[[int], object]] = None) -> int:
     """Write ``model`` with ``blobs`` appended to its graph's initializers; returns the bytes written.
+    ``progress`` is told the size of each block of initializer data written.
 
     Raises :class:`~darkweights.errors.UnsupportedError` before writing anything when the file would exceed
     protobuf's 2 GiB limit."""
@@ -92,7 +94,10 @@ def write_model(f: IO[bytes], model, blobs: Iterable[Blob]) -> int:  # noqa: ANN
         written = 0
         for chunk in b.chunks():
             f.write(chunk)
-            written += memoryview(chunk).nbytes
+            n = memoryview(chunk).nbytes
+            written += n
+            if progress is not None:
+                progress(n)
         if written != b.nbytes:  # pragma: no cover - a bug: the framing above would be wrong
             raise RuntimeError(f"initializer {b.name}: {written:,} bytes written, {b.nbytes:,} framed")
     f.write(g_after)
