@@ -119,8 +119,12 @@ def main() -> int:
         t_inspect = timed(dw + ["inspect", args.cfg, weights], args.repeat)
         res["inspect_s"], res["python_pass_s"] = t_inspect, t_pass
         res["inspect_vs_python_pass"] = t_inspect / t_pass
-        probes = [json.loads(subprocess.run([py, "-c", PROBE, args.cfg, weights], check=True, capture_output=True,
-                                            text=True).stdout) for _ in range(args.repeat)]
+        probes = [
+            json.loads(
+                subprocess.run([py, "-c", PROBE, args.cfg, weights], check=True, capture_output=True, text=True).stdout
+            )
+            for _ in range(args.repeat)
+        ]
         res["open_validate_ms"] = statistics.median(p["load_ms"] for p in probes)
         res["open_validate_rss_mb"] = statistics.median(p["rss_added_mb"] for p in probes)
 
@@ -129,20 +133,38 @@ def main() -> int:
         t_cp = timed(["cp", weights, copy], args.repeat, copy)
         t_extract = timed(dw + ["extract", args.cfg, weights, "-o", out], args.repeat, out)
         t_eager = timed([py, "-c", EAGER, args.cfg, weights, eager], args.repeat, eager)
-        t_lib = json.loads(subprocess.run([py, "-c", INPROC, args.cfg, weights, out, str(args.repeat)], check=True,
-                                          capture_output=True, text=True).stdout)
-        res.update(cp_s=t_cp, extract_s=t_extract, eager_s=t_eager, extract_vs_cp=t_extract / t_cp,
-                   extract_vs_eager=t_extract / t_eager, extract_library_s=t_lib, extract_library_vs_cp=t_lib / t_cp)
+        t_lib = json.loads(
+            subprocess.run(
+                [py, "-c", INPROC, args.cfg, weights, out, str(args.repeat)], check=True, capture_output=True, text=True
+            ).stdout
+        )
+        res.update(
+            cp_s=t_cp,
+            extract_s=t_extract,
+            eager_s=t_eager,
+            extract_vs_cp=t_extract / t_cp,
+            extract_vs_eager=t_extract / t_eager,
+            extract_library_s=t_lib,
+            extract_library_vs_cp=t_lib / t_cp,
+        )
 
     print(f"weights file: {size:,} bytes ({Path(args.cfg).name}), median of {args.repeat}")
-    print(f"open + validate, load():  {res['open_validate_ms']:7.2f} ms, RSS +{res['open_validate_rss_mb']:.1f} MB after "
-          "the imports (target <= 10 ms, <= 40 MB)")
-    print(f"  whole `inspect` command: {res['inspect_s'] * 1e3:7.1f} ms against `python -c pass` {t_pass * 1e3:.1f} ms "
-          f"({res['inspect_vs_python_pass']:.2f}x: interpreter start and imports included)")
-    print(f"extract -> safetensors:   {t_lib * 1e3:7.1f} ms   cp: {t_cp * 1e3:6.1f} ms   "
-          f"ratio {res['extract_library_vs_cp']:.2f}x (target <= 1.3x; the library call, in-process)")
-    print(f"  whole `extract` command: {t_extract * 1e3:7.1f} ms ({res['extract_vs_cp']:.2f}x cp: plus the interpreter "
-          "start and imports, constant in file size)")
+    print(
+        f"open + validate, load():  {res['open_validate_ms']:7.2f} ms, RSS +{res['open_validate_rss_mb']:.1f} MB after "
+        "the imports (target <= 10 ms, <= 40 MB)"
+    )
+    print(
+        f"  whole `inspect` command: {res['inspect_s'] * 1e3:7.1f} ms against `python -c pass` {t_pass * 1e3:.1f} ms "
+        f"({res['inspect_vs_python_pass']:.2f}x: interpreter start and imports included)"
+    )
+    print(
+        f"extract -> safetensors:   {t_lib * 1e3:7.1f} ms   cp: {t_cp * 1e3:6.1f} ms   "
+        f"ratio {res['extract_library_vs_cp']:.2f}x (target <= 1.3x; the library call, in-process)"
+    )
+    print(
+        f"  whole `extract` command: {t_extract * 1e3:7.1f} ms ({res['extract_vs_cp']:.2f}x cp: plus the interpreter "
+        "start and imports, constant in file size)"
+    )
     print(f"  eager converter:         {t_eager * 1e3:7.1f} ms   (ours/eager {t_lib / t_eager:.2f}x)")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))

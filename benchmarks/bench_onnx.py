@@ -75,16 +75,35 @@ def bench_export(tmp: str) -> dict:
     env = dict(os.environ)
     src = str(Path(darkweights.__file__).resolve().parents[1])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    res = json.loads(subprocess.run([sys.executable, "-c", CHILD, cfg, weights, out], capture_output=True,
-                                    text=True, check=True, env=env).stdout.strip().splitlines()[-1])
-    res.update(json.loads(subprocess.run([sys.executable, "-c", CHECK, cfg, weights, out], capture_output=True,
-                                         text=True, check=True, env=env).stdout.strip().splitlines()[-1]))
+    res = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", CHILD, cfg, weights, out], capture_output=True, text=True, check=True, env=env
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    res.update(
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", CHECK, cfg, weights, out], capture_output=True, text=True, check=True, env=env
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+    )
     size = os.path.getsize(weights)
-    res.update({"weights_bytes": size, "file_ratio": res["bytes"] / size,
-                "rss_growth_ratio": (res["rss_peak"] - res["rss_before"]) / size,
-                "rss_peak_ratio": res["rss_peak"] / size,
-                "targets": {"seconds<=10": res["seconds"] <= 10,
-                            "peak_rss_growth<=2x_weights": (res["rss_peak"] - res["rss_before"]) <= 2 * size}})
+    res.update(
+        {
+            "weights_bytes": size,
+            "file_ratio": res["bytes"] / size,
+            "rss_growth_ratio": (res["rss_peak"] - res["rss_before"]) / size,
+            "rss_peak_ratio": res["rss_peak"] / size,
+            "targets": {
+                "seconds<=10": res["seconds"] <= 10,
+                "peak_rss_growth<=2x_weights": (res["rss_peak"] - res["rss_before"]) <= 2 * size,
+            },
+        }
+    )
     return res
 
 
@@ -140,18 +159,22 @@ def bench_forward(tmp: str, iters: int) -> dict:
     order = list(fns)
     for r in range(rounds):
         block = iters // rounds + (r < iters % rounds)
-        for name in order[r % len(order):] + order[:r % len(order)]:
+        for name in order[r % len(order) :] + order[: r % len(order)]:
             for _ in range(block):
                 t = time.perf_counter()
                 fns[name]()
                 times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"threads": THREADS, "iters": iters, "median_seconds": med,
-            "images_per_second": {k: 1.0 / v for k, v in med.items()},
-            "onnxruntime_vs_torch": med["torch"] / med["onnxruntime"],
-            "onnxruntime_vs_torch_direct": med["torch_direct"] / med["onnxruntime"],
-            "onnxruntime_vs_opencv": med["opencv"] / med["onnxruntime"],
-            "targets": {"onnxruntime>=1.0x_torch": med["torch"] / med["onnxruntime"] >= 1.0}}
+    return {
+        "threads": THREADS,
+        "iters": iters,
+        "median_seconds": med,
+        "images_per_second": {k: 1.0 / v for k, v in med.items()},
+        "onnxruntime_vs_torch": med["torch"] / med["onnxruntime"],
+        "onnxruntime_vs_torch_direct": med["torch_direct"] / med["onnxruntime"],
+        "onnxruntime_vs_opencv": med["opencv"] / med["onnxruntime"],
+        "targets": {"onnxruntime>=1.0x_torch": med["torch"] / med["onnxruntime"] >= 1.0},
+    }
 
 
 def main() -> int:
@@ -164,15 +187,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_export:
             results["export_yolov4"] = e = bench_export(tmp)
-            print(f"yolov4 export: {e['seconds']:.2f} s, {e['bytes']:,} bytes ({e['file_ratio']:.3f}x the weights), "
-                  f"peak RSS growth {e['rss_growth_ratio']:.2f}x the weights ({e['rss_peak'] / 2**20:.0f} MiB peak); "
-                  f"check_model(full_check) passed, onnxruntime vs torch rel {e['max_rel_vs_torch']:.1e}")
+            print(
+                f"yolov4 export: {e['seconds']:.2f} s, {e['bytes']:,} bytes ({e['file_ratio']:.3f}x the weights), "
+                f"peak RSS growth {e['rss_growth_ratio']:.2f}x the weights ({e['rss_peak'] / 2**20:.0f} MiB peak); "
+                f"check_model(full_check) passed, onnxruntime vs torch rel {e['max_rel_vs_torch']:.1e}"
+            )
         results["forward_yolov4_tiny_416"] = f = bench_forward(tmp, args.iters)
         ips = f["images_per_second"]
-        print(f"yolov4-tiny 416 batch 1, {THREADS} threads: onnxruntime {ips['onnxruntime']:.1f} img/s, torch "
-              f"{ips['torch']:.1f} (direct convolutions {ips['torch_direct']:.1f}), opencv {ips['opencv']:.1f}; "
-              f"onnxruntime/torch {f['onnxruntime_vs_torch']:.2f}x (/direct {f['onnxruntime_vs_torch_direct']:.2f}x), "
-              f"onnxruntime/opencv {f['onnxruntime_vs_opencv']:.2f}x")
+        print(
+            f"yolov4-tiny 416 batch 1, {THREADS} threads: onnxruntime {ips['onnxruntime']:.1f} img/s, torch "
+            f"{ips['torch']:.1f} (direct convolutions {ips['torch_direct']:.1f}), opencv {ips['opencv']:.1f}; "
+            f"onnxruntime/torch {f['onnxruntime_vs_torch']:.2f}x (/direct {f['onnxruntime_vs_torch_direct']:.2f}x), "
+            f"onnxruntime/opencv {f['onnxruntime_vs_opencv']:.2f}x"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -73,12 +73,22 @@ def main() -> int:
                 parse, layout = measure(path, args.repeat if n < 100_000 else 1)
                 per_layer = (parse + layout) / n
                 base = base or per_layer
-                results.append({"cfg": kind, "layers": n, "parse_s": parse, "layout_s": layout,
-                                "us_per_layer": per_layer * 1e6, "ratio_to_smallest": per_layer / base})
+                results.append(
+                    {
+                        "cfg": kind,
+                        "layers": n,
+                        "parse_s": parse,
+                        "layout_s": layout,
+                        "us_per_layer": per_layer * 1e6,
+                        "ratio_to_smallest": per_layer / base,
+                    }
+                )
     print(f"{'cfg':<6} {'layers':>7} {'parse s':>9} {'layout s':>9} {'us/layer':>9} {'ratio':>6}")
     for r in results:
-        print(f"{r['cfg']:<6} {r['layers']:>7} {r['parse_s']:>9.3f} {r['layout_s']:>9.3f} {r['us_per_layer']:>9.1f} "
-              f"{r['ratio_to_smallest']:>6.2f}")
+        print(
+            f"{r['cfg']:<6} {r['layers']:>7} {r['parse_s']:>9.3f} {r['layout_s']:>9.3f} {r['us_per_layer']:>9.1f} "
+            f"{r['ratio_to_smallest']:>6.2f}"
+        )
     rejected = reject_time()
     print(f"filters=2147483647 rejected in {rejected * 1e3:.2f} ms (median of 20)")
     if args.json:

@@ -76,7 +76,7 @@ def bench_forward(tmp: str, iters: int) -> dict:
     for r in range(rounds):  # alternating blocks, rotating which goes first
         block = iters // rounds + (r < iters % rounds)
         order = [(run_ours, ours), (run_opencv, theirs), (run_direct, plain)]
-        for fn, times in order[r % 3:] + order[:r % 3]:
+        for fn, times in order[r % 3 :] + order[: r % 3]:
             for _ in range(block):
                 progress.update()
                 t = time.perf_counter()
@@ -84,9 +84,17 @@ def bench_forward(tmp: str, iters: int) -> dict:
                 times.append(time.perf_counter() - t)
     progress.close()
     o, d, c = statistics.median(ours), statistics.median(plain), statistics.median(theirs)
-    return {"torch_ms": o * 1e3, "opencv_ms": c * 1e3, "torch_fps": 1 / o, "opencv_fps": 1 / c,
-            "throughput_vs_opencv": c / o, "torch_direct_ms": d * 1e3, "direct_throughput_vs_opencv": c / d,
-            "torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads()}
+    return {
+        "torch_ms": o * 1e3,
+        "opencv_ms": c * 1e3,
+        "torch_fps": 1 / o,
+        "opencv_fps": 1 / c,
+        "throughput_vs_opencv": c / o,
+        "torch_direct_ms": d * 1e3,
+        "direct_throughput_vs_opencv": c / d,
+        "torch_threads": torch.get_num_threads(),
+        "opencv_threads": cv2.getNumThreads(),
+    }
 
 
 EAGER = """
@@ -128,13 +136,20 @@ def bench_load(tmp: str, repeat: int) -> dict:
 
     def run(code: str) -> float:
         subprocess.run([py, "-c", code, cfg, weights], check=True, capture_output=True)  # warm page cache
-        return statistics.median(json.loads(subprocess.run([py, "-c", code, cfg, weights], check=True,
-                                                           capture_output=True, text=True).stdout)
-                                 for _ in range(repeat))
+        return statistics.median(
+            json.loads(
+                subprocess.run([py, "-c", code, cfg, weights], check=True, capture_output=True, text=True).stdout
+            )
+            for _ in range(repeat)
+        )
 
     ours, eager = run(OURS), run(EAGER)
-    return {"load_ours_s": ours, "load_eager_s": eager, "load_speedup": eager / ours,
-            "weights_bytes": os.path.getsize(weights)}
+    return {
+        "load_ours_s": ours,
+        "load_eager_s": eager,
+        "load_speedup": eager / ours,
+        "weights_bytes": os.path.getsize(weights),
+    }
 
 
 def main() -> int:
@@ -147,13 +162,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         res = bench_forward(tmp, args.iters)
         res.update(bench_load(tmp, args.repeat))
-    print(f"yolov4-tiny 416x416 forward: darkweights/torch {res['torch_ms']:.1f} ms ({res['torch_fps']:.1f}/s, "
-          f"{res['torch_threads']} threads), OpenCV DNN {res['opencv_ms']:.1f} ms ({res['opencv_fps']:.1f}/s) -> "
-          f"throughput ratio {res['throughput_vs_opencv']:.2f}x (target >= 1)")
-    print(f"  (with winograd=False, every convolution direct: {res['torch_direct_ms']:.1f} ms -> "
-          f"{res['direct_throughput_vs_opencv']:.2f}x)")
-    print(f"yolov4 weights -> ready model: darkweights {res['load_ours_s'] * 1e3:.0f} ms, eager converter "
-          f"{res['load_eager_s'] * 1e3:.0f} ms -> {res['load_speedup']:.1f}x faster (target >= 3x)")
+    print(
+        f"yolov4-tiny 416x416 forward: darkweights/torch {res['torch_ms']:.1f} ms ({res['torch_fps']:.1f}/s, "
+        f"{res['torch_threads']} threads), OpenCV DNN {res['opencv_ms']:.1f} ms ({res['opencv_fps']:.1f}/s) -> "
+        f"throughput ratio {res['throughput_vs_opencv']:.2f}x (target >= 1)"
+    )
+    print(
+        f"  (with winograd=False, every convolution direct: {res['torch_direct_ms']:.1f} ms -> "
+        f"{res['direct_throughput_vs_opencv']:.2f}x)"
+    )
+    print(
+        f"yolov4 weights -> ready model: darkweights {res['load_ours_s'] * 1e3:.0f} ms, eager converter "
+        f"{res['load_eager_s'] * 1e3:.0f} ms -> {res['load_speedup']:.1f}x faster (target >= 3x)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     return 0

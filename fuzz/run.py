@@ -83,7 +83,7 @@ def main() -> int:
             family = rng.choices(families, weights)[0]
             try:
                 case = GENERATORS[family](rng, Path(tmp))
-            except Exception as exc:  # noqa: BLE001 - a bug in the generator, not in darkweights
+            except Exception as exc:
                 counts["generator bug"] += 1
                 failures.append(f"seed {seed} [{family}] generator bug: {exc!r}\n")
                 with open(args.log, "a") as log:
@@ -109,10 +109,14 @@ def main() -> int:
                 print(f"... {n} cases, {dict(counts)}", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - start
     total = sum(counts.values())
-    print(f"fuzz: {total} cases ({', '.join(f'{k} {v}' for k, v in sorted(by_family.items()))}) in {elapsed:.0f} s; "
-          f"{counts['ok']} valid, {counts['error']} rejected with {len(kinds)} distinct error kinds; "
-          f"{counts['unexpected']} unexpected, {counts['hang']} hangs, {counts['overalloc']} over-allocations; "
-          f"peak RSS {peak_rss_mb():.0f} MB" + (f"; {counts['generator bug']} generator bugs" if counts["generator bug"] else "") + (f"; failures in {args.log}" if failures else ""))
+    print(
+        f"fuzz: {total} cases ({', '.join(f'{k} {v}' for k, v in sorted(by_family.items()))}) in {elapsed:.0f} s; "
+        f"{counts['ok']} valid, {counts['error']} rejected with {len(kinds)} distinct error kinds; "
+        f"{counts['unexpected']} unexpected, {counts['hang']} hangs, {counts['overalloc']} over-allocations; "
+        f"peak RSS {peak_rss_mb():.0f} MB"
+        + (f"; {counts['generator bug']} generator bugs" if counts["generator bug"] else "")
+        + (f"; failures in {args.log}" if failures else "")
+    )
     if args.kinds:
         for k, v in kinds.most_common():
             print(f"{v:7d}  {k}", file=sys.stderr)

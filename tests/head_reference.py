@@ -83,5 +83,3 @@ def region_forward(x: np.ndarray, n: int, classes: int, coords: int = 4, softmax
     if softmax:
         rows[:, 5 : 5 + classes] = _softmax_rows(rows[:, 5 : 5 + classes])
     return rows.reshape(-1)
-
-

@@ -89,14 +89,25 @@ def test_signal_mid_write_leaves_nothing(big, sig, what, tmp_path):
     else:
         args = ["extract", out_dir / "model.cfg", out_dir / "model.weights", "-o", out_dir / "new.safetensors"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
         # the partial output exists now, as an open file of the child
-        sizes = [os.stat(f"/proc/{proc.pid}/fd/{fd}").st_size for fd in os.listdir(f"/proc/{proc.pid}/fd")
-                 if os.path.realpath(f"/proc/{proc.pid}/fd/{fd}").startswith(str(out_dir))] \
-            if os.path.isdir(f"/proc/{proc.pid}/fd") else [1]
+        sizes = (
+            [
+                os.stat(f"/proc/{proc.pid}/fd/{fd}").st_size
+                for fd in os.listdir(f"/proc/{proc.pid}/fd")
+                if os.path.realpath(f"/proc/{proc.pid}/fd/{fd}").startswith(str(out_dir))
+            ]
+            if os.path.isdir(f"/proc/{proc.pid}/fd")
+            else [1]
+        )
         assert max(sizes) > 0
         proc.send_signal(sig)
         code = proc.wait(timeout=60)
@@ -189,8 +200,10 @@ def test_existing_output_needs_force_and_inputs_are_refused(tmp_path, capsys):
     w = tmp_path / "m.weights"
     assert main(["init", str(cfg), "-o", str(w)]) == 0
     data = w.read_bytes()
-    for argv in (["init", str(cfg), "-o", str(w), "--seed", "4"],
-                 ["extract", str(cfg), str(w), "-o", str(tmp_path / "m.npz")]):
+    for argv in (
+        ["init", str(cfg), "-o", str(w), "--seed", "4"],
+        ["extract", str(cfg), str(w), "-o", str(tmp_path / "m.npz")],
+    ):
         capsys.readouterr()
         if argv[0] == "extract":
             (tmp_path / "m.npz").write_bytes(b"keep")
@@ -201,9 +214,11 @@ def test_existing_output_needs_force_and_inputs_are_refused(tmp_path, capsys):
     assert main(["init", str(cfg), "-o", str(w), "--seed", "4", "--force"]) == 0
     assert w.read_bytes() != data
     capsys.readouterr()
-    for argv in (["init", str(cfg), "-o", str(cfg), "--force"],
-                 ["extract", str(cfg), str(w), "-o", str(w), "--force"],
-                 ["pack", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.npz"), "--force"]):
+    for argv in (
+        ["init", str(cfg), "-o", str(cfg), "--force"],
+        ["extract", str(cfg), str(w), "-o", str(w), "--force"],
+        ["pack", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.npz"), "--force"],
+    ):
         assert main(argv) == 2
         assert "one of the inputs" in capsys.readouterr().err
     with pytest.raises(OutputError, match="one of the inputs"):

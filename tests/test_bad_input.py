@@ -70,9 +70,14 @@ def test_truncated_weights(tmp_path, model, capsys):
     data = weights.read_bytes()
     weights.write_bytes(data[:300])
     before = listing(tmp_path)
-    run_fail(capsys, ["extract", cfg, weights, "-o", tmp_path / "o.npz"],
-             "tiny.weights, byte 300, layer 0 [convolutional]", "array weights (8, 3, 3, 3)", "missing",
-             "truncated download")
+    run_fail(
+        capsys,
+        ["extract", cfg, weights, "-o", tmp_path / "o.npz"],
+        "tiny.weights, byte 300, layer 0 [convolutional]",
+        "array weights (8, 3, 3, 3)",
+        "missing",
+        "truncated download",
+    )
     assert listing(tmp_path) == before  # no output, inputs unchanged
 
 
@@ -87,8 +92,14 @@ def test_mismatched_pair_names_first_misfit(tmp_path, model, capsys):
     cfg, weights = model
     other = write_cfg(tmp_path, TINY.replace("filters=8", "filters=16"), "other.cfg")
     # filters=16 doubles layer 0: the file runs out inside it
-    msg = run_fail(capsys, ["inspect", other, weights], "tiny.weights", "layer 0 [convolutional]",
-                   "array weights (16, 3, 3, 3)", "missing")
+    msg = run_fail(
+        capsys,
+        ["inspect", other, weights],
+        "tiny.weights",
+        "layer 0 [convolutional]",
+        "array weights (16, 3, 3, 3)",
+        "missing",
+    )
     assert "cfg line" in msg
 
 
@@ -96,34 +107,53 @@ def test_classes_changed(tmp_path, capsys, quiet):
     net = dw.load(DATA / "yolov4-tiny.cfg", width=64, height=64)
     w = tmp_path / "coco.weights"
     init(net, w, seed=0)
-    voc = write_cfg(tmp_path, (DATA / "yolov4-tiny.cfg").read_text().replace("classes=80", "classes=20")
-                    .replace("filters=255", "filters=75"), "voc.cfg")
-    run_fail(capsys, ["inspect", voc, w], "trailing bytes", "classes=/filters=",
-             "These weights fit this cfg with classes=80 (filters=255 in the [convolutional] before each head)")
+    voc = write_cfg(
+        tmp_path,
+        (DATA / "yolov4-tiny.cfg").read_text().replace("classes=80", "classes=20").replace("filters=255", "filters=75"),
+        "voc.cfg",
+    )
+    run_fail(
+        capsys,
+        ["inspect", voc, w],
+        "trailing bytes",
+        "classes=/filters=",
+        "These weights fit this cfg with classes=80 (filters=255 in the [convolutional] before each head)",
+    )
 
 
-@pytest.mark.parametrize("content, what", [
-    (b"<!DOCTYPE html><html><head><title>Sign in</title>", "HTML page"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n", "Git LFS pointer"),
-    (b"[net]\nwidth=16\n", "cfg text"),
-    (b"\0\0\0", "shorter than the 12-byte"),
-    (b"\xff\xff\xff\x7f" * 5, "implausible version"),
-])
+@pytest.mark.parametrize(
+    "content, what",
+    [
+        (b"<!DOCTYPE html><html><head><title>Sign in</title>", "HTML page"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n", "Git LFS pointer"),
+        (b"[net]\nwidth=16\n", "cfg text"),
+        (b"\0\0\0", "shorter than the 12-byte"),
+        (b"\xff\xff\xff\x7f" * 5, "implausible version"),
+    ],
+)
 def test_not_a_weights_file(tmp_path, model, capsys, content, what):
     cfg, weights = model
     weights.write_bytes(content)
     run_fail(capsys, ["inspect", cfg, weights], "tiny.weights", what)
 
 
-@pytest.mark.parametrize("text, pattern", [
-    (TINY.replace("[maxpool]", "[maxpol]"), "tiny.cfg:13, layer 1: unknown section [maxpol]"),
-    (TINY.replace("activation=leaky", "activation=Leaky"), "tiny.cfg:11, layer 0 [convolutional]: unknown activation"),
-    (TINY.replace("size=1", "size1"), "tiny.cfg:19, layer 2 [convolutional]: malformed line"),
-    (TINY + "[shortcut]\nfrom=-1\nweights_type=per_pixel\n", "tiny.cfg:23, layer 3 [shortcut]: weights_type"),
-    (TINY + "[route]\nlayers=-9\n", "tiny.cfg:22, layer 3 [route]: layers refers to layer -9"),
-    (TINY.replace("pad=1", "pad=0").replace("width=16", "width=2"),
-     "tiny.cfg:6, layer 0 [convolutional]: kernel 3 with padding 0 and stride 1x1 leaves no output"),
-])
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        (TINY.replace("[maxpool]", "[maxpol]"), "tiny.cfg:13, layer 1: unknown section [maxpol]"),
+        (
+            TINY.replace("activation=leaky", "activation=Leaky"),
+            "tiny.cfg:11, layer 0 [convolutional]: unknown activation",
+        ),
+        (TINY.replace("size=1", "size1"), "tiny.cfg:19, layer 2 [convolutional]: malformed line"),
+        (TINY + "[shortcut]\nfrom=-1\nweights_type=per_pixel\n", "tiny.cfg:23, layer 3 [shortcut]: weights_type"),
+        (TINY + "[route]\nlayers=-9\n", "tiny.cfg:22, layer 3 [route]: layers refers to layer -9"),
+        (
+            TINY.replace("pad=1", "pad=0").replace("width=16", "width=2"),
+            "tiny.cfg:6, layer 0 [convolutional]: kernel 3 with padding 0 and stride 1x1 leaves no output",
+        ),
+    ],
+)
 def test_bad_cfg(tmp_path, capsys, text, pattern):
     cfg = write_cfg(tmp_path, text, "tiny.cfg")
     before = listing(tmp_path)
@@ -137,13 +167,18 @@ def _export(tmp_path, model):
     return cfg, arrays
 
 
-@pytest.mark.parametrize("edit, pattern", [
-    (lambda a: a.__setitem__("layer_000.scales", np.full(8, np.nan, "f4")), "layer_000.scales contains 8 NaN/Inf"),
-    (lambda a: a.__setitem__("layer_002.weights", np.zeros((4, 8), "f4")),
-     "layer_002.weights has shape (4, 8), expected (4, 8, 1, 1)"),
-    (lambda a: a.pop("layer_002.biases"), "array layer_002.biases (shape (4,)) is missing"),
-    (lambda a: a.__setitem__("layer_000.biases", np.array(["a"] * 8)), "dtype <U1, expected float32"),
-])
+@pytest.mark.parametrize(
+    "edit, pattern",
+    [
+        (lambda a: a.__setitem__("layer_000.scales", np.full(8, np.nan, "f4")), "layer_000.scales contains 8 NaN/Inf"),
+        (
+            lambda a: a.__setitem__("layer_002.weights", np.zeros((4, 8), "f4")),
+            "layer_002.weights has shape (4, 8), expected (4, 8, 1, 1)",
+        ),
+        (lambda a: a.pop("layer_002.biases"), "array layer_002.biases (shape (4,)) is missing"),
+        (lambda a: a.__setitem__("layer_000.biases", np.array(["a"] * 8)), "dtype <U1, expected float32"),
+    ],
+)
 def test_pack_rejects_bad_arrays(tmp_path, model, capsys, edit, pattern):
     cfg, arrays = _export(tmp_path, model)
     edit(arrays)
@@ -177,8 +212,9 @@ def test_hostile_safetensors(tmp_path, model, capsys):
 
 def test_missing_files(tmp_path, capsys):
     run_fail(capsys, ["inspect", tmp_path / "nope.cfg"], "nope.cfg", "cannot read cfg")
-    run_fail(capsys, ["inspect", DATA / "yolov3-tiny.cfg", tmp_path / "nope.weights"], "nope.weights",
-             "cannot read weights")
+    run_fail(
+        capsys, ["inspect", DATA / "yolov3-tiny.cfg", tmp_path / "nope.weights"], "nope.weights", "cannot read weights"
+    )
 
 
 def test_unwritable_output(tmp_path, model, capsys):
@@ -189,8 +225,9 @@ def test_unwritable_output(tmp_path, model, capsys):
 def test_no_traceback_from_the_console_script(tmp_path, model):
     cfg, weights = model
     weights.write_bytes(weights.read_bytes()[:100])
-    proc = subprocess.run([sys.executable, "-m", "darkweights", "inspect", str(cfg), str(weights)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "darkweights", "inspect", str(cfg), str(weights)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("darkweights: error: ") and "tiny.weights" in proc.stderr
@@ -210,12 +247,16 @@ def test_inputs_are_never_modified(tmp_path, model):
 
 
 def test_absurd_cfg_sizes_fail_cleanly(tmp_path, capsys):
-    over = write_cfg(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n[connected]\noutput=999999999999\n"
-                     "activation=linear\n", "over.cfg")
+    over = write_cfg(
+        tmp_path,
+        "[net]\nwidth=8\nheight=8\nchannels=3\n[connected]\noutput=999999999999\nactivation=linear\n",
+        "over.cfg",
+    )
     run_fail(capsys, ["init", over, "-o", tmp_path / "huge.weights"], "over.cfg:6", "layer 0", "32-bit int")
     # every array within Darknet's int, 40 of them 8 GB each: more than any disk here has free
-    cfg = write_cfg(tmp_path, "[net]\ninputs=46000\n" + "[connected]\noutput=46000\nactivation=linear\n" * 40,
-                    "huge.cfg")
+    cfg = write_cfg(
+        tmp_path, "[net]\ninputs=46000\n" + "[connected]\noutput=46000\nactivation=linear\n" * 40, "huge.cfg"
+    )
     run_fail(capsys, ["init", cfg, "-o", tmp_path / "huge.weights"], "huge.weights", "bytes are free")
     assert not (tmp_path / "huge.weights").exists()
     weights = tmp_path / "small.weights"

@@ -48,8 +48,7 @@ def test_total_is_a_float32_sum():
     per, total = network_bflops(net)
     assert total == f32(total)
     assert abs(total - sum(v for v in per if v)) < 1e-3  # float32 accumulation, not an exact sum
-    assert layer_bflops(net.layers[1]) == f32(
-        2.0 * 3 * 3 * 32 * 64 * 304 * 304 / 1e9)  # conv 64 3x3/2 from 608x608x32
+    assert layer_bflops(net.layers[1]) == f32(2.0 * 3 * 3 * 32 * 64 * 304 * 304 / 1e9)  # conv 64 3x3/2 from 608x608x32
 
 
 def test_weighted_shortcut_and_xnor_rules():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 import darkweights as dw
@@ -14,9 +13,11 @@ NET = "[net]\nwidth=32\nheight=32\nchannels=3\n"
 
 
 def test_lenient_syntax(tmp_path):
-    text = ("# comment\r\n[net]\r\n width = 32 \r\nheight=32\r\nchannels=3\r\n\r\n; other comment\r\n"
-            "[conv]\r\nfilters = 8\r\nsize=3\r\npad=1\r\nacti vation = le aky\r\n"
-            "[max]\r\nsize=2\r\nstride=2\r\n[avg]\r\n[soft]\r\n")
+    text = (
+        "# comment\r\n[net]\r\n width = 32 \r\nheight=32\r\nchannels=3\r\n\r\n; other comment\r\n"
+        "[conv]\r\nfilters = 8\r\nsize=3\r\npad=1\r\nacti vation = le aky\r\n"
+        "[max]\r\nsize=2\r\nstride=2\r\n[avg]\r\n[soft]\r\n"
+    )
     net = dw.load(write_cfg(tmp_path, text))
     assert [L.type for L in net.layers] == ["convolutional", "maxpool", "avgpool", "softmax"]
     conv = net.layers[0]
@@ -50,8 +51,9 @@ def test_unused_option_warns_like_darknet(tmp_path):
 
 
 def test_atoi_semantics_and_trailing_comma(tmp_path):
-    cfg = write_cfg(tmp_path, NET + "[convolutional]\nfilters=16.7\nsize=3\nstride=1\nactivation=linear\n"
-                    "[route]\nlayers=-1,\n")
+    cfg = write_cfg(
+        tmp_path, NET + "[convolutional]\nfilters=16.7\nsize=3\nstride=1\nactivation=linear\n[route]\nlayers=-1,\n"
+    )
     with pytest.warns(dw.DarkweightsWarning, match="trailing comma"):
         net = dw.load(cfg)
     assert net.layers[0].filters == 16  # atoi("16.7")
@@ -79,16 +81,19 @@ def test_unknown_activation_is_an_error(tmp_path):
         dw.load(cfg)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("", "no sections"),
-    ("[convolutional]\nfilters=3\n", "first section must be"),
-    ("filters=3\n[net]\n", "before the first"),
-    (NET + "[convolutional]\nfilters\n", r"t.cfg:6, layer 0 \[convolutional\]: malformed line"),
-    (NET + "[convolutional]\nfilters=\n", r"t.cfg:6, layer 0 \[convolutional\]: option 'filters' has no value"),
-    (NET + "[convolutional]\nfilters=abc\nactivation=linear\n", r"t.cfg:6.*filters='abc': expected an integer"),
-    (NET + "[route\nlayers=-1\n", "malformed section header"),
-    ("[net]\nbatch=1\n[convolutional]\n", "no input size"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "no sections"),
+        ("[convolutional]\nfilters=3\n", "first section must be"),
+        ("filters=3\n[net]\n", "before the first"),
+        (NET + "[convolutional]\nfilters\n", r"t.cfg:6, layer 0 \[convolutional\]: malformed line"),
+        (NET + "[convolutional]\nfilters=\n", r"t.cfg:6, layer 0 \[convolutional\]: option 'filters' has no value"),
+        (NET + "[convolutional]\nfilters=abc\nactivation=linear\n", r"t.cfg:6.*filters='abc': expected an integer"),
+        (NET + "[route\nlayers=-1\n", "malformed section header"),
+        ("[net]\nbatch=1\n[convolutional]\n", "no input size"),
+    ],
+)
 def test_malformed_cfg(tmp_path, text, match):
     with pytest.raises(dw.CfgError, match=match):
         dw.load(write_cfg(tmp_path, text))

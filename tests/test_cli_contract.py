@@ -20,8 +20,9 @@ TINY = "[net]\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=4\nsize
 
 
 def cli(*args, stdin=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "darkweights", *map(str, args)], capture_output=True, text=True,
-                          env=ENV, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "darkweights", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,9 @@ def test_opencv_unsupported_and_flat_input(files, capsys):
 
 
 def test_broken_pipe_is_quiet(files):
-    cmd = f"{sys.executable} -m darkweights inspect {files / 'ok.cfg'} {files / 'ok.weights'} --json --stats | head -c 10"
+    cmd = (
+        f"{sys.executable} -m darkweights inspect {files / 'ok.cfg'} {files / 'ok.weights'} --json --stats | head -c 10"
+    )
     proc = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True, text=True, env=ENV)
     assert len(proc.stdout) == 10
     assert proc.stderr == "" and proc.returncode in (0, 141), proc.stderr

@@ -33,7 +33,7 @@ def test_every_help_fits_one_screen(monkeypatch):
 
 def test_same_option_names_for_the_same_things():
     spellings: dict[str, set[tuple[str, ...]]] = {}
-    for name, p in subparsers().items():
+    for p in subparsers().values():
         for a in p._actions:
             if a.option_strings and a.dest != "help":
                 spellings.setdefault(a.dest, set()).add(tuple(a.option_strings))
@@ -83,8 +83,10 @@ def test_inspect_plain_when_piped_coloured_on_a_terminal(capsys, monkeypatch):
     assert cli.main(["inspect", "yolo-fastest"]) == 0
     tty = capsys.readouterr().out
     assert "\033[1m" in tty
-    assert max(len(line.replace("\033[1m", "").replace("\033[2m", "").replace("\033[0m", ""))
-               for line in tty.splitlines()) <= 90
+    assert (
+        max(len(line.replace("\033[1m", "").replace("\033[2m", "").replace("\033[0m", "")) for line in tty.splitlines())
+        <= 90
+    )
     monkeypatch.setenv("NO_COLOR", "1")
     assert cli.main(["inspect", "yolo-fastest"]) == 0
     assert "\033[" not in capsys.readouterr().out
@@ -98,8 +100,7 @@ def test_stats_flag_dead_filters_and_nan(tmp_path, capsys):
     cfg = "[net]\nwidth=8\nheight=8\nchannels=2\n[convolutional]\nfilters=3\nsize=3\npad=1\n"
     (tmp_path / "t.cfg").write_text(cfg)
     net = darkweights.load(str(tmp_path / "t.cfg"))
-    arrays = {"layer_000.biases": np.ones(3, np.float32),
-              "layer_000.weights": np.ones((3, 2, 3, 3), np.float32)}
+    arrays = {"layer_000.biases": np.ones(3, np.float32), "layer_000.weights": np.ones((3, 2, 3, 3), np.float32)}
     arrays["layer_000.weights"][1] = 0  # filter 1 is dead
     darkweights.save_weights(arrays, tmp_path / "t.weights", net=net)
     assert cli.main(["inspect", str(tmp_path / "t.cfg"), str(tmp_path / "t.weights"), "--stats", "--json"]) == 0

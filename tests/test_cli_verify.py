@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("torch", reason="the [torch] extra is not installed")
 
-from darkweights.cli import main  # noqa: E402
+from darkweights.cli import main
 
-from .conftest import FIXTURES, need_shared  # noqa: E402
+from .conftest import FIXTURES, need_shared
 
 
 def test_verify_fixture_passes(capsys):
@@ -32,8 +32,8 @@ def test_verify_names_the_first_diverging_layer(tmp_path, capsys):
     net = dw.load(d / "model.cfg", d / "model.weights")
     p = next(p for p in net.params() if p.layer == 4 and p.name == "weights")
     data = bytearray((d / "model.weights").read_bytes())
-    value = np.frombuffer(bytes(data[p.offset:p.offset + 4]), "<f4")[0]
-    data[p.offset:p.offset + 4] = np.float32(value + 0.5).tobytes()  # one weight of layer 4
+    value = np.frombuffer(bytes(data[p.offset : p.offset + 4]), "<f4")[0]
+    data[p.offset : p.offset + 4] = np.float32(value + 0.5).tobytes()  # one weight of layer 4
     (d / "model.weights").write_bytes(bytes(data))
     assert main(["verify", "--fixture", str(d)]) == 1
     out = capsys.readouterr().out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +21,14 @@ import pytest
 
 pytest.importorskip("torch", reason="the [torch] extra is not installed")
 
-import darkweights as dw  # noqa: E402
-from darkweights import DarkweightsWarning  # noqa: E402
-from darkweights.cli import main  # noqa: E402
-from darkweights.detect.boxes import nms  # noqa: E402
-from darkweights.detect.run import Detector  # noqa: E402
+import darkweights as dw
+from darkweights import DarkweightsWarning
+from darkweights.cli import main
+from darkweights.detect.boxes import nms
+from darkweights.detect.run import Detector
 
-from .conftest import FIXTURES, REPO, need_shared  # noqa: E402
-from .detect_reference import DOG, differences, record_order, reference_image  # noqa: E402
+from .conftest import FIXTURES, REPO, need_shared
+from .detect_reference import DOG, differences, record_order, reference_image
 
 REFS = REPO / "tests" / "data" / "oracle" / "alexeyab_detections"
 CASES = sorted(p.stem for p in REFS.glob("*.json"))
@@ -57,8 +57,7 @@ def _model_dir(model: str) -> Path:
     return need_shared(FIXTURES / model)
 
 
-
-@lru_cache(maxsize=None)
+@cache
 def _detector(model: str) -> Detector:
     d = _model_dir(model)
     with warnings.catch_warnings():
@@ -66,7 +65,7 @@ def _detector(model: str) -> Detector:
         return Detector(dw.load(d / "model.cfg", d / "model.weights"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _forward(model: str, image: Path):
     return _detector(model).forward(image)
 
@@ -82,14 +81,16 @@ def _run(ref: dict, **kw):
     return det.boxes(outs, w, h, **opts), det.decode(outs, w, h, **opts)
 
 
-
 def _compare(records: list[dict], ref: dict) -> dict:
     """Same detections as Darknet: count, array order and classes exact; prob and objectness within 1e-4
     relative; boxes within BOX_TOL (default 1e-4, see there). Returns the largest differences."""
     ours, theirs, prob, obj = differences(records, ref)
     box = np.abs(ours[:, 3:7] - theirs[:, 3:7]) / np.maximum(1.0, np.abs(theirs[:, 3:7]))
-    worst = {"prob": float(prob.max(initial=0)), "objectness": float(obj.max(initial=0)),
-             "box": float(box.max(initial=0))}
+    worst = {
+        "prob": float(prob.max(initial=0)),
+        "objectness": float(obj.max(initial=0)),
+        "box": float(box.max(initial=0)),
+    }
     assert worst["prob"] <= 1e-4 and worst["objectness"] <= 1e-4, worst
     assert worst["box"] <= BOX_TOL.get(_model(ref), 1e-4), worst
     return worst
@@ -190,8 +191,15 @@ def test_cli_detect_matches(capsys) -> None:
     """``darkweights detect CFG WEIGHTS IMAGE --thresh T --json``: the cfg's letter_box and last-head NMS apply."""
     ref = _ref(f"{OWN}_dog")
     d = _model_dir(OWN)
-    args = ["detect", str(d / "model.cfg"), str(d / "model.weights"), str(DOG), "--thresh", str(ref["thresh"]),
-            "--json"]
+    args = [
+        "detect",
+        str(d / "model.cfg"),
+        str(d / "model.weights"),
+        str(DOG),
+        "--thresh",
+        str(ref["thresh"]),
+        "--json",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DarkweightsWarning)
         assert main(args) == 0

@@ -98,8 +98,17 @@ def test_region_decode() -> None:
     assert rows[3, 4] == pytest.approx(1 / (1 + math.exp(-10)), rel=1e-6)
     assert rows[3, 5:].sum() == pytest.approx(1.0, rel=1e-6)
     d = B.get_region_detections(
-        flat, anchors=[1, 1, 0.5, 0.25], num=n, classes=classes, grid_w=2, grid_h=1,
-        net_w=64, net_h=32, im_w=64, im_h=32, thresh=0.25,
+        flat,
+        anchors=[1, 1, 0.5, 0.25],
+        num=n,
+        classes=classes,
+        grid_w=2,
+        grid_h=1,
+        net_w=64,
+        net_h=32,
+        im_w=64,
+        im_h=32,
+        thresh=0.25,
     )
     assert len(d) == 4 and np.all(d.objectness == 1.0)  # every cell/anchor is a detection
     np.testing.assert_allclose(d.boxes[3], [1.5 / 2, 0.5, 2 * 0.5 / 2, 0.25], rtol=1e-6)
@@ -191,8 +200,13 @@ def test_detector_end_to_end_vs_darknet_json() -> None:
     cv2 = pytest.importorskip("cv2")
     model = SHARED / "models" / "yolo-fastest-1.1"
     det_dir = FIXTURES / "detections"
-    needed = [model / "yolo-fastest-1.1.cfg", model / "yolo-fastest-1.1.weights", SHARED / "models" / "coco.names",
-              det_dir / "darknet_input_dog_320x320.npz", det_dir / "yolo-fastest-1.1" / "dog.json"]
+    needed = [
+        model / "yolo-fastest-1.1.cfg",
+        model / "yolo-fastest-1.1.weights",
+        SHARED / "models" / "coco.names",
+        det_dir / "darknet_input_dog_320x320.npz",
+        det_dir / "yolo-fastest-1.1" / "dog.json",
+    ]
     if not all(p.exists() for p in needed):
         pytest.skip(f"Darknet reference fixtures/models not found beside the checkout ({SHARED})")
     if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromDarknet"):
@@ -204,8 +218,15 @@ def test_detector_end_to_end_vs_darknet_json() -> None:
     anchors = [12, 18, 37, 49, 52, 132, 115, 73, 119, 199, 242, 238]
     parts = [
         B.get_yolo_detections(
-            yolo_forward(r[0], 3, 80, 1.0), anchors=anchors, mask=m, classes=80,
-            net_w=320, net_h=320, im_w=768, im_h=576, thresh=0.25,
+            yolo_forward(r[0], 3, 80, 1.0),
+            anchors=anchors,
+            mask=m,
+            classes=80,
+            net_w=320,
+            net_h=320,
+            im_w=768,
+            im_h=576,
+            thresh=0.25,
         )
         for r, m in zip(raw, ([3, 4, 5], [0, 1, 2]))
     ]

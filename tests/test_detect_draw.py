@@ -8,17 +8,47 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PIL")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from darkweights.detect import class_color, draw_detections  # noqa: E402
+from darkweights.detect import class_color, draw_detections
 
 RECORDS = [
-    {"class": "dog", "class_id": 16, "prob": 0.88, "x": 40.0, "y": 30.0, "w": 40.0, "h": 30.0,
-     "left": 20.0, "top": 15.0, "det_index": 0},
-    {"class": "cat", "class_id": 15, "prob": 0.40, "x": 40.0, "y": 30.0, "w": 40.0, "h": 30.0,
-     "left": 20.0, "top": 15.0, "det_index": 0},
-    {"class": "car", "class_id": 2, "prob": 0.51, "x": 90.0, "y": 60.0, "w": 60.0, "h": 50.0,
-     "left": 60.0, "top": 35.0, "det_index": 1},  # partly outside the image: clipped
+    {
+        "class": "dog",
+        "class_id": 16,
+        "prob": 0.88,
+        "x": 40.0,
+        "y": 30.0,
+        "w": 40.0,
+        "h": 30.0,
+        "left": 20.0,
+        "top": 15.0,
+        "det_index": 0,
+    },
+    {
+        "class": "cat",
+        "class_id": 15,
+        "prob": 0.40,
+        "x": 40.0,
+        "y": 30.0,
+        "w": 40.0,
+        "h": 30.0,
+        "left": 20.0,
+        "top": 15.0,
+        "det_index": 0,
+    },
+    {
+        "class": "car",
+        "class_id": 2,
+        "prob": 0.51,
+        "x": 90.0,
+        "y": 60.0,
+        "w": 60.0,
+        "h": 50.0,
+        "left": 60.0,
+        "top": 35.0,
+        "det_index": 1,
+    },  # partly outside the image: clipped
 ]
 
 

@@ -10,13 +10,15 @@ import pytest
 pytest.importorskip("torch", reason="the [torch] extra is not installed")
 pytest.importorskip("PIL", reason="the [detect] extra (Pillow) is not installed")
 
-import darkweights as dw  # noqa: E402
-from darkweights.cli import main  # noqa: E402
-from darkweights.detect.run import Detector, read_names  # noqa: E402
+import darkweights as dw
+from darkweights.cli import main
+from darkweights.detect.run import Detector, read_names
 
-from .conftest import FIXTURES, MODELS, SHARED, need_shared  # noqa: E402
+from .conftest import FIXTURES, MODELS, SHARED, need_shared
 
-CASES = [(m, img) for m in ("yolo-fastest-1.1", "yolo-fastest-1.1-xl") for img in ("dog", "horses", "person", "giraffe")]
+CASES = [
+    (m, img) for m in ("yolo-fastest-1.1", "yolo-fastest-1.1-xl") for img in ("dog", "horses", "person", "giraffe")
+]
 
 
 def _detector(model: str) -> Detector:
@@ -26,8 +28,10 @@ def _detector(model: str) -> Detector:
 
 
 def _match(ours: list[dict], ref: list[dict], px: float = 1.0, prob: float = 1e-3) -> None:
-    assert len(ours) == len(ref), ([(r["class"], round(r["prob"], 4)) for r in ours],
-                                   [(r["class"], round(r["prob"], 4)) for r in ref])
+    assert len(ours) == len(ref), (
+        [(r["class"], round(r["prob"], 4)) for r in ours],
+        [(r["class"], round(r["prob"], 4)) for r in ref],
+    )
     for a, b in zip(ours, ref):
         assert a["class"] == b["class"] and a["class_id"] == b["class_id"]
         assert abs(a["prob"] - b["prob"]) <= prob, (a, b)

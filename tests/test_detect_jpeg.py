@@ -185,9 +185,7 @@ def _progressive_pair(arr: np.ndarray, mode: str = "RGB", **kw) -> tuple[bytes, 
 @pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
 @pytest.mark.parametrize("quality", [25, 75, 95, 100])
 @pytest.mark.parametrize("size", [(23, 37), (37, 23), (65, 129), (8, 8), (1, 1), (17, 6)])
-def test_progressive_matches_baseline(
-    subsampling: int, quality: int, size: tuple[int, int]
-) -> None:
+def test_progressive_matches_baseline(subsampling: int, quality: int, size: tuple[int, int]) -> None:
     h, w = size
     make = _noisy_image if quality % 2 else _smooth_image
     arr = make(h, w, seed=quality + 3 * subsampling + h * w)
@@ -294,9 +292,7 @@ def test_progressive_dequantises_with_the_tables_in_force_at_the_end() -> None:
         np.testing.assert_array_equal(decode_jpeg(redefined), rescaled)
     # a baseline scan is dequantised as it is decoded: a later DQT changes nothing
     at = len(baseline) - 2
-    np.testing.assert_array_equal(
-        decode_jpeg(baseline[:at] + _dqt(0, new) + baseline[at:]), decode_jpeg(baseline)
-    )
+    np.testing.assert_array_equal(decode_jpeg(baseline[:at] + _dqt(0, new) + baseline[at:]), decode_jpeg(baseline))
 
 
 def _scan_headers(data: bytes) -> list[int]:
@@ -322,9 +318,7 @@ def test_progressive_scan_parameters_are_validated() -> None:
     bad = {
         "mixes DC and AC": [(dc, 0, 5, 0x01), (ac, 0, 5, 0x02)],
         # Ss > Se, Se > 63, Al > 13, Ah > 13
-        "bad progressive scan": [
-            (ac, 6, 5, 0x02), (ac, 1, 64, 0x02), (ac, 1, 5, 0x0E), (ac, 1, 5, 0xE0)
-        ],  # fmt: skip
+        "bad progressive scan": [(ac, 6, 5, 0x02), (ac, 1, 64, 0x02), (ac, 1, 5, 0x0E), (ac, 1, 5, 0xE0)],  # fmt: skip
     }
     for message, cases in bad.items():
         for scan, ss, se, ahal in cases:
@@ -437,7 +431,10 @@ def test_damaged_files_never_crash_or_hang() -> None:
         _encode(_noisy_image(33, 47, seed=1), quality=75, subsampling=2, progressive=True),
         _encode(_noisy_image(20, 30, seed=3), quality=95, subsampling=0, progressive=True),
         _encode(
-            _noisy_image(25, 25, seed=8), quality=60, subsampling=1, progressive=True,
+            _noisy_image(25, 25, seed=8),
+            quality=60,
+            subsampling=1,
+            progressive=True,
             restart_marker_blocks=2,
         ),  # fmt: skip
         _encode(_noisy_image(19, 21, seed=4), "L", quality=85, progressive=True),

@@ -115,8 +115,10 @@ def test_nms_kind_from_cfg(tmp_path) -> None:
     def kind(section: str, value: str = "") -> str:
         line = f"nms_kind={value}\n" if value else ""
         cfg = tmp_path / "h.cfg"
-        cfg.write_text(f"[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters={3 * 14 if 'G' in section else 3 * 10}\n"
-                       f"activation=linear\n[{section}]\nclasses=5\nnum=3\n{line}")
+        cfg.write_text(
+            f"[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters={3 * 14 if 'G' in section else 3 * 10}\n"
+            f"activation=linear\n[{section}]\nclasses=5\nnum=3\n{line}"
+        )
         return dw.load(cfg).layers[1].nms_kind
 
     assert kind("yolo") == "default"

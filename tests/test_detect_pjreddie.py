@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +18,13 @@ import pytest
 
 pytest.importorskip("torch", reason="the [torch] extra is not installed")
 
-import darkweights as dw  # noqa: E402
-from darkweights import DarkweightsWarning, UnsupportedError  # noqa: E402
-from darkweights.cli import main  # noqa: E402
-from darkweights.detect.run import PIPELINES, Detector  # noqa: E402
+import darkweights as dw
+from darkweights import DarkweightsWarning, UnsupportedError
+from darkweights.cli import main
+from darkweights.detect.run import PIPELINES, Detector
 
-from .conftest import DATA  # noqa: E402
-from .detect_reference import DOG, differences, record_order, reference_image  # noqa: E402
+from .conftest import DATA
+from .detect_reference import DOG, differences, record_order, reference_image
 
 ORACLE = DATA / "oracle"
 REFS = ORACLE / "pjreddie_detections"
@@ -39,8 +39,7 @@ def _model_dir(ref: dict) -> Path:
     return ORACLE / Path(ref["cfg"]).parent.name
 
 
-
-@lru_cache(maxsize=None)
+@cache
 def _detector(model: str, dialect: str = "pjreddie") -> Detector:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DarkweightsWarning)
@@ -48,7 +47,7 @@ def _detector(model: str, dialect: str = "pjreddie") -> Detector:
         return Detector(net)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _forward(model: str, image: Path, dialect: str = "pjreddie"):
     return _detector(model, dialect).forward(image)
 
@@ -63,15 +62,18 @@ def _run(ref: dict, dialect: str = "pjreddie", **kw):
     return det.boxes(outs, w, h, **opts), det.decode(outs, w, h, **opts)
 
 
-
 def _compare(records: list[dict], ref: dict) -> dict:
     """Same detections as pjreddie: count, array order and classes exact; prob/objectness within 1e-4
     relative, boxes within 1e-4 (relative coordinates) and 1 px. Returns the largest differences."""
     ours, theirs, prob, obj = differences(records, ref)
     box = np.abs(ours[:, 3:7] - theirs[:, 3:7])
     px = box * np.array([ref["im_w"], ref["im_h"], ref["im_w"], ref["im_h"]])
-    worst = {"prob": float(prob.max(initial=0)), "objectness": float(obj.max(initial=0)),
-             "box": float(box.max(initial=0)), "px": float(px.max(initial=0))}
+    worst = {
+        "prob": float(prob.max(initial=0)),
+        "objectness": float(obj.max(initial=0)),
+        "box": float(box.max(initial=0)),
+        "px": float(px.max(initial=0)),
+    }
     assert worst["prob"] <= 1e-4 and worst["objectness"] <= 1e-4, worst
     assert worst["box"] <= 1e-4 and worst["px"] <= 1.0, worst
     return worst

@@ -17,15 +17,15 @@ import pytest
 
 pytest.importorskip("torch", reason="the [torch] extra is not installed")
 
-import darkweights as dw  # noqa: E402
-from darkweights import DarkweightsWarning  # noqa: E402
-from darkweights.detect.boxes import get_region_detections  # noqa: E402
-from darkweights.detect.run import Detector  # noqa: E402
-from darkweights.tree import hierarchy_predictions  # noqa: E402
+import darkweights as dw
+from darkweights import DarkweightsWarning
+from darkweights.detect.boxes import get_region_detections
+from darkweights.detect.run import Detector
+from darkweights.tree import hierarchy_predictions
 
-from .conftest import DATA  # noqa: E402
-from .detect_reference import DOG, differences, record_order, reference_image  # noqa: E402
-from .oracle_cases import materialise  # noqa: E402
+from .conftest import DATA
+from .detect_reference import DOG, differences, record_order, reference_image
+from .oracle_cases import materialise
 
 REFS = DATA / "oracle" / "alexeyab_tree_detections"
 CASES = sorted(p.stem for p in REFS.glob("*.json"))
@@ -67,10 +67,22 @@ def test_the_tree_decides_the_classes(detector) -> None:
     ref = _ref("alexeyab_yolo9000_dog")
     outs, w, h = detector.forward(DOG)
     L = detector.heads[-1]
-    flat = get_region_detections(outs[L.index][0].numpy(), anchors=L.anchors, num=L.num, classes=L.classes,
-                                 grid_w=2, grid_h=2, net_w=64, net_h=64, im_w=w, im_h=h, thresh=ref["thresh"])
-    assert (flat.probs > 0).sum() != len(ref["detections"]) or \
-        sorted(int(c) for c in np.nonzero(flat.probs)[1]) != sorted(r[1] for r in ref["detections"])
+    flat = get_region_detections(
+        outs[L.index][0].numpy(),
+        anchors=L.anchors,
+        num=L.num,
+        classes=L.classes,
+        grid_w=2,
+        grid_h=2,
+        net_w=64,
+        net_h=64,
+        im_w=w,
+        im_h=h,
+        thresh=ref["thresh"],
+    )
+    assert (flat.probs > 0).sum() != len(ref["detections"]) or sorted(
+        int(c) for c in np.nonzero(flat.probs)[1]
+    ) != sorted(r[1] for r in ref["detections"])
 
 
 def test_map_gives_the_200_mapped_classes(detector) -> None:
@@ -80,8 +92,19 @@ def test_map_gives_the_200_mapped_classes(detector) -> None:
     out = outs[L.index][0].numpy()
     tree = detector.trees[L.index]
     mapping = list(np.random.default_rng(0).choice(L.classes, 200, replace=False))
-    common = dict(anchors=L.anchors, num=L.num, classes=L.classes, grid_w=2, grid_h=2, net_w=64, net_h=64,
-                  im_w=w, im_h=h, thresh=0.01, tree=tree)
+    common = dict(
+        anchors=L.anchors,
+        num=L.num,
+        classes=L.classes,
+        grid_w=2,
+        grid_h=2,
+        net_w=64,
+        net_h=64,
+        im_w=w,
+        im_h=h,
+        thresh=0.01,
+        tree=tree,
+    )
     dets = get_region_detections(out, map=mapping, **common)
     rows = out.reshape(12, -1)
     want = rows[:, 4:5] * hierarchy_predictions(rows[:, 5:].copy(), tree)[:, mapping]
@@ -97,14 +120,22 @@ def test_cli_detect_and_a_missing_tree(tmp_path, capsys) -> None:
 
     ref = _ref("alexeyab_yolo9000_dog")
     d = materialise(DATA / "oracle" / "alexeyab_yolo9000", tmp_path)
-    args = ["detect", str(d / "model.cfg"), str(d / "model.weights"), str(DOG), "--thresh", str(ref["thresh"]),
-            "--json"]
+    args = [
+        "detect",
+        str(d / "model.cfg"),
+        str(d / "model.weights"),
+        str(DOG),
+        "--thresh",
+        str(ref["thresh"]),
+        "--json",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DarkweightsWarning)
         assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert sorted((r["class_id"], round(r["prob"], 5)) for r in printed) == \
-        sorted((r[1], round(r[2], 5)) for r in ref["detections"])
+    assert sorted((r["class_id"], round(r["prob"], 5)) for r in printed) == sorted(
+        (r[1], round(r[2], 5)) for r in ref["detections"]
+    )
     (d / "model.tree").unlink()
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()

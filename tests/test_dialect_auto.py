@@ -80,7 +80,7 @@ def test_evidence_lines_of_each_fork(capsys):
         "pjreddie_detector": "dialect: pjreddie (auto: header 0.2.0 (written by pjreddie))",
         # nothing in these files points elsewhere: one parse, and the line says so
         "synth_conv_lstm": "dialect: alexeyab (auto: header 0.2.5; AlexeyAB reads every option and no section, "
-                           "geometry or comment needs another fork)",
+        "geometry or comment needs another fork)",
     }
     for case, line in cases.items():
         d = ORACLE / case
@@ -104,10 +104,14 @@ def test_hankai_is_told_by_inline_comments_only_it_strips(tmp_path):
 
 def test_options_only_one_fork_reads(tmp_path):
     """An AB-only option rules pjreddie out (it would ignore it); a pjreddie-only one rules AB out."""
-    ab = NET + "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\ndilation=1\nactivation=mish\n" \
+    ab = (
+        NET + "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\ndilation=1\nactivation=mish\n"
         "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n[shortcut]\nfrom=-2\n"
-    pj = NET + "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n" \
+    )
+    pj = (
+        NET + "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
         "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n[shortcut]\nfrom=-2\nalpha=0.5\n"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dw.DarkweightsWarning)
         assert dw.load(write_cfg(tmp_path, ab, "ab.cfg")).dialect.name == "alexeyab"
@@ -149,10 +153,12 @@ def test_a_wrong_explicit_dialect_changes_the_numbers():
         net = dw.load(d / "model.cfg", data)
         for p in net.params():
             if p.role == "rolling_variance":
-                data[p.offset:p.end] = np.full(p.count, 1e-4, "<f4").tobytes()
+                data[p.offset : p.end] = np.full(p.count, 1e-4, "<f4").tobytes()
         x = torch.from_numpy(np.load(d / "input.npy"))[None]
-        outs = {k: dw.load(d / "model.cfg", bytes(data), dialect=k).to_torch()(x, all_outputs=True)[0]
-                for k in ("pjreddie", "alexeyab")}
+        outs = {
+            k: dw.load(d / "model.cfg", bytes(data), dialect=k).to_torch()(x, all_outputs=True)[0]
+            for k in ("pjreddie", "alexeyab")
+        }
     a, b = outs["pjreddie"].numpy(), outs["alexeyab"].numpy()
     assert np.abs(a - b).max() / np.abs(a).max() > 1e-3
 
@@ -178,8 +184,12 @@ def test_metadata_records_the_choice(tmp_path):
     _, meta = read_arrays(out)
     assert meta["dialect"] == "pjreddie" and meta["dialect_evidence"].startswith("pjreddie (auto: not AlexeyAB")
     back = tmp_path / "back.weights"
-    dw.save_weights(read_arrays(out)[0], back, net=dw.load(d / "model.cfg", dialect=meta["dialect"]),
-                    header=json.loads(meta["header"]))
+    dw.save_weights(
+        read_arrays(out)[0],
+        back,
+        net=dw.load(d / "model.cfg", dialect=meta["dialect"]),
+        header=json.loads(meta["header"]),
+    )
     assert back.read_bytes() == (d / "model.weights").read_bytes()
     assert main(["pack", str(out), "-o", str(tmp_path / "p.weights")]) == 0
     assert (tmp_path / "p.weights").read_bytes() == (d / "model.weights").read_bytes()

@@ -20,8 +20,12 @@ def layout(tmp_path, text, dialect):
 
 def test_batchnorm_arrays(tmp_path):
     text = IMG + "[batchnorm]\n"
-    assert layout(tmp_path, text, "alexeyab") == [("biases", (2,)), ("scales", (2,)), ("rolling_mean", (2,)),
-                                                  ("rolling_variance", (2,))]
+    assert layout(tmp_path, text, "alexeyab") == [
+        ("biases", (2,)),
+        ("scales", (2,)),
+        ("rolling_mean", (2,)),
+        ("rolling_variance", (2,)),
+    ]
     assert layout(tmp_path, text, "pjreddie") == [("scales", (2,)), ("rolling_mean", (2,)), ("rolling_variance", (2,))]
     with pytest.raises(dw.CfgError, match="not supported by hank-ai"):
         layout(tmp_path, text, "hankai")
@@ -94,21 +98,28 @@ def test_route_groups_are_ab_only(tmp_path):
 
 
 def test_pjreddie_cross_resolution_shortcut(tmp_path):
-    text = IMG + ("[convolutional]\nfilters=4\nactivation=linear\n[convolutional]\nfilters=8\nsize=3\nstride=2\n"
-                  "pad=1\nactivation=linear\n[shortcut]\nfrom=-2\n")
+    text = IMG + (
+        "[convolutional]\nfilters=4\nactivation=linear\n[convolutional]\nfilters=8\nsize=3\nstride=2\n"
+        "pad=1\nactivation=linear\n[shortcut]\nfrom=-2\n"
+    )
     with pytest.raises(dw.ShapeError, match="--dialect pjreddie"):
         dw.load(write_cfg(tmp_path, text), dialect="alexeyab")
     net = dw.load(write_cfg(tmp_path, text), dialect="pjreddie")
     assert net.layers[2].output.chw == (8, 2, 2)
     auto = dw.load(write_cfg(tmp_path, text))  # only pjreddie accepts it: auto says why
     assert auto.dialect.name == "pjreddie" and auto.layers[2].output.chw == (8, 2, 2)
-    assert "pjreddie (auto: not AlexeyAB or hank-ai: [shortcut] at line 14 across resolutions)" in auto.dialect_choice.describe()
+    assert (
+        "pjreddie (auto: not AlexeyAB or hank-ai: [shortcut] at line 14 across resolutions)"
+        in auto.dialect_choice.describe()
+    )
 
 
 def test_hankai_refuses_detectors_whose_input_is_not_a_multiple_of_32(tmp_path):
     """hank-ai's create_network aborts for a [yolo]/[region] network at, e.g., 64x48 (AB and pjreddie run it)."""
-    body = ("[convolutional]\nfilters=18\nsize=1\nactivation=linear\n\n[yolo]\nmask=0,1,2\n"
-            "anchors=4,6, 8,10, 12,8\nclasses=1\nnum=3\n")
+    body = (
+        "[convolutional]\nfilters=18\nsize=1\nactivation=linear\n\n[yolo]\nmask=0,1,2\n"
+        "anchors=4,6, 8,10, 12,8\nclasses=1\nnum=3\n"
+    )
     cfg = write_cfg(tmp_path, "[net]\nbatch=1\nwidth=64\nheight=48\nchannels=3\n\n" + body)
     with pytest.raises(dw.CfgError, match="multiples of 32") as err:
         dw.load(cfg, dialect="hankai")

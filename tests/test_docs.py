@@ -26,7 +26,9 @@ import pytest
 from .conftest import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-FENCE = re.compile(r"(?:<!--\s*(?P<mark>[a-z-]+)(?::[^>]*)?\s*-->\s*\n)?```(?P<lang>\w*)\n(?P<body>.*?)^```", re.S | re.M)
+FENCE = re.compile(
+    r"(?:<!--\s*(?P<mark>[a-z-]+)(?::[^>]*)?\s*-->\s*\n)?```(?P<lang>\w*)\n(?P<body>.*?)^```", re.S | re.M
+)
 
 
 def blocks(path: Path) -> list[tuple[str, str, str]]:
@@ -53,7 +55,7 @@ def test_examples_run(path, tmp_path, monkeypatch):
         if lang == "python":
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
-                exec(compile(body, f"{path.name}:python", "exec"), namespace)  # noqa: S102 - the docs' own code
+                exec(compile(body, f"{path.name}:python", "exec"), namespace)
             last_stdout = out.getvalue()
             ran += 1
         elif lang == "sh" and mark == "run":
@@ -88,8 +90,9 @@ def test_cli_reference_is_the_parser():
     if f"(Python {sys.version_info[0]}.{sys.version_info[1]} argparse layout.)" in doc:
         assert doc == made, "docs/cli.md is stale: run PYTHONPATH=src python tools/gen_cli_docs.py"
     # whatever the Python version's layout: every command, option and help text is in it
-    from darkweights import cli
     import argparse
+
+    from darkweights import cli
 
     sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     flat = " ".join(doc.split())

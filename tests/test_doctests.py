@@ -7,8 +7,14 @@ import importlib
 
 import pytest
 
-MODULES = ["darkweights", "darkweights.view", "darkweights.report", "darkweights.models", "darkweights.flops",
-           "darkweights.network"]
+MODULES = [
+    "darkweights",
+    "darkweights.view",
+    "darkweights.report",
+    "darkweights.models",
+    "darkweights.flops",
+    "darkweights.network",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -22,8 +22,10 @@ def sha(path) -> str:
 
 
 def _cases() -> list[tuple[str, str]]:
-    out = [(str(MODELS / m / f"{m}.cfg"), str(MODELS / m / f"{m}.weights"))
-           for m in ("yolo-fastest-1.1", "yolo-fastest-1.1-xl")]
+    out = [
+        (str(MODELS / m / f"{m}.cfg"), str(MODELS / m / f"{m}.weights"))
+        for m in ("yolo-fastest-1.1", "yolo-fastest-1.1-xl")
+    ]
     out += [(str(FIXTURES / c / "model.cfg"), str(FIXTURES / c / "model.weights")) for c in fixture_cases()]
     return out
 
@@ -62,10 +64,13 @@ def test_safetensors_layout_is_standard(tmp_path):
     export_arrays(net, st)
     raw = st.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     assert header["__metadata__"]["format"] == "darkweights"
-    assert header["layer_000.weights"] == {"dtype": "F32", "shape": [32, 3, 3, 3],
-                                           "data_offsets": header["layer_000.weights"]["data_offsets"]}
+    assert header["layer_000.weights"] == {
+        "dtype": "F32",
+        "shape": [32, 3, 3, 3],
+        "data_offsets": header["layer_000.weights"]["data_offsets"],
+    }
     arrays, meta = read_arrays(st)
     for k, v in net.arrays().items():
         assert np.array_equal(arrays[k], v)
@@ -85,7 +90,7 @@ def test_safetensors_data_section_is_the_weights_file(tmp_path):
     export_arrays(dw.load(m.cfg, m.weights), st)
     raw = st.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
-    assert (8 + n) % 8 == 0 and raw[8 + n:] == m.weights.read_bytes()
+    assert (8 + n) % 8 == 0 and raw[8 + n :] == m.weights.read_bytes()
 
 
 def test_extract_subset_of_layers(tmp_path):

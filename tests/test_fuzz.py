@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 import darkweights as dw  # noqa: E402
 from darkweights.errors import ArrayError, CfgError, DarkweightsError, ImageError, ShapeError  # noqa: E402
-
 from fuzz.cases import GENERATORS, run_case  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,9 +37,14 @@ EXAMPLES = {"cfg": 150, "cfg_big": 5, "weights": 100, "arrays": 80, "array_file"
 def test_fuzz_family(family: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     tmp = tmp_path_factory.mktemp(family)
 
-    @settings(max_examples=EXAMPLES[family], deadline=10_000, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
-    @given(st.integers(0, 2 ** 32 - 1))
+    @settings(
+        max_examples=EXAMPLES[family],
+        deadline=10_000,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(st.integers(0, 2**32 - 1))
     def check(seed: int) -> None:
         import random
 
@@ -142,13 +147,20 @@ def test_claims_beyond_the_file_stay_under_50_mb(tmp_path: Path) -> None:
     if not os.path.exists("/proc/self/status"):
         pytest.skip("peak RSS is read from /proc/self/status (Linux)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", CLAIMS, str(tmp_path)], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CLAIMS, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["cases"] == {"weights": "WeightsError", "safetensors header": "ArrayError",
-                               "safetensors entry": "ArrayError", "npz member": "ArrayError", "jpeg": "ImageError",
-                               "jpeg within limits": "ImageError", "png": "ImageError"}, result
+    assert result["cases"] == {
+        "weights": "WeightsError",
+        "safetensors header": "ArrayError",
+        "safetensors entry": "ArrayError",
+        "npz member": "ArrayError",
+        "jpeg": "ImageError",
+        "jpeg within limits": "ImageError",
+        "png": "ImageError",
+    }, result
     assert result["peak_rss_mb"] < 50, result
 
 
@@ -159,7 +171,7 @@ class Payload:
     def __init__(self, marker: str) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (open, (self.marker, "w"))  # creating the marker file proves the pickle ran
 
 
@@ -196,8 +208,10 @@ def test_image_errors_are_library_errors(tmp_path: Path) -> None:
 
 
 def test_unknown_yolo_point_is_center_with_a_warning() -> None:
-    cfg = ("[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=42\nsize=1\nactivation=linear\n"
-           "[Gaussian_yolo]\nmask=0,1,2\nanchors=1,1,2,2,3,3\nclasses=5\nnum=3\nyolo_point=middle\n")
+    cfg = (
+        "[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=42\nsize=1\nactivation=linear\n"
+        "[Gaussian_yolo]\nmask=0,1,2\nanchors=1,1,2,2,3,3\nclasses=5\nnum=3\nyolo_point=middle\n"
+    )
     with pytest.warns(dw.DarkweightsWarning, match="yolo_point='middle'"):
         net = dw.load("g.cfg", cfg_text=cfg)
     assert net.layers[1].yolo_point == "center"
@@ -207,8 +221,12 @@ def test_unknown_yolo_point_is_center_with_a_warning() -> None:
 
 
 def test_safetensors_overlap_and_npz_stray_npy(tmp_path: Path) -> None:
-    head = json.dumps({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
-                       "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}).encode()
+    head = json.dumps(
+        {
+            "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+            "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]},
+        }
+    ).encode()
     (tmp_path / "o.safetensors").write_bytes(struct.pack("<Q", len(head)) + head + bytes(24))
     with pytest.raises(ArrayError, match="overlap") as info:
         dw.export.read_arrays(tmp_path / "o.safetensors")
@@ -237,7 +255,7 @@ def test_found_by_the_long_run(tmp_path: Path) -> None:
     np.savez(buf, x=np.zeros((2, 3), np.float32))
     raw = bytearray(buf.getvalue())
     i = raw.find(b"'shape': (2, 3)")
-    raw[i:i + 15] = b"'shape': (2,\x84 "
+    raw[i : i + 15] = b"'shape': (2,\x84 "
     (tmp_path / "h.npz").write_bytes(bytes(raw))
     with pytest.raises(ArrayError, match="corrupt .npy header|not a readable"):
         dw.export.read_arrays(tmp_path / "h.npz")

@@ -19,6 +19,7 @@ print(",".join(heavy))
 
 
 def test_import_and_layout_need_no_heavy_modules():
-    out = subprocess.run([sys.executable, "-c", PROBE, str(DATA / "yolov4.cfg")], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(DATA / "yolov4.cfg")], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""

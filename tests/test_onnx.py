@@ -43,8 +43,9 @@ def export_fixture(fixture: Path, out: Path, **options) -> tuple[dict, bytes]:
     net, meta, _, _ = verify.load_fixture(fixture)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DarkweightsWarning)
-        export_onnx(net, out, all_outputs=True, fuse_bn=bool(meta.get("fuse")),
-                    **{**OPTIONS.get(fixture.name, {}), **options})
+        export_onnx(
+            net, out, all_outputs=True, fuse_bn=bool(meta.get("fuse")), **{**OPTIONS.get(fixture.name, {}), **options}
+        )
     source = net.weights_source
     return meta, bytes(source) if not isinstance(source, (str, Path)) else Path(source).read_bytes()
 
@@ -213,8 +214,12 @@ def test_the_streamed_file_is_what_onnx_serializes(tmp_path: Path) -> None:
     byte, what onnx serializes for the same model, whether the arrays come from the weights file or memory."""
     fixture = small_fixture()
     net = verify.load_fixture(fixture)[0]
-    for name, options in [("raw", {}), ("fp16", {"fp16": True}), ("fused", {"fuse_bn": True}),
-                          ("nms", {"outputs": "nms", "fuse_bn": True})]:
+    for name, options in [
+        ("raw", {}),
+        ("fp16", {"fp16": True}),
+        ("fused", {"fuse_bn": True}),
+        ("nms", {"outputs": "nms", "fuse_bn": True}),
+    ]:
         out = tmp_path / f"{name}.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DarkweightsWarning)
@@ -287,13 +292,17 @@ def test_arrays_of_equal_value_stay_distinct_initializers(tmp_path: Path) -> Non
     params = {p.key: p for p in net.params()}
     data = bytearray((fixture / "model.weights").read_bytes())
     bias, mean = params["layer_000.biases"], params["layer_000.rolling_mean"]
-    data[mean.offset:mean.end] = data[bias.offset:bias.end]
+    data[mean.offset : mean.end] = data[bias.offset : bias.end]
     net = darkweights.load(fixture / "model.cfg", bytes(data), dialect=net.dialect)
     export_onnx(net, tmp_path / "m.onnx")
     proto = onnx.load(str(tmp_path / "m.onnx"))
     bn = next(n for n in proto.graph.node if n.op_type == "BatchNormalization" and n.name.startswith("/layers.0/"))
-    assert list(bn.input[1:]) == ["layer_000.scales", "layer_000.biases", "layer_000.rolling_mean",
-                                  "layer_000.rolling_variance"]
+    assert list(bn.input[1:]) == [
+        "layer_000.scales",
+        "layer_000.biases",
+        "layer_000.rolling_mean",
+        "layer_000.rolling_variance",
+    ]
     home.pack_onnx(tmp_path / "m.onnx", tmp_path / "back.weights")
     assert (tmp_path / "back.weights").read_bytes() == bytes(data)
 
@@ -313,8 +322,13 @@ def test_a_shared_convolution_reads_the_owners_initializers(tmp_path: Path) -> N
     proto = onnx.load(str(tmp_path / "m.onnx"))
     conv = next(n for n in proto.graph.node if n.op_type == "Conv" and n.name.startswith(f"/layers.{sharing.index}/"))
     assert conv.input[1] == f"layer_{sharing.share_index:03d}.weights"
-    big_constants = [n.name for n in proto.graph.node if n.op_type == "Constant" and n.name.startswith(
-        f"/layers.{sharing.index}/") and any(a.t.dims and np.prod(a.t.dims) > 4 for a in n.attribute)]
+    big_constants = [
+        n.name
+        for n in proto.graph.node
+        if n.op_type == "Constant"
+        and n.name.startswith(f"/layers.{sharing.index}/")
+        and any(a.t.dims and np.prod(a.t.dims) > 4 for a in n.attribute)
+    ]
     assert big_constants == []
     x = np.random.default_rng(0).random((1,) + tuple(net.input.chw), dtype=np.float32)
     got = home.run_onnx(tmp_path / "m.onnx", x)
@@ -423,8 +437,9 @@ def test_decoded_and_nms_match_detect(pair, tmp_path: Path) -> None:
         # NMS: the graph's IoU suppression is Darknet's nms_kind=default
         (rows,) = nms.run(["detections"], {"input": x})
         assert (rows[:, 0] == 0).all()
-        got = records_from_boxes(rows[:, 3:7], np.eye(80, dtype=np.float32)[rows[:, 1].astype(int)]
-                                 * rows[:, 2:3], det, w, h)
+        got = records_from_boxes(
+            rows[:, 3:7], np.eye(80, dtype=np.float32)[rows[:, 1].astype(int)] * rows[:, 2:3], det, w, h
+        )
         assert_same_records(got, to_records(do_nms_sort(pre, 0.45), det.names, w, h, det.thresh))
 
 
@@ -457,8 +472,9 @@ def test_opencv_reads_the_raw_export(pair, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("pair", opencv_cases(), ids=lambda p: p[0].parent.name)
 def test_openvino_reads_the_raw_export(pair, tmp_path: Path) -> None:
-    ov = pytest.importorskip("openvino", reason="openvino is not installed here (optional interop check, "
-                             "pip install openvino)")
+    ov = pytest.importorskip(
+        "openvino", reason="openvino is not installed here (optional interop check, pip install openvino)"
+    )
     net = darkweights.load(*pair)
     info = export_onnx(net, tmp_path / "m.onnx")
     x = np.random.default_rng(0).random((1,) + tuple(net.input.chw), dtype=np.float32)
@@ -517,7 +533,12 @@ def test_decoded_heads_match_detect_decoders(fixture: Path, tmp_path: Path) -> N
     ours = records_from_boxes(got["boxes"][0], got["scores"][0], det, w, h)
     assert len(ours) == len(want)
     for b in want:
-        match = [a for a in ours if a["class"] == b["class"] and abs(a["prob"] - b["prob"]) <= 1e-4
-                 and all(abs(a[k] - b[k]) <= max(0.5, 1e-3 * abs(b[k])) for k in "xywh")]
+        match = [
+            a
+            for a in ours
+            if a["class"] == b["class"]
+            and abs(a["prob"] - b["prob"]) <= 1e-4
+            and all(abs(a[k] - b[k]) <= max(0.5, 1e-3 * abs(b[k])) for k in "xywh")
+        ]
         assert match, b
         ours.remove(match[0])

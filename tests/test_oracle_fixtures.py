@@ -44,8 +44,18 @@ def model_for(d):
 
 
 def test_the_oracle_cases_are_there() -> None:
-    assert {"synth_conv_lstm", "pjreddie_image", "pjreddie_recurrent", "pjreddie_heads", "xnor_fused",
-            "xnor_unfused", "hankai_tiny", "alexeyab_darknet9000", "alexeyab_yolo9000", "pjreddie_tree"} <= set(CASES)
+    assert {
+        "synth_conv_lstm",
+        "pjreddie_image",
+        "pjreddie_recurrent",
+        "pjreddie_heads",
+        "xnor_fused",
+        "xnor_unfused",
+        "hankai_tiny",
+        "alexeyab_darknet9000",
+        "alexeyab_yolo9000",
+        "pjreddie_tree",
+    } <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib", reason="plots need matplotlib (the [plot] extra)")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-import darkweights  # noqa: E402
-from darkweights import DarkweightsError  # noqa: E402
-from darkweights.cli import main  # noqa: E402
-from darkweights.plot import box_stats, filter_grid, first_conv, plot  # noqa: E402
-from darkweights.synth import init  # noqa: E402
+import darkweights
+from darkweights import DarkweightsError
+from darkweights.cli import main
+from darkweights.plot import box_stats, filter_grid, first_conv, plot
+from darkweights.synth import init
 
-from .conftest import write_cfg  # noqa: E402
-from .test_diff import CFG  # noqa: E402
+from .conftest import write_cfg
+from .test_diff import CFG
 
 
 @pytest.fixture

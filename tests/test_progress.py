@@ -35,9 +35,13 @@ def test_silent_off_a_terminal_and_when_quiet(monkeypatch: pytest.MonkeyPatch) -
 def _init(tmp_path: Path, *flags: str, env: dict) -> str:
     cfg = write_cfg(tmp_path, CFG)
     src = str(Path(__file__).resolve().parents[1] / "src")
-    res = subprocess.run([sys.executable, "-m", "darkweights", "init", str(cfg), "-o", str(tmp_path / "o.weights"), "--force",
-                          *flags], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": src, **env})
+    res = subprocess.run(
+        [sys.executable, "-m", "darkweights", "init", str(cfg), "-o", str(tmp_path / "o.weights"), "--force", *flags],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": src, **env},
+    )
     return res.stderr
 
 

@@ -56,16 +56,24 @@ def _browser() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no Chromium found (CI installs Debian's `chromium` as root in .ci/run; "
-                "`apt-get install -y chromium`)")
+    pytest.skip("no Chromium found (CI installs Debian's `chromium` as root in .ci/run; `apt-get install -y chromium`)")
 
 
 def _run_browser(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}"]
-    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HOME": str(profile)})
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run(
+        [browser, *flags, *args], capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(profile)}
+    )
 
 
 def test_report_in_headless_chromium(net, tmp_path: Path) -> None:

@@ -71,13 +71,28 @@ def test_inspect_json_cli(capsys):
     # first conv: biases at 20, BN arrays, then weights
     arrays = report["layers"][0]["arrays"]
     assert [(a["name"], a["offset"]) for a in arrays] == [
-        ("biases", 20), ("scales", 148), ("rolling_mean", 276), ("rolling_variance", 404), ("weights", 532)]
+        ("biases", 20),
+        ("scales", 148),
+        ("rolling_mean", 276),
+        ("rolling_variance", 404),
+        ("weights", 532),
+    ]
 
 
-@pytest.mark.parametrize("w, size, stride, padding, expect", [
-    (13, 2, 2, None, 7), (26, 2, 2, None, 13), (13, 2, 1, None, 13), (13, 3, 2, None, 7), (26, 3, 2, None, 13),
-    (13, 5, 1, None, 13), (13, 13, 1, None, 13), (10, 3, 2, 0, 4), (10, 4, 3, None, 4),
-])
+@pytest.mark.parametrize(
+    "w, size, stride, padding, expect",
+    [
+        (13, 2, 2, None, 7),
+        (26, 2, 2, None, 13),
+        (13, 2, 1, None, 13),
+        (13, 3, 2, None, 7),
+        (26, 3, 2, None, 13),
+        (13, 5, 1, None, 13),
+        (13, 13, 1, None, 13),
+        (10, 3, 2, 0, 4),
+        (10, 4, 3, None, 4),
+    ],
+)
 def test_maxpool_geometry(tmp_path, w, size, stride, padding, expect):
     pad = "" if padding is None else f"padding={padding}\n"
     cfg = write_cfg(tmp_path, NET.format(w=w, h=w, c=2) + f"[maxpool]\nsize={size}\nstride={stride}\n{pad}")
@@ -85,7 +100,9 @@ def test_maxpool_geometry(tmp_path, w, size, stride, padding, expect):
 
 
 def test_geometry_rules(tmp_path):
-    text = NET.format(w=64, h=48, c=5) + """
+    text = (
+        NET.format(w=64, h=48, c=5)
+        + """
 [convolutional]
 filters=8
 size=3
@@ -123,13 +140,14 @@ activation=linear
 [softmax]
 groups=2
 """
+    )
     net = dw.load(write_cfg(tmp_path, text))
     shapes = [L.output.chw for L in net.layers]
-    assert shapes[0] == (8, 48, 32)          # stride_x=2, stride_y=1
-    assert shapes[1] == (8, 12, 8)           # downsample by 4 (sum pooling)
-    assert shapes[2] == (8, 13, 9)           # even kernel, pad=1 -> size/2 = 1 per side
+    assert shapes[0] == (8, 48, 32)  # stride_x=2, stride_y=1
+    assert shapes[1] == (8, 12, 8)  # downsample by 4 (sum pooling)
+    assert shapes[2] == (8, 13, 9)  # even kernel, pad=1 -> size/2 = 1 per side
     assert net.layers[3].output.size == 8 * 48 * 32 * 2 and shapes[3] == (16, 48, 32)
-    assert shapes[4] == (4, 48, 32)          # second half of the channels
+    assert shapes[4] == (4, 48, 32)  # second half of the channels
     assert shapes[5] == (16, 24, 16)
     assert shapes[6] == (3, 24, 16)
     assert shapes[7] == (4, 18, 10)
@@ -145,20 +163,26 @@ def test_kernel_larger_than_input_uses_c_division(tmp_path):
     with pytest.raises(dw.ShapeError, match=r"t.cfg:5, layer 0 \[convolutional\]: kernel 5 .*leaves no output"):
         dw.load(cfg)
     # (3 + 2 - 4)/2 + 1 = 1 (C truncation of 1/2)
-    cfg = write_cfg(tmp_path, NET.format(w=3, h=3, c=1) + "[convolutional]\nfilters=1\nsize=4\nstride=2\npadding=1\n"
-                    "activation=linear\n")
+    cfg = write_cfg(
+        tmp_path,
+        NET.format(w=3, h=3, c=1) + "[convolutional]\nfilters=1\nsize=4\nstride=2\npadding=1\nactivation=linear\n",
+    )
     assert dw.load(cfg).layers[0].output.chw == (1, 1, 1)
 
 
 def test_impossible_geometry_names_layer(tmp_path):
-    cfg = write_cfg(tmp_path, NET.format(w=32, h=32, c=3) + "[convolutional]\nfilters=30\nsize=1\nactivation=linear\n"
-                    "[yolo]\nclasses=80\nmask=0,1,2\nnum=3\n")
+    cfg = write_cfg(
+        tmp_path,
+        NET.format(w=32, h=32, c=3) + "[convolutional]\nfilters=30\nsize=1\nactivation=linear\n"
+        "[yolo]\nclasses=80\nmask=0,1,2\nnum=3\n",
+    )
     with pytest.raises(dw.ShapeError) as err:
         dw.load(cfg)
     msg = str(err.value)
     assert "t.cfg:9, layer 1 [yolo]" in msg and "filters=255" in msg and "30x32x32" in msg
-    cfg = write_cfg(tmp_path, NET.format(w=32, h=32, c=3) + "[convolutional]\nfilters=4\nactivation=linear\n"
-                    "[route]\nlayers=-1,5\n")
+    cfg = write_cfg(
+        tmp_path, NET.format(w=32, h=32, c=3) + "[convolutional]\nfilters=4\nactivation=linear\n[route]\nlayers=-1,5\n"
+    )
     with pytest.raises(dw.ShapeError, match="layers refers to layer 5 -> 5, which is not an earlier layer"):
         dw.load(cfg)
 

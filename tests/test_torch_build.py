@@ -33,8 +33,13 @@ def fixture_net(name: str):
     return darkweights.load(d / "model.cfg", d / "model.weights")
 
 
-def cfg_net(tmp_path: Path, body: str, net: str = "width=16\nheight=12\nchannels=3", dialect: str = "alexeyab",
-            name: str = "t.cfg"):
+def cfg_net(
+    tmp_path: Path,
+    body: str,
+    net: str = "width=16\nheight=12\nchannels=3",
+    dialect: str = "alexeyab",
+    name: str = "t.cfg",
+):
     path = tmp_path / name
     path.write_text(f"[net]\nbatch=1\n{net}\n\n{body}\n")
     return darkweights.load(path, dialect=dialect)
@@ -98,14 +103,18 @@ def test_load_state_dict_updates_the_prepacked_convolutions() -> None:
 
 
 def test_build_without_weights_uses_seeded_init(tmp_path: Path) -> None:
-    net = cfg_net(tmp_path, "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=leaky\n\n"
-                            "[connected]\noutput=5\nactivation=linear")
+    net = cfg_net(
+        tmp_path,
+        "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=leaky\n\n"
+        "[connected]\noutput=5\nactivation=linear",
+    )
     a, b = build(net), build(net)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
     rv = a.state_dict()["layers.0.bn.running_var"]
     assert float(rv.min()) >= 0.5
     from darkweights.synth import random_arrays  # same values as `darkweights init --seed 0`
+
     sd = a.state_dict()
     for p, arr in random_arrays(net, 0):
         np.testing.assert_array_equal(sd[p.torch].numpy(), arr)
@@ -118,6 +127,7 @@ def test_partial_weights_warn_and_initialise(tmp_path: Path) -> None:
     net = cfg_net(tmp_path, body)
     full = tmp_path / "full.weights"
     from darkweights.synth import init
+
     init(net, full, seed=3)
     data = full.read_bytes()
     part = tmp_path / "part.weights"
@@ -209,23 +219,31 @@ def test_relu6_is_computed_unless_bug_compatible(tmp_path: Path) -> None:
 
 
 def test_shortcut_rejects_hard_mish(tmp_path: Path) -> None:
-    net = cfg_net(tmp_path, "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n\n[convolutional]\nfilters=3\n"
-                            "size=1\nactivation=linear\n\n[shortcut]\nfrom=-2\nactivation=hard_mish")
+    net = cfg_net(
+        tmp_path,
+        "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n\n[convolutional]\nfilters=3\n"
+        "size=1\nactivation=linear\n\n[shortcut]\nfrom=-2\nactivation=hard_mish",
+    )
     with pytest.raises(UnsupportedError, match="hard_mish"):
         build(net)
 
 
 def test_unsupported_layers_raise(tmp_path: Path) -> None:
-    net = cfg_net(tmp_path, "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n"
-                            "[conv_lstm]\noutput=4\nsize=3\npad=1\nbottleneck=1")
+    net = cfg_net(
+        tmp_path,
+        "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n[conv_lstm]\noutput=4\nsize=3\npad=1\nbottleneck=1",
+    )
     with pytest.raises(UnsupportedError, match="bottleneck=1") as err:
         build(net)
     assert err.value.layer == 1 and err.value.layer_type == "conv_lstm"
     net = cfg_net(tmp_path, "[conv_lstm]\noutput=4\nsize=3\nstride=2\npad=1", name="s2.cfg")
     with pytest.raises(UnsupportedError, match="differs from the input"):
         build(net)
-    net = cfg_net(tmp_path, "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nantialiasing=1\n"
-                            "activation=leaky\n\n[route]\nlayers=-1", name="aa.cfg")
+    net = cfg_net(
+        tmp_path,
+        "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nantialiasing=1\nactivation=leaky\n\n[route]\nlayers=-1",
+        name="aa.cfg",
+    )
     with pytest.raises(UnsupportedError, match="antialiased"):
         build(net)
 
@@ -252,7 +270,7 @@ REF = {
     "relu6": lambda x: np.minimum(np.maximum(x, 0), 6),
     "elu": lambda x: (x >= 0) * x + (x < 0) * (np.exp(x) - 1),
     "selu": lambda x: (x >= 0) * 1.0507 * x + (x < 0) * 1.0507 * 1.6732 * (np.exp(x) - 1),
-    "gelu": lambda x: 0.5 * x * (1 + np.tanh(0.797885 * x + 0.035677 * x ** 3)),
+    "gelu": lambda x: 0.5 * x * (1 + np.tanh(0.797885 * x + 0.035677 * x**3)),
     "relie": lambda x: np.where(x > 0, x, 0.01 * x),
     "ramp": lambda x: x * (x > 0) + 0.1 * x,
     "leaky": lambda x: np.where(x > 0, x, 0.1 * x),
@@ -309,15 +327,32 @@ def np_maxpool(x, size, sx, sy, pad, avg=False):
     for k in range(c):
         for i in range(oh):
             for j in range(ow):
-                vals = [x[k, off + i * sy + n, off + j * sx + m] for n in range(size) for m in range(size)
-                        if 0 <= off + i * sy + n < h and 0 <= off + j * sx + m < w]
+                vals = [
+                    x[k, off + i * sy + n, off + j * sx + m]
+                    for n in range(size)
+                    for m in range(size)
+                    if 0 <= off + i * sy + n < h and 0 <= off + j * sx + m < w
+                ]
                 y[k, i, j] = (sum(vals) / len(vals)) if avg else (max(vals) if vals else -3.4028235e38)
     return y
 
 
-@pytest.mark.parametrize("size,stride,padding,h,w", [
-    (2, 2, None, 13, 13), (2, 2, None, 12, 14), (2, 1, None, 9, 9), (3, 2, None, 13, 12), (3, 2, 1, 13, 17),
-    (5, 1, None, 8, 8), (3, 1, 0, 7, 9), (4, 3, 2, 11, 10), (1, 1, None, 5, 5), (3, 3, 0, 9, 12), (2, 2, 0, 11, 8)])
+@pytest.mark.parametrize(
+    "size,stride,padding,h,w",
+    [
+        (2, 2, None, 13, 13),
+        (2, 2, None, 12, 14),
+        (2, 1, None, 9, 9),
+        (3, 2, None, 13, 12),
+        (3, 2, 1, 13, 17),
+        (5, 1, None, 8, 8),
+        (3, 1, 0, 7, 9),
+        (4, 3, 2, 11, 10),
+        (1, 1, None, 5, 5),
+        (3, 3, 0, 9, 12),
+        (2, 2, 0, 11, 8),
+    ],
+)
 @pytest.mark.parametrize("kind", ["maxpool", "local_avgpool"])
 def test_pooling_window_placement(tmp_path: Path, kind: str, size: int, stride: int, padding, h: int, w: int) -> None:
     pad = "" if padding is None else f"\npadding={padding}"
@@ -328,14 +363,21 @@ def test_pooling_window_placement(tmp_path: Path, kind: str, size: int, stride: 
     ref = np_maxpool(x[0].astype(np.float64), size, stride, stride, p, avg=kind == "local_avgpool")
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
     if kind == "maxpool":  # non-overlapping windows inside the map take the strided-maxima path
-        tiles = size == stride and p // 2 == 0 and (h - size + p) // stride * stride + size <= h \
+        tiles = (
+            size == stride
+            and p // 2 == 0
+            and (h - size + p) // stride * stride + size <= h
             and (w - size + p) // stride * stride + size <= w
+        )
         assert (build(net).layers[0].mode == "tiles") == tiles
 
 
 def test_maxpool_xy_strides_and_depth(tmp_path: Path) -> None:
-    net = cfg_net(tmp_path, "[maxpool]\nsize=3\nstride_x=1\nstride_y=2\n\n[maxpool]\nmaxpool_depth=1\nout_channels=2",
-                  net="width=9\nheight=10\nchannels=5")
+    net = cfg_net(
+        tmp_path,
+        "[maxpool]\nsize=3\nstride_x=1\nstride_y=2\n\n[maxpool]\nmaxpool_depth=1\nout_channels=2",
+        net="width=9\nheight=10\nchannels=5",
+    )
     x = rand(1, 5, 10, 9, seed=4)
     out = run(build(net), x)
     np.testing.assert_allclose(out[0][0], np_maxpool(x[0].astype(np.float64), 3, 1, 2, 2), rtol=1e-6)
@@ -383,7 +425,9 @@ def test_reorg3d_is_tensorflow_space_to_depth(tmp_path: Path) -> None:
 
 
 def test_normalization_matches_darknets_running_sum(tmp_path: Path) -> None:
-    net = cfg_net(tmp_path, "[normalization]\nalpha=0.01\nbeta=0.75\nkappa=2\nsize=5", net="width=4\nheight=3\nchannels=7")
+    net = cfg_net(
+        tmp_path, "[normalization]\nalpha=0.01\nbeta=0.75\nkappa=2\nsize=5", net="width=4\nheight=3\nchannels=7"
+    )
     x = rand(1, 7, 3, 4, seed=7)
     got = run(build(net), x)[0][0]
     sq = x[0].astype(np.float64) ** 2
@@ -397,13 +441,16 @@ def test_normalization_matches_darknets_running_sum(tmp_path: Path) -> None:
             norms[k] -= alpha * sq[prev]
         if nxt < c:
             norms[k] += alpha * sq[nxt]
-    ref = x[0] * norms ** -0.75
+    ref = x[0] * norms**-0.75
     np.testing.assert_allclose(got, ref, rtol=1e-5, equal_nan=True)
 
 
 def test_upsample_and_downsample(tmp_path: Path) -> None:
-    net = cfg_net(tmp_path, "[upsample]\nstride=-2\nscale=0.5\n\n[upsample]\nstride=3\nscale=1.5",
-                  net="width=6\nheight=4\nchannels=2")
+    net = cfg_net(
+        tmp_path,
+        "[upsample]\nstride=-2\nscale=0.5\n\n[upsample]\nstride=3\nscale=1.5",
+        net="width=6\nheight=4\nchannels=2",
+    )
     x = rand(1, 2, 4, 6, seed=8)
     out = run(build(net), x)
     ref0 = 0.5 * x[0].reshape(2, 2, 2, 3, 2).sum(axis=(2, 4))
@@ -412,20 +459,24 @@ def test_upsample_and_downsample(tmp_path: Path) -> None:
 
 
 def test_route_flat_slices_when_geometry_differs(tmp_path: Path) -> None:
-    body = ("[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n[maxpool]\nsize=2\nstride=2\n\n"
-            "[route]\nlayers=0,1\ngroups=2\ngroup_id=1")
+    body = (
+        "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n[maxpool]\nsize=2\nstride=2\n\n"
+        "[route]\nlayers=0,1\ngroups=2\ngroup_id=1"
+    )
     net = cfg_net(tmp_path, body, net="width=4\nheight=4\nchannels=3")
     assert not net.layers[2].output.is_image
     out = run(build(net), rand(1, 3, 4, 4, seed=9))
     a, b = out[0].reshape(-1), out[1].reshape(-1)
-    ref = np.concatenate([a[a.size // 2:], b[b.size // 2:]])
+    ref = np.concatenate([a[a.size // 2 :], b[b.size // 2 :]])
     np.testing.assert_array_equal(out[2].reshape(-1), ref)
 
 
 def test_weighted_shortcut_fused_clamp(tmp_path: Path) -> None:
     """relu normalisation: max(w, 0) on the unfused CPU path, max(w, 0.001) once fused."""
-    body = ("[convolutional]\nfilters=3\nsize=1\nactivation=linear\n\n[convolutional]\nfilters=3\nsize=1\n"
-            "activation=linear\n\n[shortcut]\nfrom=-2\nweights_type=per_feature\nweights_normalization=relu")
+    body = (
+        "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n\n[convolutional]\nfilters=3\nsize=1\n"
+        "activation=linear\n\n[shortcut]\nfrom=-2\nweights_type=per_feature\nweights_normalization=relu"
+    )
     net = cfg_net(tmp_path, body, net="width=4\nheight=4\nchannels=3")
     x = torch.from_numpy(rand(1, 3, 4, 4, seed=10))
     for fuse, floor in ((False, 0.0), (True, 0.001)):
@@ -451,15 +502,18 @@ def np_pj_shortcut(x, f, alpha, beta):
     for k in range(min(c1, c2)):
         for j in range(min(h1, h2)):
             for i in range(min(w1, w2)):
-                out[k, j * sample, i * sample] = alpha * out[k, j * sample, i * sample] + \
-                    beta * f[k, j * stride, i * stride]
+                out[k, j * sample, i * sample] = (
+                    alpha * out[k, j * sample, i * sample] + beta * f[k, j * stride, i * stride]
+                )
     return out
 
 
 def test_pjreddie_strided_shortcut_and_bn(tmp_path: Path) -> None:
-    body = ("[convolutional]\nbatch_normalize=1\nfilters=6\nsize=3\npad=1\nactivation=leaky\n\n"
-            "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=linear\n\n"
-            "[shortcut]\nfrom=-2\nalpha=0.5\nbeta=2\nactivation=linear")
+    body = (
+        "[convolutional]\nbatch_normalize=1\nfilters=6\nsize=3\npad=1\nactivation=leaky\n\n"
+        "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=linear\n\n"
+        "[shortcut]\nfrom=-2\nalpha=0.5\nbeta=2\nactivation=linear"
+    )
     net = cfg_net(tmp_path, body, net="width=8\nheight=8\nchannels=3", dialect="pjreddie")
     model = build(net)
     x = rand(1, 3, 8, 8, seed=11)
@@ -467,8 +521,9 @@ def test_pjreddie_strided_shortcut_and_bn(tmp_path: Path) -> None:
     np.testing.assert_allclose(out[2][0], np_pj_shortcut(out[1][0], out[0][0], 0.5, 2.0), rtol=1e-6)
     # pjreddie CPU batch-norm: (x - mean) / (sqrt(var) + 1e-6)
     sd = {k: v.numpy().astype(np.float64) for k, v in model.state_dict().items()}
-    z = torch.nn.functional.conv2d(torch.from_numpy(x).double(), torch.from_numpy(sd["layers.0.conv.weight"]),
-                                   padding=1).numpy()
+    z = torch.nn.functional.conv2d(
+        torch.from_numpy(x).double(), torch.from_numpy(sd["layers.0.conv.weight"]), padding=1
+    ).numpy()
     sh = (1, -1, 1, 1)
     bn = (z - sd["layers.0.bn.running_mean"].reshape(sh)) / (np.sqrt(sd["layers.0.bn.running_var"]) + 1e-6).reshape(sh)
     bn = bn * sd["layers.0.bn.weight"].reshape(sh) + sd["layers.0.bn.bias"].reshape(sh)
@@ -476,8 +531,10 @@ def test_pjreddie_strided_shortcut_and_bn(tmp_path: Path) -> None:
 
 
 def test_pjreddie_region_keeps_its_layout(tmp_path: Path) -> None:
-    body = ("[convolutional]\nfilters=14\nsize=1\nactivation=linear\n\n"
-            "[region]\nanchors=1,1,2,2\nclasses=2\ncoords=4\nnum=2\nsoftmax=1")
+    body = (
+        "[convolutional]\nfilters=14\nsize=1\nactivation=linear\n\n"
+        "[region]\nanchors=1,1,2,2\nclasses=2\ncoords=4\nnum=2\nsoftmax=1"
+    )
     net = cfg_net(tmp_path, body, net="width=3\nheight=2\nchannels=3", dialect="pjreddie")
     out = run(build(net), rand(1, 3, 2, 3, seed=12))
     v = out[0][0].reshape(2, 7, 2, 3).astype(np.float64)
@@ -503,15 +560,17 @@ def test_pjreddie_deconvolution(tmp_path: Path) -> None:
     for ci in range(2):  # col2im of W^T x: scatter every input pixel's kernel footprint
         for y in range(4):
             for xx in range(5):
-                full[:, y * s:y * s + k, xx * s:xx * s + k] += x[0, ci, y, xx] * w[ci]
-    ref = full[:, pad:pad + oh, pad:pad + ow] + b.reshape(-1, 1, 1)
+                full[:, y * s : y * s + k, xx * s : xx * s + k] += x[0, ci, y, xx] * w[ci]
+    ref = full[:, pad : pad + oh, pad : pad + ow] + b.reshape(-1, 1, 1)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
 
 
 def test_gaussian_yolo_and_yolo_scale(tmp_path: Path) -> None:
-    body = ("[convolutional]\nfilters=22\nsize=1\nactivation=linear\n\n[Gaussian_yolo]\nmask=0,1\nanchors=1,1,2,2\n"
-            "classes=2\nnum=2\nscale_x_y=1.2\n\n[route]\nlayers=0\n\n[convolutional]\nfilters=14\nsize=1\n"
-            "activation=linear\n\n[yolo]\nmask=0,1\nanchors=1,1,2,2\nclasses=2\nnum=2\nscale_x_y=1.1")
+    body = (
+        "[convolutional]\nfilters=22\nsize=1\nactivation=linear\n\n[Gaussian_yolo]\nmask=0,1\nanchors=1,1,2,2\n"
+        "classes=2\nnum=2\nscale_x_y=1.2\n\n[route]\nlayers=0\n\n[convolutional]\nfilters=14\nsize=1\n"
+        "activation=linear\n\n[yolo]\nmask=0,1\nanchors=1,1,2,2\nclasses=2\nnum=2\nscale_x_y=1.1"
+    )
     net = cfg_net(tmp_path, body, net="width=3\nheight=2\nchannels=3")
     out = run(build(net), rand(1, 3, 2, 3, seed=14, scale=3.0))
     g = out[0][0].reshape(2, 11, 2, 3).astype(np.float64)
@@ -528,6 +587,7 @@ def test_gaussian_yolo_and_yolo_scale(tmp_path: Path) -> None:
 
 def test_fold_bn_is_darknets_double_precision_fold() -> None:
     from darkweights.torch import fold_bn
+
     rng = np.random.default_rng(15)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     b, s, m = (rng.standard_normal(4).astype(np.float32) for _ in range(3))
@@ -559,14 +619,24 @@ def test_weights_in_memory_build_the_same_model_and_stay_untouched() -> None:
 # -- Winograd F(2,3) for wide 3x3 stride-1 convolutions ---------------------------------------
 
 # the Winograd path runs on oneDNN's prepacked convolutions; without them every convolution is direct
-needs_onednn = pytest.mark.skipif(not _PREPACK_OK[0], reason="this torch build has no oneDNN prepacked convolutions "
-                                  "(torch.ops.mkldnn._convolution_pointwise): Winograd is not used")
+needs_onednn = pytest.mark.skipif(
+    not _PREPACK_OK[0],
+    reason="this torch build has no oneDNN prepacked convolutions "
+    "(torch.ops.mkldnn._convolution_pointwise): Winograd is not used",
+)
 
 
 @needs_onednn
-@pytest.mark.parametrize("n, c, k, h, w, nhwc", [
-    (1, 128, 128, 26, 26, True), (1, 256, 160, 13, 13, True),  # odd size: the last tile is cropped
-    (2, 128, 144, 9, 14, True), (1, 130, 128, 7, 5, False), (1, 128, 128, 1, 1, True)])
+@pytest.mark.parametrize(
+    "n, c, k, h, w, nhwc",
+    [
+        (1, 128, 128, 26, 26, True),
+        (1, 256, 160, 13, 13, True),  # odd size: the last tile is cropped
+        (2, 128, 144, 9, 14, True),
+        (1, 130, 128, 7, 5, False),
+        (1, 128, 128, 1, 1, True),
+    ],
+)
 def test_winograd_is_as_accurate_as_the_direct_convolution(n, c, k, h, w, nhwc) -> None:
     from darkweights.torch import winograd
 
@@ -579,7 +649,8 @@ def test_winograd_is_as_accurate_as_the_direct_convolution(n, c, k, h, w, nhwc) 
     ref = torch.nn.functional.conv2d(x.double(), wt.double(), b.double(), padding=1)
     with torch.inference_mode():
         packed = torch.ops.mkldnn._reorder_convolution_weight(
-            winograd.transform_weights(wt), [0, 0], [1, 1], [1, 1], 16, [n, 16 * c, -(-h // 2), -(-w // 2)])
+            winograd.transform_weights(wt), [0, 0], [1, 1], [1, 1], 16, [n, 16 * c, -(-h // 2), -(-w // 2)]
+        )
         y = winograd.conv3x3(x, packed, winograd.transform_bias(b, k), k)
         direct = torch.nn.functional.conv2d(x, wt, b, padding=1)
     assert y.shape == ref.shape and y.is_contiguous(memory_format=torch.channels_last)
@@ -590,15 +661,19 @@ def test_winograd_is_as_accurate_as_the_direct_convolution(n, c, k, h, w, nhwc) 
 
 
 def _wide_net(tmp_path: Path, act: str = "leaky", bn: int = 1):
-    body = (f"[convolutional]\nbatch_normalize={bn}\nfilters=128\nsize=3\nstride=1\npad=1\nactivation={act}\n\n"
-            f"[convolutional]\nbatch_normalize={bn}\nfilters=136\nsize=3\nstride=1\npad=1\nactivation={act}\n\n"
-            "[convolutional]\nfilters=128\nsize=3\nstride=2\npad=1\nactivation=linear\n")
+    body = (
+        f"[convolutional]\nbatch_normalize={bn}\nfilters=128\nsize=3\nstride=1\npad=1\nactivation={act}\n\n"
+        f"[convolutional]\nbatch_normalize={bn}\nfilters=136\nsize=3\nstride=1\npad=1\nactivation={act}\n\n"
+        "[convolutional]\nfilters=128\nsize=3\nstride=2\npad=1\nactivation=linear\n"
+    )
     return cfg_net(tmp_path, body, net="width=21\nheight=18\nchannels=3")
 
 
 @needs_onednn
-@pytest.mark.parametrize("act, bn, fuse", [("leaky", 1, False), ("leaky", 1, True), ("mish", 1, True),
-                                           ("relu", 0, False), ("linear", 0, False)])
+@pytest.mark.parametrize(
+    "act, bn, fuse",
+    [("leaky", 1, False), ("leaky", 1, True), ("mish", 1, True), ("relu", 0, False), ("linear", 0, False)],
+)
 def test_winograd_layers_agree_with_direct_ones(tmp_path: Path, act: str, bn: int, fuse: bool) -> None:
     net = _wide_net(tmp_path, act, bn)
     fast, slow = build(net, fuse_bn=fuse), build(net, fuse_bn=fuse, winograd=False)

@@ -116,14 +116,18 @@ def test_fuse_bn_stays_within_darknets_own_fusion_error(name: str) -> None:
 @needs_fixtures
 def test_zz_summary(capsys: pytest.CaptureFixture) -> None:
     """Print the per-fixture worst layers (teacher-forced and end to end)."""
-    lines = [f"{'fixture':<31} {'TF worst layer':<22} {'TF rel':>9}  {'E2E worst layer':<22} {'E2E rel':>9} "
-             f"{'E2E tol':>8} {'sens':>8}"]
+    lines = [
+        f"{'fixture':<31} {'TF worst layer':<22} {'TF rel':>9}  {'E2E worst layer':<22} {'E2E rel':>9} "
+        f"{'E2E tol':>8} {'sens':>8}"
+    ]
     for name in NAMES:
         tf, e2e = run(name, True), run(name, False)
         wt, we = max(tf.rows, key=lambda r: r.rel), max(e2e.rows, key=lambda r: r.rel)
         sens = e2e.meta.get("float_sensitivity")
-        lines.append(f"{name:<31} {f'{wt.index} {wt.type}':<22} {wt.rel:>9.2e}  {f'{we.index} {we.type}':<22} "
-                     f"{we.rel:>9.2e} {we.tolerance:>8.1e} {sens if sens is not None else float('nan'):>8.1e}")
+        lines.append(
+            f"{name:<31} {f'{wt.index} {wt.type}':<22} {wt.rel:>9.2e}  {f'{we.index} {we.type}':<22} "
+            f"{we.rel:>9.2e} {we.tolerance:>8.1e} {sens if sens is not None else float('nan'):>8.1e}"
+        )
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     assert all(run(n, True).ok and run(n, False).ok for n in NAMES)

@@ -55,9 +55,9 @@ def test_read_tree_groups_runs_of_one_parent() -> None:
 
 def test_hierarchy_predictions_follow_tree_c() -> None:
     t = parse_tree(SMALL)
-    p = np.array([.7, .3, .2, .5, .3, .6, .4, .9, .1], dtype=np.float32)
+    p = np.array([0.7, 0.3, 0.2, 0.5, 0.3, 0.6, 0.4, 0.9, 0.1], dtype=np.float32)
     h = hierarchy_predictions(p.copy(), t)
-    assert np.allclose(h[[2, 3, 7]], [.14, .35, .315])  # c = .2*.7, d = .5*.7, h = .9*.5*.7
+    assert np.allclose(h[[2, 3, 7]], [0.14, 0.35, 0.315])  # c = .2*.7, d = .5*.7, h = .9*.5*.7
 
 
 def test_synthetic_trees_are_realistic_and_seeded() -> None:
@@ -71,12 +71,15 @@ def test_synthetic_trees_are_realistic_and_seeded() -> None:
 
 def test_the_tree_changes_no_stored_array(tmp_path) -> None:
     """parse_softmax/parse_region only read the file into l.softmax_tree: layout and shapes without it."""
-    with_tree = darkweights.load(tmp_path / "a.cfg", cfg_text=REGION_CFG.format(filters=14, classes=9,
-                                                                                 tree="nowhere/9k.tree"))
-    plain = darkweights.load(tmp_path / "b.cfg", cfg_text=REGION_CFG.format(filters=14, classes=9, tree="")
-                             .replace("tree=\n", ""))
-    assert [(p.name, p.shape, p.offset) for p in with_tree.layout()] == \
-        [(p.name, p.shape, p.offset) for p in plain.layout()]
+    with_tree = darkweights.load(
+        tmp_path / "a.cfg", cfg_text=REGION_CFG.format(filters=14, classes=9, tree="nowhere/9k.tree")
+    )
+    plain = darkweights.load(
+        tmp_path / "b.cfg", cfg_text=REGION_CFG.format(filters=14, classes=9, tree="").replace("tree=\n", "")
+    )
+    assert [(p.name, p.shape, p.offset) for p in with_tree.layout()] == [
+        (p.name, p.shape, p.offset) for p in plain.layout()
+    ]
     assert [L.output for L in with_tree.layers] == [L.output for L in plain.layers]
     assert "tree=nowhere/9k.tree" in with_tree.layers[1].describe()
 
@@ -120,8 +123,9 @@ def test_a_tree_larger_than_the_layer_is_refused(tmp_path) -> None:
 def test_pjreddie_region_tree_is_refused_saying_why(tmp_path) -> None:
     pytest.importorskip("torch", reason="the [torch] extra is not installed")
     (tmp_path / "t.tree").write_text(SMALL)
-    net = darkweights.load(tmp_path / "m.cfg", cfg_text=REGION_CFG.format(filters=14, classes=9, tree="t.tree"),
-                           dialect="pjreddie")
+    net = darkweights.load(
+        tmp_path / "m.cfg", cfg_text=REGION_CFG.format(filters=14, classes=9, tree="t.tree"), dialect="pjreddie"
+    )
     with pytest.raises(UnsupportedError, match="temperature 0"):
         net.to_torch()
 

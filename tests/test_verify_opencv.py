@@ -99,7 +99,7 @@ def test_wrong_box_sizes_still_fail() -> None:
     n, k = len(head.mask), head.classes
     with torch.no_grad():
         for a in range(n):
-            conv.bias[a * (5 + k) + 2:a * (5 + k) + 4] += 0.02
+            conv.bias[a * (5 + k) + 2 : a * (5 + k) + 4] += 0.02
     x = np.random.default_rng(0).random((3, 128, 128), dtype=np.float32)
     report = verify.compare_with_opencv(net, x, model=model)
     row = next(r for r in report.rows if r.index == head.index)
@@ -107,12 +107,43 @@ def test_wrong_box_sizes_still_fail() -> None:
 
 
 def test_layer_name_mapping() -> None:
-    names = ["conv_0", "bn_0", "leaky_1", "pool_1", "conv_2", "bn_2", "leaky_3", "slice_3", "conv_4", "logistic_5",
-             "scale_channels_5", "shortcut_6", "mish_7", "conv_7", "permute_8", "yolo_8", "identity_9", "conv_10",
-             "permute_11", "detection_out"]
+    names = [
+        "conv_0",
+        "bn_0",
+        "leaky_1",
+        "pool_1",
+        "conv_2",
+        "bn_2",
+        "leaky_3",
+        "slice_3",
+        "conv_4",
+        "logistic_5",
+        "scale_channels_5",
+        "shortcut_6",
+        "mish_7",
+        "conv_7",
+        "permute_8",
+        "yolo_8",
+        "identity_9",
+        "conv_10",
+        "permute_11",
+        "detection_out",
+    ]
     m = verify.opencv_layer_map(names)
-    assert m == {0: "leaky_1", 1: "pool_1", 2: "leaky_3", 3: "slice_3", 4: "logistic_5", 5: "scale_channels_5",
-                 6: "mish_7", 7: "conv_7", 8: "yolo_8", 9: "identity_9", 10: "conv_10", 11: "detection_out"}
+    assert m == {
+        0: "leaky_1",
+        1: "pool_1",
+        2: "leaky_3",
+        3: "slice_3",
+        4: "logistic_5",
+        5: "scale_channels_5",
+        6: "mish_7",
+        7: "conv_7",
+        8: "yolo_8",
+        9: "identity_9",
+        10: "conv_10",
+        11: "detection_out",
+    }
 
 
 def test_zz_summary(capsys: pytest.CaptureFixture) -> None:
@@ -121,7 +152,8 @@ def test_zz_summary(capsys: pytest.CaptureFixture) -> None:
     lines = [f"{'network':<24} {'BN eps':<8} {'layers':>6} {'worst layer':<24} {'max rel':>9} {'tol':>7}"]
     for (name, eps), r in REPORTS.items():
         w = max(r.rows, key=lambda row: row.rel)
-        lines.append(f"{name:<24} {eps:<8} {len(r.rows):>6} {f'{w.index} {w.type}':<24} {w.rel:>9.2e} "
-                     f"{w.tolerance:>7.0e}")
+        lines.append(
+            f"{name:<24} {eps:<8} {len(r.rows):>6} {f'{w.index} {w.type}':<24} {w.rel:>9.2e} {w.tolerance:>7.0e}"
+        )
     with capsys.disabled():
         print("\nOpenCV cross-check\n" + "\n".join(lines))

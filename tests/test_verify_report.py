@@ -18,9 +18,11 @@ FIXTURES = Path(os.environ.get("DARKWEIGHTS_FIXTURES", SHARED / "fixtures"))
 
 
 def make_report() -> verify.Report:
-    rows = [verify.Row(0, "convolutional", 1e-7, 1.0, 1e-7, 1e-5, True),
-            verify.Row(1, "maxpool", 2e-5, 1.0, 2e-5, 1e-5, False),
-            verify.Row(2, "yolo", 3e-4, 1.0, 3e-4, 1e-5, False)]
+    rows = [
+        verify.Row(0, "convolutional", 1e-7, 1.0, 1e-7, 1e-5, True),
+        verify.Row(1, "maxpool", 2e-5, 1.0, 2e-5, 1e-5, False),
+        verify.Row(2, "yolo", 3e-4, 1.0, 3e-4, 1e-5, False),
+    ]
     return verify.Report("demo", "end-to-end", rows, [{"index": 3, "type": "cost", "reason": "not saved"}])
 
 

@@ -70,4 +70,4 @@ def test_no_weights_says_so():
     net = darkweights.load("yolov4")
     assert net[0].shapes["weights"] == (32, 3, 3, 3)
     with pytest.raises(darkweights.WeightsError, match="no weights loaded"):
-        net[0].weights
+        _ = net[0].weights

@@ -27,26 +27,44 @@ def sha(path) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("major, minor, dialect, width", [
-    (0, 1, "alexeyab", 4), (0, 2, "alexeyab", 8), (1, 0, "alexeyab", 8), (0, 1000, "alexeyab", 8),
-    (0, 1001, "pjreddie", 4), (1001, 0, "pjreddie", 4), (0, 2, "pjreddie", 8), (0, 1, "pjreddie", 4),
-])
+@pytest.mark.parametrize(
+    "major, minor, dialect, width",
+    [
+        (0, 1, "alexeyab", 4),
+        (0, 2, "alexeyab", 8),
+        (1, 0, "alexeyab", 8),
+        (0, 1000, "alexeyab", 8),
+        (0, 1001, "pjreddie", 4),
+        (1001, 0, "pjreddie", 4),
+        (0, 2, "pjreddie", 8),
+        (0, 1, "pjreddie", 4),
+    ],
+)
 def test_seen_width(major, minor, dialect, width):
     assert Header.seen_width(major, minor, dialect) == width
 
 
 def test_conv_block_order_and_offsets(tmp_path):
     """biases, scales, rolling_mean, rolling_variance, weights (§2.1.1), offsets from the 20-byte header."""
-    cfg = write_cfg(tmp_path, NET + "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
-                    "[connected]\noutput=3\nbatch_normalize=1\nactivation=linear\n")
+    cfg = write_cfg(
+        tmp_path,
+        NET + "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+        "[connected]\noutput=3\nbatch_normalize=1\nactivation=linear\n",
+    )
     net = dw.load(cfg)
     layout = [(p.key, p.shape, p.offset) for p in net.layout()]
     assert layout == [
-        ("layer_000.biases", (4,), 20), ("layer_000.scales", (4,), 36), ("layer_000.rolling_mean", (4,), 52),
-        ("layer_000.rolling_variance", (4,), 68), ("layer_000.weights", (4, 2, 3, 3), 84),
-        ("layer_001.biases", (3,), 372), ("layer_001.weights", (3, 256), 384),  # connected: BN after the weights
-        ("layer_001.scales", (3,), 3456), ("layer_001.rolling_mean", (3,), 3468),
-        ("layer_001.rolling_variance", (3,), 3480)]
+        ("layer_000.biases", (4,), 20),
+        ("layer_000.scales", (4,), 36),
+        ("layer_000.rolling_mean", (4,), 52),
+        ("layer_000.rolling_variance", (4,), 68),
+        ("layer_000.weights", (4, 2, 3, 3), 84),
+        ("layer_001.biases", (3,), 372),
+        ("layer_001.weights", (3, 256), 384),  # connected: BN after the weights
+        ("layer_001.scales", (3,), 3456),
+        ("layer_001.rolling_mean", (3,), 3468),
+        ("layer_001.rolling_variance", (3,), 3480),
+    ]
     assert net.weights_bytes() == 3492
     # the data really sits there: write a file with known values and read it back
     body = np.arange((3492 - 20) // 4, dtype="<f4")
@@ -87,19 +105,29 @@ def test_legacy_header_and_transpose(tmp_path):
 
 
 def test_storage_asymmetries(tmp_path):
-    text = NET + ("[convolutional]\nfilters=2\nsize=1\nactivation=linear\ndontload=1\n"
-                  "[convolutional]\nbatch_normalize=1\nfilters=2\nsize=1\nactivation=linear\ndontloadscales=1\n"
-                  "[shortcut]\nfrom=-2\nweights_type=per_channel\nweights_normalization=softmax\n"
-                  "[maxpool]\nsize=2\nstride=2\nantialiasing=1\n"
-                  "[convolutional]\nfilters=2\nsize=1\nactivation=linear\nshare_index=1\n"
-                  "[implicit]\nfilters=3\n")
+    text = NET + (
+        "[convolutional]\nfilters=2\nsize=1\nactivation=linear\ndontload=1\n"
+        "[convolutional]\nbatch_normalize=1\nfilters=2\nsize=1\nactivation=linear\ndontloadscales=1\n"
+        "[shortcut]\nfrom=-2\nweights_type=per_channel\nweights_normalization=softmax\n"
+        "[maxpool]\nsize=2\nstride=2\nantialiasing=1\n"
+        "[convolutional]\nfilters=2\nsize=1\nactivation=linear\nshare_index=1\n"
+        "[implicit]\nfilters=3\n"
+    )
     net = dw.load(write_cfg(tmp_path, text))
     load = [p.key for p in net.layout(mode="load")]
     save = [p.key for p in net.layout(mode="save")]
     assert load == ["layer_001.biases", "layer_001.weights", "layer_002.weights", "layer_005.weights"]
-    assert save == ["layer_000.biases", "layer_000.weights", "layer_001.biases", "layer_001.scales",
-                    "layer_001.rolling_mean", "layer_001.rolling_variance", "layer_001.weights", "layer_002.weights",
-                    "layer_005.weights"]
+    assert save == [
+        "layer_000.biases",
+        "layer_000.weights",
+        "layer_001.biases",
+        "layer_001.scales",
+        "layer_001.rolling_mean",
+        "layer_001.rolling_variance",
+        "layer_001.weights",
+        "layer_002.weights",
+        "layer_005.weights",
+    ]
     assert net.layers[2].arrays()[0].shape == (2, 2)  # (from count + 1) x channels
 
 

@@ -25,15 +25,30 @@ def render() -> str:
     try:
         parser = cli.build_parser()
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        out = ["# Command-line reference", "",
-               "Generated from the parser by `tools/gen_cli_docs.py` (a test checks it is current). Every command",
-               "prints one line and exits 2 on bad input; `--json` prints one JSON object; a model name",
-               "(`darkweights models`) may stand for a cfg file.",
-               f"(Python {sys.version_info[0]}.{sys.version_info[1]} argparse layout.)", "",
-               "```text", "$ darkweights --help", parser.format_help().rstrip(), "```", ""]
+        out = [
+            "# Command-line reference",
+            "",
+            "Generated from the parser by `tools/gen_cli_docs.py` (a test checks it is current). Every command",
+            "prints one line and exits 2 on bad input; `--json` prints one JSON object; a model name",
+            "(`darkweights models`) may stand for a cfg file.",
+            f"(Python {sys.version_info[0]}.{sys.version_info[1]} argparse layout.)",
+            "",
+            "```text",
+            "$ darkweights --help",
+            parser.format_help().rstrip(),
+            "```",
+            "",
+        ]
         for name, p in sub.choices.items():
-            out += [f"## darkweights {name}", "", "```text", f"$ darkweights {name} --help",
-                    p.format_help().rstrip(), "```", ""]
+            out += [
+                f"## darkweights {name}",
+                "",
+                "```text",
+                f"$ darkweights {name} --help",
+                p.format_help().rstrip(),
+                "```",
+                "",
+            ]
         return "\n".join(out)
     finally:
         if old is None:

@@ -15,19 +15,43 @@ Heavy backends are optional and imported lazily (``net.to_torch()`` needs ``[tor
 
 from __future__ import annotations
 
-from .errors import (ArrayError, CfgError, DarkweightsError, DarkweightsWarning, ShapeError, UnsupportedError,
-                     WeightsError)
 from . import dialects
 from .api import default_model, save_weights
 from .dialects import DIALECTS, Dialect
+from .errors import (
+    ArrayError,
+    CfgError,
+    DarkweightsError,
+    DarkweightsWarning,
+    ShapeError,
+    UnsupportedError,
+    WeightsError,
+)
 from .network import Network, load
 from .weightsfile import Header, Param
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "save_weights", "default_model", "Network", "LayerView", "Header", "Param", "Dialect", "DIALECTS",
-           "dialects", "DarkweightsError", "CfgError",
-           "ShapeError", "WeightsError", "ArrayError", "UnsupportedError", "DarkweightsWarning", "__version__"]
+__all__ = [
+    "load",
+    "save_weights",
+    "default_model",
+    "Network",
+    "LayerView",
+    "Header",
+    "Param",
+    "Dialect",
+    "DIALECTS",
+    "dialects",
+    "DarkweightsError",
+    "CfgError",
+    "ShapeError",
+    "WeightsError",
+    "ArrayError",
+    "UnsupportedError",
+    "DarkweightsWarning",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> object:  # LayerView is imported on first use: `import darkweights` stays light

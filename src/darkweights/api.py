@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import IO, TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Union
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union
 
 from .dialects import DialectLike
 from .errors import ArgumentError, ArrayError
@@ -17,9 +18,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 class BundledModel(NamedTuple):
-    cfg: "Path"
-    weights: "Path"
-    names: "Path"
+    cfg: Path
+    weights: Path
+    names: Path
 
 
 def default_model() -> BundledModel:
@@ -44,9 +45,17 @@ def arrays_by_key(net: Network, arrays: Mapping[str, Any], header: Header) -> di
     return dict(arrays)
 
 
-def save_weights(source: Any, path: Union[PathLike, IO[bytes]], *, net: Optional[Network] = None,
-                 cfg: Optional[PathLike] = None, header: Union[Header, Mapping, tuple, None] = None,
-                 seen: Optional[int] = None, dialect: Optional[DialectLike] = None, cutoff: Optional[int] = None) -> int:
+def save_weights(
+    source: Any,
+    path: PathLike | IO[bytes],
+    *,
+    net: Network | None = None,
+    cfg: PathLike | None = None,
+    header: Header | Mapping | tuple | None = None,
+    seen: int | None = None,
+    dialect: DialectLike | None = None,
+    cutoff: int | None = None,
+) -> int:
     """Write a Darknet ``.weights`` file atomically; returns the number of bytes written.
 
     ``path`` may also be an open binary file (``sys.stdout.buffer``, ``io.BytesIO`` ...),
@@ -59,15 +68,16 @@ def save_weights(source: Any, path: Union[PathLike, IO[bytes]], *, net: Optional
     """
     if isinstance(source, Network):
         net = source
-        arrays: Optional[Mapping[str, Any]] = None
+        arrays: Mapping[str, Any] | None = None
     elif hasattr(source, "state_dict") and hasattr(source, "network"):  # darkweights.torch model
         net = net or source.network
         arrays = source.state_dict()
     elif isinstance(source, Mapping):
         arrays = source
     else:
-        raise ArgumentError(f"save_weights: cannot write {type(source).__name__}; pass a Network, a mapping of arrays "
-                        "or a state_dict")
+        raise ArgumentError(
+            f"save_weights: cannot write {type(source).__name__}; pass a Network, a mapping of arrays or a state_dict"
+        )
     if net is None:
         if cfg is None:
             raise ArrayError("save_weights needs the network layout: pass net= or cfg=")

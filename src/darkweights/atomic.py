@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from typing import IO, Iterable, Iterator, Optional, Union
+from collections.abc import Iterable, Iterator
+from typing import IO, Union
 
 from .errors import OutputError
 
@@ -36,14 +37,19 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_output(path: PathLike, *, force: bool = True, inputs: Iterable[Optional[PathLike]] = ()) -> str:
+def check_output(path: PathLike, *, force: bool = True, inputs: Iterable[PathLike | None] = ()) -> str:
     """Refuse an output that is one of ``inputs``, or that exists when ``force`` is false."""
     target = os.fspath(path)
     for inp in inputs:
-        if inp is not None and isinstance(inp, (str, os.PathLike)) and os.path.exists(inp) and \
-                _same_file(target, os.fspath(inp)):
-            raise OutputError("the output is one of the inputs: refusing to overwrite it (choose another name)",
-                              file=target)
+        if (
+            inp is not None
+            and isinstance(inp, (str, os.PathLike))
+            and os.path.exists(inp)
+            and _same_file(target, os.fspath(inp))
+        ):
+            raise OutputError(
+                "the output is one of the inputs: refusing to overwrite it (choose another name)", file=target
+            )
     if not force and os.path.lexists(target):
         raise OutputError("the output exists: pass --force (force=True) to replace it", file=target)
     if os.path.isdir(target):
@@ -81,7 +87,7 @@ def _disk_error(exc: OSError, target: str) -> OutputError:
     return OutputError(f"cannot write here: {exc.strerror or exc}", file=target)
 
 
-def _open_anonymous(directory: str) -> Optional[int]:
+def _open_anonymous(directory: str) -> int | None:
     flag = getattr(os, "O_TMPFILE", 0)
     if not flag or not os.path.isdir("/proc/self/fd"):
         return None
@@ -121,8 +127,9 @@ def _link_into_place(fd: int, directory: str, target: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: PathLike, mode: str = "wb", *, force: bool = True,
-                  inputs: Iterable[Optional[PathLike]] = ()) -> Iterator[IO]:
+def atomic_output(
+    path: PathLike, mode: str = "wb", *, force: bool = True, inputs: Iterable[PathLike | None] = ()
+) -> Iterator[IO]:
     """A file object that becomes ``path`` only when the ``with`` block completes.
 
     On an exception, ``SIGINT`` (``KeyboardInterrupt``) or ``SIGTERM`` (:class:`Terminated`) the
@@ -130,7 +137,7 @@ def atomic_output(path: PathLike, mode: str = "wb", *, force: bool = True,
     """
     target = check_output(path, force=force, inputs=inputs)
     directory = os.path.dirname(target) or "."
-    tmp: Optional[str] = None
+    tmp: str | None = None
     with _terminate_as_exception():
         try:
             fd = _open_anonymous(directory)

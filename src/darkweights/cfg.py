@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from typing import Iterator, Optional, Sequence, Union
+from collections.abc import Iterator, Sequence
 
 from . import dialects
 from .dialects import Dialect, DialectLike
@@ -59,7 +59,7 @@ class Section:
     def header(self) -> str:
         return f"[{self.name}]"
 
-    def find(self, key: str) -> Optional[Option]:
+    def find(self, key: str) -> Option | None:
         # option_find: linear search, the first occurrence wins (later duplicates are unused)
         for opt in self.options:
             if opt.key == key:
@@ -78,8 +78,9 @@ class Section:
 class CfgFile:
     """A parsed cfg: ``[net]`` first, then one section per layer, and the original text."""
 
-    def __init__(self, sections: list[Section], path: Optional[str] = None, text: str = "",
-                 dialect: Dialect = dialects.DEFAULT) -> None:
+    def __init__(
+        self, sections: list[Section], path: str | None = None, text: str = "", dialect: Dialect = dialects.DEFAULT
+    ) -> None:
         self.sections = sections
         self.path = path
         self.text = text
@@ -94,7 +95,7 @@ class CfgFile:
         return self.sections[1:]
 
 
-def read_cfg_text(source: Union[str, "os.PathLike[str]"]) -> str:
+def read_cfg_text(source: str | os.PathLike[str]) -> str:
     """The cfg file's text (a clear error for unreadable or binary files)."""
     path = os.fspath(source)
     try:
@@ -109,8 +110,9 @@ def read_cfg_text(source: Union[str, "os.PathLike[str]"]) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def read_cfg(source: Union[str, "os.PathLike[str]"], *, dialect: DialectLike = dialects.DEFAULT,
-             text: Optional[str] = None) -> CfgFile:
+def read_cfg(
+    source: str | os.PathLike[str], *, dialect: DialectLike = dialects.DEFAULT, text: str | None = None
+) -> CfgFile:
     """Parse a cfg file (or ``text`` with ``source`` as its display name) with a fork's syntax."""
     fork = dialects.get(dialect)
     path = os.fspath(source)
@@ -121,8 +123,9 @@ def read_cfg(source: Union[str, "os.PathLike[str]"], *, dialect: DialectLike = d
     if not sections:
         raise CfgError("cfg has no sections (expected [net] first)", file=path)
     if sections[0].name not in ("net", "network"):
-        raise CfgError(f"first section must be [net] or [network], found {sections[0].header}",
-                       file=path, line=sections[0].line)
+        raise CfgError(
+            f"first section must be [net] or [network], found {sections[0].header}", file=path, line=sections[0].line
+        )
     return CfgFile(sections, path, text, fork)
 
 
@@ -131,8 +134,12 @@ def _parse_lenient(text: str, path: str, dialect: Dialect) -> list[Section]:
     crlf_warned = False
     for lineno, raw in enumerate(text.split("\n"), 1):
         if "\r" in raw and dialect.keeps_cr and not crlf_warned:
-            warnings.warn(f"{path}:{lineno}: CRLF line endings: {dialect.title}'s Darknet cannot read this cfg "
-                          "('First section must be [net]'); darkweights accepts it", DarkweightsWarning, stacklevel=3)
+            warnings.warn(
+                f"{path}:{lineno}: CRLF line endings: {dialect.title}'s Darknet cannot read this cfg "
+                "('First section must be [net]'); darkweights accepts it",
+                DarkweightsWarning,
+                stacklevel=3,
+            )
             crlf_warned = True
         # utils.c:strip removes every blank anywhere in the line
         line = re.sub(r"[ \t\r\n]", "", raw)
@@ -181,7 +188,7 @@ def _parse_strict(text: str, path: str, dialect: Dialect) -> list[Section]:
         line = raw.strip(" \t\r\n")
         m = _HK_SECTION.match(line)
         if m:
-            sections.append(Section(line[1:line.rfind("]")], lineno))
+            sections.append(Section(line[1 : line.rfind("]")], lineno))
             continue
         m = _HK_OPTION.match(line)
         if not m:
@@ -193,8 +200,12 @@ def _parse_strict(text: str, path: str, dialect: Dialect) -> list[Section]:
             raise CfgError(f"option {key!r} has no value", file=path, line=lineno, **_where(sections))
         prev = sections[-1].find(key)
         if prev is not None:
-            raise CfgError(f"duplicate key {key!r} at lines {prev.line} and {lineno} (hank-ai rejects duplicates)",
-                           file=path, line=lineno, **_where(sections))
+            raise CfgError(
+                f"duplicate key {key!r} at lines {prev.line} and {lineno} (hank-ai rejects duplicates)",
+                file=path,
+                line=lineno,
+                **_where(sections),
+            )
         sections[-1].options.append(Option(key, value, lineno))
     return sections
 
@@ -216,19 +227,31 @@ class Options:
     options the fork never reads: they read as missing and stay unused.
     """
 
-    def __init__(self, section: Section, *, path: Optional[str], strict: bool, layer: Optional[int] = None,
-                 absent: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        section: Section,
+        *,
+        path: str | None,
+        strict: bool,
+        layer: int | None = None,
+        absent: frozenset[str] = frozenset(),
+    ) -> None:
         self.section = section
         self.path = path
         self.strict = strict
         self.layer = layer
         self.absent = absent
 
-    def error(self, message: str, opt: Optional[Option] = None, cls: type = CfgError) -> Exception:
-        return cls(message, file=self.path, line=opt.line if opt else self.section.line,
-                   layer=self.layer, layer_type=self.section.name)
+    def error(self, message: str, opt: Option | None = None, cls: type = CfgError) -> Exception:
+        return cls(
+            message,
+            file=self.path,
+            line=opt.line if opt else self.section.line,
+            layer=self.layer,
+            layer_type=self.section.name,
+        )
 
-    def _take(self, key: str) -> Optional[Option]:
+    def _take(self, key: str) -> Option | None:
         if key in self.absent:
             return None
         opt = self.section.find(key)
@@ -256,8 +279,11 @@ class Options:
         if not m:
             raise self.error(f"{opt.key}={value!r}: expected {'an integer' if kind == 'int' else 'a number'}", opt)
         if m.end() != len(value) and not (kind == "int" and re.fullmatch(r"[+-]?\d+\.\d*", value)):
-            warnings.warn(f"{self.path}:{opt.line}: {opt.key}={value!r}: Darknet reads only {m.group(0)!r}",
-                          DarkweightsWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.path}:{opt.line}: {opt.key}={value!r}: Darknet reads only {m.group(0)!r}",
+                DarkweightsWarning,
+                stacklevel=4,
+            )
         return float(m.group(0))
 
     def int(self, key: str, default: int) -> int:
@@ -270,22 +296,29 @@ class Options:
     def _int_value(self, opt: Option, value: float) -> int:
         """Darknet reads into a C int: refuse what does not fit (its arithmetic would overflow)."""
         if not (-INT_MAX - 1 <= value <= INT_MAX):  # also NaN and inf
-            raise self.error(f"{opt.key}={opt.value[:40]!r}{'...' if len(opt.value) > 40 else ''}: out of range "
-                             f"(Darknet reads it into a 32-bit int)", opt)
+            raise self.error(
+                f"{opt.key}={opt.value[:40]!r}{'...' if len(opt.value) > 40 else ''}: out of range "
+                f"(Darknet reads it into a 32-bit int)",
+                opt,
+            )
         return int(value)
 
     def float(self, key: str, default: float) -> float:
         opt = self._take(key)
         return default if opt is None else self._number(opt, "float")
 
-    def str(self, key: str, default: Optional[str]) -> Optional[str]:
+    def str(self, key: str, default: str | None) -> str | None:
         opt = self._take(key)
         if opt is None:
             return default
         if opt.comment and not self.strict:
             opt.misread = True
-            warnings.warn(f"{self.path}:{opt.line}: inline comment after {opt.key}={opt.value}: Darknet would read "
-                          f"the value as {opt.value + '#' + opt.comment!r}", DarkweightsWarning, stacklevel=3)
+            warnings.warn(
+                f"{self.path}:{opt.line}: inline comment after {opt.key}={opt.value}: Darknet would read "
+                f"the value as {opt.value + '#' + opt.comment!r}",
+                DarkweightsWarning,
+                stacklevel=3,
+            )
         return opt.value
 
     def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
@@ -296,7 +329,7 @@ class Options:
             raise self.error(f"{key}={value!r} is not valid here; expected one of: {', '.join(choices)}", opt)
         return value
 
-    def _list(self, key: str, kind: str) -> Optional[list[float]]:
+    def _list(self, key: str, kind: str) -> list[float] | None:
         opt = self._take(key)
         if opt is None:
             return None
@@ -311,8 +344,11 @@ class Options:
                 raise self.error(f"{key}={opt.value!r}: expected a list of numbers", opt) from None
         items = opt.value.split(",")
         if items[-1] == "" and len(items) > 1:
-            warnings.warn(f"{self.path}:{opt.line}: trailing comma in {key}={opt.value}: Darknet adds an extra 0",
-                          DarkweightsWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.path}:{opt.line}: trailing comma in {key}={opt.value}: Darknet adds an extra 0",
+                DarkweightsWarning,
+                stacklevel=4,
+            )
         out = []
         for item in items:
             if item == "":
@@ -324,7 +360,7 @@ class Options:
             out.append(float(m.group(0)))
         return out
 
-    def ints(self, key: str, *, required: bool = False) -> Optional[list[int]]:
+    def ints(self, key: str, *, required: bool = False) -> list[int] | None:
         values = self._list(key, "int")
         if values is None:
             if required:
@@ -334,7 +370,7 @@ class Options:
         assert opt is not None
         return [self._int_value(opt, v) for v in values]
 
-    def floats(self, key: str) -> Optional[list[float]]:
+    def floats(self, key: str) -> list[float] | None:
         return self._list(key, "float")
 
     def ignore(self, *keys: str) -> None:

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 import warnings
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .dialects import AUTO, DIALECTS
 from .errors import DarkweightsError, DarkweightsWarning
@@ -23,11 +24,18 @@ WEIGHTS_HELP = "the .weights file (the bundled yolo-fastest-1.1 brings its own)"
 JSON_HELP = "print one JSON object instead of text"
 DIALECT_CHOICES = (AUTO, *DIALECTS)
 # optional module -> the extra that installs it
-EXTRAS = {"torch": "torch", "cv2": "verify", "PIL": "detect", "matplotlib": "plot", "tqdm": "progress", "onnx": "onnx",
-          "onnxruntime": "onnx"}
+EXTRAS = {
+    "torch": "torch",
+    "cv2": "verify",
+    "PIL": "detect",
+    "matplotlib": "plot",
+    "tqdm": "progress",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+}
 
 
-def parse_layers(spec: Optional[str]) -> Optional[list[int]]:
+def parse_layers(spec: str | None) -> list[int] | None:
     """``"0,5-7"`` → ``[0, 5, 6, 7]``."""
     if not spec:
         return None
@@ -51,18 +59,25 @@ def _info(args: argparse.Namespace, message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def _check_output(args: argparse.Namespace, *inputs: Optional[str]) -> None:
+def _check_output(args: argparse.Namespace, *inputs: str | None) -> None:
     """Refuse ``-o`` when it names an input, or an existing file without ``--force``, before any work."""
     from .atomic import check_output
 
     check_output(args.output, force=args.force, inputs=inputs)
 
 
-def _load(args: argparse.Namespace, cfg: Any, weights: Any = None):  # noqa: ANN202
+def _load(args: argparse.Namespace, cfg: Any, weights: Any = None):
     from .network import load
 
-    return load(cfg, weights, dialect=args.dialect, width=args.width, height=args.height,
-                channels=getattr(args, "channels", None), cutoff=getattr(args, "cutoff", None))
+    return load(
+        cfg,
+        weights,
+        dialect=args.dialect,
+        width=args.width,
+        height=args.height,
+        channels=getattr(args, "channels", None),
+        cutoff=getattr(args, "cutoff", None),
+    )
 
 
 # -- inspect --------------------------------------------------------------------------------
@@ -89,7 +104,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminal_width() -> Optional[int]:
+def _terminal_width() -> int | None:
     if not sys.stdout.isatty():
         return None
     import shutil
@@ -127,8 +142,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
     if str(args.arrays).lower().endswith(".onnx"):
         from .onnx.home import pack_onnx
 
-        n = pack_onnx(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect, header=header,
-                      allow_fused=args.allow_fused)
+        n = pack_onnx(
+            args.arrays, args.output, cfg=args.cfg, dialect=args.dialect, header=header, allow_fused=args.allow_fused
+        )
     else:
         n = pack(args.arrays, args.output, cfg=args.cfg, dialect=args.dialect, header=header)
     _info(args, f"wrote {args.output} ({n:,} bytes)")
@@ -161,8 +177,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else:
             raise DarkweightsError("verify --onnx MODEL needs --fixture DIR, or CFG WEIGHTS (our PyTorch model)")
     elif args.fixture:
-        report = verify.compare_with_fixture(args.fixture, teacher_forcing=args.teacher_forcing,
-                                             winograd=not args.direct, float64=args.float64, dialect=args.dialect)
+        report = verify.compare_with_fixture(
+            args.fixture,
+            teacher_forcing=args.teacher_forcing,
+            winograd=not args.direct,
+            float64=args.float64,
+            dialect=args.dialect,
+        )
     else:
         if not (args.cfg and args.weights):
             raise DarkweightsError("verify needs CFG WEIGHTS, or --fixture DIR")
@@ -189,10 +210,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         names = [line.strip() for line in Path(args.names).read_text().splitlines() if line.strip()]
-    info = export_onnx(net, args.output, opset=args.opset, batch=args.batch, fp16=args.fp16, outputs=args.outputs,
-                       all_outputs=args.all_outputs, names=names, fuse_bn=args.fuse_bn,
-                       bug_compatible=args.bug_compatible, thresh=args.thresh, nms=args.nms,
-                       max_detections=args.max_detections)
+    info = export_onnx(
+        net,
+        args.output,
+        opset=args.opset,
+        batch=args.batch,
+        fp16=args.fp16,
+        outputs=args.outputs,
+        all_outputs=args.all_outputs,
+        names=names,
+        fuse_bn=args.fuse_bn,
+        bug_compatible=args.bug_compatible,
+        thresh=args.thresh,
+        nms=args.nms,
+        max_detections=args.max_detections,
+    )
     shown = ", ".join(info.outputs[:6]) + (" ..." if len(info.outputs) > 6 else "")
     _info(args, f"wrote {args.output} ({info.bytes:,} bytes, opset {info.opset}, outputs {shown})")
     return 0
@@ -221,9 +253,18 @@ def cmd_detect(args: argparse.Namespace) -> int:
         for image in paths:
             target = out / (Path(image).stem + ".png") if out.is_dir() else out
             check_output(target, force=args.force, inputs=[cfg, weights, *paths])
-    results = detect(paths, cfg, weights, names=args.names, dialect=args.dialect, width=args.width,
-                     height=args.height, thresh=args.thresh, nms_thresh=args.nms,
-                     letterbox=True if args.letterbox else None)
+    results = detect(
+        paths,
+        cfg,
+        weights,
+        names=args.names,
+        dialect=args.dialect,
+        width=args.width,
+        height=args.height,
+        thresh=args.thresh,
+        nms_thresh=args.nms,
+        letterbox=True if args.letterbox else None,
+    )
     if out is not None:
         from .detect.draw import draw_detections
 
@@ -232,15 +273,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
             draw_detections(image, records, target)
             _info(args, f"wrote {target}")
     if args.json:
-        public = {img: [{k: r[k] for k in ("class", "class_id", "prob", "x", "y", "w", "h")} for r in recs]
-                  for img, recs in results.items()}
+        public = {
+            img: [{k: r[k] for k in ("class", "class_id", "prob", "x", "y", "w", "h")} for r in recs]
+            for img, recs in results.items()
+        }
         print(json.dumps(public[paths[0]] if len(paths) == 1 else public, indent=1))
     else:
         for img, recs in results.items():
             print(f"{img}: {len(recs)} detections")
             for r in recs:
-                print(f"  {r['class']:<14} {r['prob'] * 100:5.1f}%  x {r['x']:7.1f}  y {r['y']:7.1f}  "
-                      f"w {r['w']:7.1f}  h {r['h']:7.1f}")
+                print(
+                    f"  {r['class']:<14} {r['prob'] * 100:5.1f}%  x {r['x']:7.1f}  y {r['y']:7.1f}  "
+                    f"w {r['w']:7.1f}  h {r['h']:7.1f}"
+                )
     return 0
 
 
@@ -251,8 +296,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from .compare import diff_report, open_weights
     from .progress import bar
 
-    sides = [open_weights(path, args.cfg, dialect=args.dialect, width=args.width, height=args.height)
-             for path in (args.a, args.b)]
+    sides = [
+        open_weights(path, args.cfg, dialect=args.dialect, width=args.width, height=args.height)
+        for path in (args.a, args.b)
+    ]
     table = diff_report(*sides, order=args.sort, progress=bar)
     print(table.to_json() if args.json else table.to_text())
     return 0 if table.data["identical"] else 1
@@ -304,7 +351,7 @@ class _Unbuilt:
         self.parser.set_defaults(**kwargs)
 
 
-def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or (``only``) the top level and that one subcommand's options."""
     import shutil
 
@@ -312,12 +359,18 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 
     # as argparse computes it: $COLUMNS or the terminal, less 2
     formatter = _formatter(shutil.get_terminal_size().columns - 2)
-    parser = argparse.ArgumentParser(prog="darkweights", description="Read, write, convert and verify Darknet "
-                                     ".cfg/.weights models exactly as Darknet does.", formatter_class=formatter)
+    parser = argparse.ArgumentParser(
+        prog="darkweights",
+        description="Read, write, convert and verify Darknet .cfg/.weights models exactly as Darknet does.",
+        formatter_class=formatter,
+    )
     parser.add_argument("--version", action="version", version=f"darkweights {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(
-        argparse.ArgumentParser, formatter_class=formatter))
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=formatter),
+    )
     built: list[argparse.ArgumentParser] = []
 
     def add(name: str, **kwargs: Any) -> Any:
@@ -328,8 +381,12 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         return p
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dialect", default="auto", choices=DIALECT_CHOICES,
-                       help="which Darknet fork's rules apply (default: auto, told from the files)")
+        p.add_argument(
+            "--dialect",
+            default="auto",
+            choices=DIALECT_CHOICES,
+            help="which Darknet fork's rules apply (default: auto, told from the files)",
+        )
         p.add_argument("--width", type=int, help="override [net] width")
         p.add_argument("--height", type=int, help="override [net] height")
 
@@ -337,13 +394,15 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("cfg", help=CFG_HELP)
     p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
-    p.add_argument("--stats", action="store_true",
-                   help="min/max/mean/std, NaN/Inf counts and dead (all-zero) filters of every array")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="min/max/mean/std, NaN/Inf counts and dead (all-zero) filters of every array",
+    )
     common(p)
     p.set_defaults(func=cmd_inspect)
 
-    p = add("models",
-                       help="list the models usable by name (bundled cfgs, Yolo-Fastest 1.1 with weights)")
+    p = add("models", help="list the models usable by name (bundled cfgs, Yolo-Fastest 1.1 with weights)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_models)
 
@@ -355,7 +414,9 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("weights", help=WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, help="OUT.npz or OUT.safetensors")
     p.add_argument("--layers", help="only these layers, e.g. 0,5-7")
-    p.add_argument("--cutoff", type=int, help="read only layers 0..N-1, like darknet's `partial` (then pack -> .conv.N)")
+    p.add_argument(
+        "--cutoff", type=int, help="read only layers 0..N-1, like darknet's `partial` (then pack -> .conv.N)"
+    )
     common(p)
     writes(p)
     p.set_defaults(func=cmd_extract)
@@ -365,10 +426,16 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("arrays", nargs="?", help="the .npz, .safetensors or .pt file (when the first argument is the cfg)")
     p.add_argument("-o", "--output", required=True, help="OUT.weights")
     p.add_argument("--header", help="major,minor,revision[,seen] (default: the source file's)")
-    p.add_argument("--dialect", choices=DIALECT_CHOICES,
-                   help="the fork's rules (default: the one the array file records, else auto)")
-    p.add_argument("--allow-fused", action="store_true",
-                   help="MODEL.onnx exported with --fuse-bn: write the folded weights with an identity BN")
+    p.add_argument(
+        "--dialect",
+        choices=DIALECT_CHOICES,
+        help="the fork's rules (default: the one the array file records, else auto)",
+    )
+    p.add_argument(
+        "--allow-fused",
+        action="store_true",
+        help="MODEL.onnx exported with --fuse-bn: write the folded weights with an identity BN",
+    )
     writes(p)
     p.set_defaults(func=cmd_pack)
 
@@ -379,8 +446,12 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, help="ONNX opset, 13 to 23 (default 20)")
     p.add_argument("--batch", default="1", help="batch size, or 'dynamic' (default: 1)")
     p.add_argument("--fp16", action="store_true", help="float16 weights and activations (input/outputs float32)")
-    p.add_argument("--outputs", choices=("raw", "decoded", "nms"), default="raw",
-                   help="raw head outputs (Darknet's layout), decoded boxes + scores, or NMS in the graph")
+    p.add_argument(
+        "--outputs",
+        choices=("raw", "decoded", "nms"),
+        default="raw",
+        help="raw head outputs (Darknet's layout), decoded boxes + scores, or NMS in the graph",
+    )
     p.add_argument("--all-outputs", action="store_true", help="every layer's output as layer_<i> (raw)")
     p.add_argument("--names", help="class names file, stored in the model's metadata")
     p.add_argument("--fuse-bn", action="store_true", help="fold batch-norm like darknet detector test")
@@ -406,33 +477,61 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--fixture", help="a fixture directory (model.cfg, model.weights, input.npy, outputs.npz)")
     p.add_argument("--against", choices=("opencv",), help="cross-check with OpenCV's Darknet importer")
     p.add_argument("--teacher-forcing", action="store_true", help="feed each layer the reference inputs")
-    p.add_argument("--bn-eps", choices=("darknet", "opencv"), default="darknet",
-                   help="with --against opencv: OpenCV's BN eps 1e-6 (trained weights); default Darknet's 1e-5")
-    p.add_argument("--direct", action="store_true",
-                   help="compute every convolution directly (default: Winograd F(2,3) for wide 3x3 stride-1 ones)")
-    p.add_argument("--float64", action="store_true",
-                   help="with --fixture: our model in float64 (what is left is Darknet's own float32 rounding)")
-    p.add_argument("--onnx", metavar="MODEL", help="check an ONNX export in onnxruntime (against --fixture DIR "
-                   "or our model of CFG WEIGHTS)")
-    p.add_argument("--ort-level", choices=("disable", "basic", "extended", "all"), default="extended",
-                   help="with --onnx: onnxruntime graph optimisation (default: extended)")
+    p.add_argument(
+        "--bn-eps",
+        choices=("darknet", "opencv"),
+        default="darknet",
+        help="with --against opencv: OpenCV's BN eps 1e-6 (trained weights); default Darknet's 1e-5",
+    )
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="compute every convolution directly (default: Winograd F(2,3) for wide 3x3 stride-1 ones)",
+    )
+    p.add_argument(
+        "--float64",
+        action="store_true",
+        help="with --fixture: our model in float64 (what is left is Darknet's own float32 rounding)",
+    )
+    p.add_argument(
+        "--onnx",
+        metavar="MODEL",
+        help="check an ONNX export in onnxruntime (against --fixture DIR or our model of CFG WEIGHTS)",
+    )
+    p.add_argument(
+        "--ort-level",
+        choices=("disable", "basic", "extended", "all"),
+        default="extended",
+        help="with --onnx: onnxruntime graph optimisation (default: extended)",
+    )
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     common(p)
     p.set_defaults(func=cmd_verify)
 
     p = add("detect", help="run a detector on images (default: the bundled Yolo-Fastest 1.1)")
-    p.add_argument("paths", nargs="*", metavar="[CFG WEIGHTS] IMAGE",
-                   help="images, optionally after a cfg and its weights (default model: Yolo-Fastest 1.1)")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="[CFG WEIGHTS] IMAGE",
+        help="images, optionally after a cfg and its weights (default model: Yolo-Fastest 1.1)",
+    )
     p.add_argument("--sample", action="store_true", help="also run on the bundled sample photo (dog.jpg)")
     p.add_argument("--names", help="class names file (default: coco.names with the bundled model)")
     p.add_argument("-o", "--output", help="OUT.png with the boxes drawn (one image), or a directory")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
-    p.add_argument("--thresh", type=float, default=None,
-                   help="class probability threshold (default: that of the dialect's `detector test`: 0.25, "
-                        "0.5 with --dialect pjreddie)")
+    p.add_argument(
+        "--thresh",
+        type=float,
+        default=None,
+        help="class probability threshold (default: that of the dialect's `detector test`: 0.25, "
+        "0.5 with --dialect pjreddie)",
+    )
     p.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold, 0 for none (default: 0.45)")
-    p.add_argument("--letterbox", action="store_true",
-                   help="force letterbox resizing (--dialect pjreddie always letterboxes, as its detector test)")
+    p.add_argument(
+        "--letterbox",
+        action="store_true",
+        help="force letterbox resizing (--dialect pjreddie always letterboxes, as its detector test)",
+    )
     common(p)
     writes(p)
     p.set_defaults(func=cmd_detect)
@@ -441,8 +540,12 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("a", metavar="A", help="A.weights, or an .npz/.safetensors export (carries its cfg)")
     p.add_argument("b", metavar="B")
     p.add_argument("--cfg", help="the cfg of both (needed for .weights files)")
-    p.add_argument("--sort", choices=("layer", "change"), default="layer",
-                   help="row order: layer order (default) or largest relative change first")
+    p.add_argument(
+        "--sort",
+        choices=("layer", "change"),
+        default="layer",
+        help="row order: layer order (default) or largest relative change first",
+    )
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     common(p)
     p.set_defaults(func=cmd_diff)
@@ -495,7 +598,7 @@ def _quiet_stdout() -> None:
         pass
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command. Exit status: 0 success, 1 a verification failed, 2 a user error (one line on
     stderr), 130/143 interrupted, 141 the reader of our output went away (``| head``)."""
     import os
@@ -524,7 +627,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Terminated:
         print("darkweights: terminated", file=sys.stderr)
         return 143
-    except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
+    except Exception as exc:
         if debug:
             raise
         if isinstance(exc, DarkweightsError):
@@ -532,17 +635,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         elif isinstance(exc, ImportError):
             missing = getattr(exc, "name", None) or str(exc)
             extra = EXTRAS.get(str(missing).split(".")[0])
-            _error(f"this command needs an optional dependency ({missing}); " + (
-                f"install `darkweights[{extra}]`" if extra else "install `darkweights[torch]` (and `[verify]` for "
-                "OpenCV, `[detect]` for images, `[plot]` for plots, `[onnx]` for ONNX)"))
+            _error(
+                f"this command needs an optional dependency ({missing}); "
+                + (
+                    f"install `darkweights[{extra}]`"
+                    if extra
+                    else "install `darkweights[torch]` (and `[verify]` for "
+                    "OpenCV, `[detect]` for images, `[plot]` for plots, `[onnx]` for ONNX)"
+                )
+            )
         elif isinstance(exc, OSError):
             where = f"{exc.filename}: " if exc.filename else ""
             _error(f"{where}{exc.strerror or exc}")
         elif isinstance(exc, MemoryError):
             _error("out of memory (does the cfg ask for absurdly large layers?)")
         else:
-            _error(f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "
-                   "(a bug in darkweights: please report it with the output of --debug)")
+            _error(
+                f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "
+                "(a bug in darkweights: please report it with the output of --debug)"
+            )
             return EXIT_INTERNAL
         return EXIT_USAGE
 

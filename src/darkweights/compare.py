@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from .errors import DarkweightsError
 from .report import Column, Table
@@ -27,14 +28,21 @@ ORDERS = ("layer", "change")
 class Weights(NamedTuple):
     """One side of a comparison: the network, its arrays by export key, and where they came from."""
 
-    net: "Network"
-    arrays: Mapping[str, "np.ndarray"]
+    net: Network
+    arrays: Mapping[str, np.ndarray]
     name: str
-    header: Optional[dict] = None
+    header: dict | None = None
 
 
-def open_weights(path: PathLike, cfg: Optional[PathLike] = None, *, dialect: str = "auto",
-                 width: Optional[int] = None, height: Optional[int] = None, progress: Any = None) -> Weights:
+def open_weights(
+    path: PathLike,
+    cfg: PathLike | None = None,
+    *,
+    dialect: str = "auto",
+    width: int | None = None,
+    height: int | None = None,
+    progress: Any = None,
+) -> Weights:
     """A ``.weights`` file (needs ``cfg``) or an array file of :data:`darkweights.export.FORMATS`."""
     import json
 
@@ -50,8 +58,10 @@ def open_weights(path: PathLike, cfg: Optional[PathLike] = None, *, dialect: str
         header = json.loads(meta["header"]) if meta.get("header") else None
         return Weights(net, arrays_by_key(net, arrays, net.header), name, header)
     if cfg is None:
-        raise DarkweightsError(f"{name}: a .weights file needs its cfg: pass --cfg CFG (or compare .safetensors/.npz "
-                               "exports, which carry it)")
+        raise DarkweightsError(
+            f"{name}: a .weights file needs its cfg: pass --cfg CFG (or compare .safetensors/.npz "
+            "exports, which carry it)"
+        )
     net = load(cfg, name, dialect=dialect, width=width, height=height)
     return Weights(net, net.arrays(), name, net.header.as_dict())
 
@@ -71,21 +81,30 @@ def _check_same_layout(a: Weights, b: Weights) -> None:
             raise DarkweightsError(
                 f"the two networks have different layouts from layer {min(ia, ib)} on: {a.name} has {ka} {sa}, "
                 f"{b.name} has {kb} {sb} (layer {ia} [{layer.section.name}], cfg line {layer.line}); diff compares "
-                "weights of the same cfg")
+                "weights of the same cfg"
+            )
     longer, shorter, extra = (a.name, b.name, la[len(lb)]) if len(la) > len(lb) else (b.name, a.name, lb[len(la)])
-    raise DarkweightsError(f"{longer} holds more arrays than {shorter}: from {extra[0]} {extra[1]} on "
-                           "(different cfgs, or a partial file)")
+    raise DarkweightsError(
+        f"{longer} holds more arrays than {shorter}: from {extra[0]} {extra[1]} on (different cfgs, or a partial file)"
+    )
 
 
-def _array_delta(x: "np.ndarray", y: "np.ndarray") -> dict:
+def _array_delta(x: np.ndarray, y: np.ndarray) -> dict:
     import numpy as np
 
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     d = y - x
-    return {"max_abs": float(np.max(np.abs(d))) if d.size else 0.0, "sq_diff": float(d @ d), "sq_a": float(x @ x),
-            "sq_b": float(y @ y), "dot": float(x @ y), "changed": int(np.count_nonzero(x != y)), "count": int(x.size),
-            "equal": bool(np.array_equal(x, y, equal_nan=True))}
+    return {
+        "max_abs": float(np.max(np.abs(d))) if d.size else 0.0,
+        "sq_diff": float(d @ d),
+        "sq_a": float(x @ x),
+        "sq_b": float(y @ y),
+        "dot": float(x @ y),
+        "changed": int(np.count_nonzero(x != y)),
+        "count": int(x.size),
+        "equal": bool(np.array_equal(x, y, equal_nan=True)),
+    }
 
 
 def _ratios(s: Mapping[str, float]) -> tuple[float, float]:
@@ -133,28 +152,53 @@ def diff_report(a: Weights, b: Weights, *, order: str = "layer", progress: Any =
         if p.key in a.arrays:
             by_layer.setdefault(p.layer, []).append((p.key, p.name))
     rows: list[dict] = []
-    for index, keys in (progress(by_layer.items(), total=len(by_layer), desc="diff", unit="layer")
-                        if progress else by_layer.items()):
+    for index, keys in (
+        progress(by_layer.items(), total=len(by_layer), desc="diff", unit="layer") if progress else by_layer.items()
+    ):
         layer = a.net.layers[index]
         sums = {"max_abs": 0.0, "sq_diff": 0.0, "sq_a": 0.0, "sq_b": 0.0, "dot": 0.0, "changed": 0, "count": 0}
         arrays, changed_names = [], []
         for key, name in keys:
             s = _array_delta(a.arrays[key], b.arrays[key])
             rel, cos = _ratios(s)
-            arrays.append({"key": key, "name": name, "max_abs": s["max_abs"], "rel_l2": rel, "cosine": cos,
-                           "changed_values": s["changed"], "count": s["count"]})
+            arrays.append(
+                {
+                    "key": key,
+                    "name": name,
+                    "max_abs": s["max_abs"],
+                    "rel_l2": rel,
+                    "cosine": cos,
+                    "changed_values": s["changed"],
+                    "count": s["count"],
+                }
+            )
             if not s["equal"]:
                 changed_names.append(name)
             sums["max_abs"] = max(sums["max_abs"], s["max_abs"])
             for k in ("sq_diff", "sq_a", "sq_b", "dot", "changed", "count"):
                 sums[k] += s[k]
         rel, cos = _ratios(sums)
-        rows.append({"index": index, "type": layer.type, "line": layer.line, "params": sums["count"],
-                     "max_abs": sums["max_abs"], "rel_l2": rel, "cosine": cos, "changed_values": sums["changed"],
-                     "changed": bool(changed_names), "changed_arrays": ",".join(changed_names), "arrays": arrays})
+        rows.append(
+            {
+                "index": index,
+                "type": layer.type,
+                "line": layer.line,
+                "params": sums["count"],
+                "max_abs": sums["max_abs"],
+                "rel_l2": rel,
+                "cosine": cos,
+                "changed_values": sums["changed"],
+                "changed": bool(changed_names),
+                "changed_arrays": ",".join(changed_names),
+                "arrays": arrays,
+            }
+        )
     changed = [r for r in rows if r["changed"]]
-    header_diff = [k for k in ("major", "minor", "revision", "seen")
-                   if a.header and b.header and a.header.get(k) != b.header.get(k)]
+    header_diff = [
+        k
+        for k in ("major", "minor", "revision", "seen")
+        if a.header and b.header and a.header.get(k) != b.header.get(k)
+    ]
     identical = not changed and not header_diff
     first = changed[0] if changed else None
     most = max(changed, key=lambda r: (r["rel_l2"], r["max_abs"])) if changed else None
@@ -164,18 +208,38 @@ def diff_report(a: Weights, b: Weights, *, order: str = "layer", progress: Any =
     def where(r: dict) -> str:
         return f"layer {r['index']} [{r['type']}] (cfg line {r['line']})"
 
-    footer = [f"{a.name} -> {b.name}: "
-              + (f"{len(changed)} of {len(rows)} layers with weights differ, "
-                 f"{sum(r['changed_values'] for r in changed):,} of {sum(r['params'] for r in rows):,} values"
-                 if changed else f"all {len(rows)} layers with weights are identical")]
+    footer = [
+        f"{a.name} -> {b.name}: "
+        + (
+            f"{len(changed)} of {len(rows)} layers with weights differ, "
+            f"{sum(r['changed_values'] for r in changed):,} of {sum(r['params'] for r in rows):,} values"
+            if changed
+            else f"all {len(rows)} layers with weights are identical"
+        )
+    ]
     if first is not None and most is not None:
         footer.append(f"first changed: {where(first)}, max |d| {_g(first['max_abs'])}, rel L2 {_g(first['rel_l2'])}")
         footer.append(f"most changed: {where(most)}, rel L2 {_g(most['rel_l2'])}, cosine {most['cosine']:.6f}")
     if header_diff:
-        footer.append("headers differ: " + ", ".join(f"{k} {a.header[k]} -> {b.header[k]}"  # type: ignore[index]
-                                                     for k in header_diff))
-    data = {"a": a.name, "b": b.name, "cfg": a.net.path, "identical": identical, "order": order,
-            "layers": rows, "changed_layers": len(changed),
-            "first_changed": first["index"] if first else None, "most_changed": most["index"] if most else None,
-            "header_a": a.header, "header_b": b.header, "header_differs": header_diff}
+        footer.append(
+            "headers differ: "
+            + ", ".join(
+                f"{k} {a.header[k]} -> {b.header[k]}"  # type: ignore[index]
+                for k in header_diff
+            )
+        )
+    data = {
+        "a": a.name,
+        "b": b.name,
+        "cfg": a.net.path,
+        "identical": identical,
+        "order": order,
+        "layers": rows,
+        "changed_layers": len(changed),
+        "first_changed": first["index"] if first else None,
+        "most_changed": most["index"] if most else None,
+        "header_a": a.header,
+        "header_b": b.header,
+        "header_differs": header_diff,
+    }
     return Table(f"diff {a.name} {b.name}", DIFF_COLUMNS, rows, footer, data)

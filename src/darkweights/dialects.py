@@ -12,32 +12,110 @@ wrote (pjreddie 0.2.0, AlexeyAB and hank-ai 0.2.5) breaks the remaining tie. :cl
 records what decided it.
 """
 
-
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .errors import CfgError
 
-_PJ_ACTIVATIONS = ("linear", "logistic", "loggy", "relu", "elu", "selu", "relie", "ramp", "leaky", "tanh",
-                   "plse", "stair", "hardtan", "lhtan")
-_AB_ACTIVATIONS = _PJ_ACTIVATIONS + ("relu6", "gelu", "revleaky", "swish", "mish", "hard_mish", "normalize_channels",
-                                     "normalize_channels_softmax", "normalize_channels_softmax_maxval")
+_PJ_ACTIVATIONS = (
+    "linear",
+    "logistic",
+    "loggy",
+    "relu",
+    "elu",
+    "selu",
+    "relie",
+    "ramp",
+    "leaky",
+    "tanh",
+    "plse",
+    "stair",
+    "hardtan",
+    "lhtan",
+)
+_AB_ACTIVATIONS = _PJ_ACTIVATIONS + (
+    "relu6",
+    "gelu",
+    "revleaky",
+    "swish",
+    "mish",
+    "hard_mish",
+    "normalize_channels",
+    "normalize_channels_softmax",
+    "normalize_channels_softmax_maxval",
+)
 
 # layer families (canonical type names, see darkweights.layers) each fork's parser knows
-_COMMON_SECTIONS = frozenset({"convolutional", "connected", "maxpool", "avgpool", "upsample", "route", "shortcut",
-                              "softmax", "cost", "dropout", "yolo", "region", "rnn", "crnn"})
-_PJ_SECTIONS = _COMMON_SECTIONS | {"deconvolutional", "local", "batchnorm", "gru", "lstm", "detection",
-                                   "activation", "normalization", "crop", "reorg", "logistic", "l2norm", "iseg"}
-_AB_SECTIONS = _COMMON_SECTIONS | {"local", "batchnorm", "gru", "lstm", "detection", "activation", "normalization",
-                                   "crop", "reorg", "local_avgpool", "reorg3d", "gaussian_yolo", "contrastive",
-                                   "scale_channels", "sam", "implicit", "empty", "history", "conv_lstm"}
-_HK_SECTIONS = _COMMON_SECTIONS | {"lstm", "local_avgpool", "reorg3d", "gaussian_yolo", "contrastive", "scale_channels",
-                                   "sam"}
+_COMMON_SECTIONS = frozenset(
+    {
+        "convolutional",
+        "connected",
+        "maxpool",
+        "avgpool",
+        "upsample",
+        "route",
+        "shortcut",
+        "softmax",
+        "cost",
+        "dropout",
+        "yolo",
+        "region",
+        "rnn",
+        "crnn",
+    }
+)
+_PJ_SECTIONS = _COMMON_SECTIONS | {
+    "deconvolutional",
+    "local",
+    "batchnorm",
+    "gru",
+    "lstm",
+    "detection",
+    "activation",
+    "normalization",
+    "crop",
+    "reorg",
+    "logistic",
+    "l2norm",
+    "iseg",
+}
+_AB_SECTIONS = _COMMON_SECTIONS | {
+    "local",
+    "batchnorm",
+    "gru",
+    "lstm",
+    "detection",
+    "activation",
+    "normalization",
+    "crop",
+    "reorg",
+    "local_avgpool",
+    "reorg3d",
+    "gaussian_yolo",
+    "contrastive",
+    "scale_channels",
+    "sam",
+    "implicit",
+    "empty",
+    "history",
+    "conv_lstm",
+}
+_HK_SECTIONS = _COMMON_SECTIONS | {
+    "lstm",
+    "local_avgpool",
+    "reorg3d",
+    "gaussian_yolo",
+    "contrastive",
+    "scale_channels",
+    "sam",
+}
 
 # options AlexeyAB added to pjreddie's layer families (pjreddie never reads them) ...
 _AB_ADDED = {
     "convolutional": frozenset({"stride_x", "stride_y", "dilation", "antialiasing", "cbn", "share_index"}),
-    "maxpool": frozenset({"stride_x", "stride_y", "maxpool_depth", "out_channels", "antialiasing",
-                          "maxpool_zero_nonmax"}),
+    "maxpool": frozenset(
+        {"stride_x", "stride_y", "maxpool_depth", "out_channels", "antialiasing", "maxpool_zero_nonmax"}
+    ),
     "route": frozenset({"groups", "group_id"}),
     "shortcut": frozenset({"weights_type", "weights_normalization"}),
     "yolo": frozenset({"scale_x_y", "new_coords"}),
@@ -154,44 +232,101 @@ class Dialect(_Record):
 _AB_COMMON = ("clip", "onlyforward", "dont_update", "burnin_update", "stopbackward", "train_only_bn", "learning_rate")
 
 ALEXEYAB = Dialect(
-    name="alexeyab", title="AlexeyAB", source="github.com/AlexeyAB/darknet",
-    header_revision=5, seen_64bit_needs_small_version=False,
-    strict_syntax=False, keeps_cr=False, sections=_AB_SECTIONS, activations=_AB_ACTIVATIONS,
-    common_options=_AB_COMMON, absent_options=_PJ_ONLY,
+    name="alexeyab",
+    title="AlexeyAB",
+    source="github.com/AlexeyAB/darknet",
+    header_revision=5,
+    seen_64bit_needs_small_version=False,
+    strict_syntax=False,
+    keeps_cr=False,
+    sections=_AB_SECTIONS,
+    activations=_AB_ACTIVATIONS,
+    common_options=_AB_COMMON,
+    absent_options=_PJ_ONLY,
     batchnorm_arrays=("biases", "scales", "rolling_mean", "rolling_variance"),
-    gru_state_gates_first=False, lstm_gate_order="figo", recurrent_flat_output=False, crnn_fixed_3x3_swapped=False,
-    xnor_forces_groups_1=True, flip_counts_all_channels=False, shortcut_scaled=False, shortcut_per_layer=True, shortcut_norm_needs_type=True,
-    route_equal_sizes=False, detector_input_multiple=1,
-    bn_eps=1e-5, bn_eps_inside_sqrt=True, conv1x1_fast_path_any_stride=False, region_anchor_major=False,
-    region_tree_softmax=True, relu6_missing_on_cpu=True,
+    gru_state_gates_first=False,
+    lstm_gate_order="figo",
+    recurrent_flat_output=False,
+    crnn_fixed_3x3_swapped=False,
+    xnor_forces_groups_1=True,
+    flip_counts_all_channels=False,
+    shortcut_scaled=False,
+    shortcut_per_layer=True,
+    shortcut_norm_needs_type=True,
+    route_equal_sizes=False,
+    detector_input_multiple=1,
+    bn_eps=1e-5,
+    bn_eps_inside_sqrt=True,
+    conv1x1_fast_path_any_stride=False,
+    region_anchor_major=False,
+    region_tree_softmax=True,
+    relu6_missing_on_cpu=True,
     detector=DetectorRules(pipeline="alexeyab", thresh=0.25, always_letterbox=False, fuse_bn=True),
 )
 
 PJREDDIE = Dialect(
-    name="pjreddie", title="pjreddie", source="github.com/pjreddie/darknet",
-    header_revision=0, seen_64bit_needs_small_version=True,
-    strict_syntax=False, keeps_cr=True, sections=_PJ_SECTIONS, activations=_PJ_ACTIVATIONS,
-    common_options=("onlyforward", "stopbackward", "learning_rate", "truth", "smooth"), absent_options=_AB_ADDED,
+    name="pjreddie",
+    title="pjreddie",
+    source="github.com/pjreddie/darknet",
+    header_revision=0,
+    seen_64bit_needs_small_version=True,
+    strict_syntax=False,
+    keeps_cr=True,
+    sections=_PJ_SECTIONS,
+    activations=_PJ_ACTIVATIONS,
+    common_options=("onlyforward", "stopbackward", "learning_rate", "truth", "smooth"),
+    absent_options=_AB_ADDED,
     batchnorm_arrays=("scales", "rolling_mean", "rolling_variance"),
-    gru_state_gates_first=True, lstm_gate_order="ifog", recurrent_flat_output=True, crnn_fixed_3x3_swapped=True,
-    xnor_forces_groups_1=False, flip_counts_all_channels=True, shortcut_scaled=True, shortcut_per_layer=False, shortcut_norm_needs_type=False,
-    route_equal_sizes=False, detector_input_multiple=1,
-    bn_eps=1e-6, bn_eps_inside_sqrt=False, conv1x1_fast_path_any_stride=True, region_anchor_major=True,
-    region_tree_softmax=False, relu6_missing_on_cpu=False,
+    gru_state_gates_first=True,
+    lstm_gate_order="ifog",
+    recurrent_flat_output=True,
+    crnn_fixed_3x3_swapped=True,
+    xnor_forces_groups_1=False,
+    flip_counts_all_channels=True,
+    shortcut_scaled=True,
+    shortcut_per_layer=False,
+    shortcut_norm_needs_type=False,
+    route_equal_sizes=False,
+    detector_input_multiple=1,
+    bn_eps=1e-6,
+    bn_eps_inside_sqrt=False,
+    conv1x1_fast_path_any_stride=True,
+    region_anchor_major=True,
+    region_tree_softmax=False,
+    relu6_missing_on_cpu=False,
     detector=DetectorRules(pipeline="pjreddie", thresh=0.5, always_letterbox=True, fuse_bn=False),
 )
 
 HANKAI = Dialect(
-    name="hankai", title="hank-ai", source="github.com/hank-ai/darknet",
-    header_revision=5, seen_64bit_needs_small_version=False,
-    strict_syntax=True, keeps_cr=False, sections=_HK_SECTIONS, activations=_AB_ACTIVATIONS,
-    common_options=_AB_COMMON, absent_options=_PJ_ONLY,
+    name="hankai",
+    title="hank-ai",
+    source="github.com/hank-ai/darknet",
+    header_revision=5,
+    seen_64bit_needs_small_version=False,
+    strict_syntax=True,
+    keeps_cr=False,
+    sections=_HK_SECTIONS,
+    activations=_AB_ACTIVATIONS,
+    common_options=_AB_COMMON,
+    absent_options=_PJ_ONLY,
     batchnorm_arrays=ALEXEYAB.batchnorm_arrays,
-    gru_state_gates_first=False, lstm_gate_order="figo", recurrent_flat_output=False, crnn_fixed_3x3_swapped=False,
-    xnor_forces_groups_1=True, flip_counts_all_channels=False, shortcut_scaled=False, shortcut_per_layer=False, shortcut_norm_needs_type=False,
-    route_equal_sizes=True, detector_input_multiple=32,
-    bn_eps=1e-5, bn_eps_inside_sqrt=True, conv1x1_fast_path_any_stride=False, region_anchor_major=False,
-    region_tree_softmax=True, relu6_missing_on_cpu=False,
+    gru_state_gates_first=False,
+    lstm_gate_order="figo",
+    recurrent_flat_output=False,
+    crnn_fixed_3x3_swapped=False,
+    xnor_forces_groups_1=True,
+    flip_counts_all_channels=False,
+    shortcut_scaled=False,
+    shortcut_per_layer=False,
+    shortcut_norm_needs_type=False,
+    route_equal_sizes=True,
+    detector_input_multiple=32,
+    bn_eps=1e-5,
+    bn_eps_inside_sqrt=True,
+    conv1x1_fast_path_any_stride=False,
+    region_anchor_major=False,
+    region_tree_softmax=True,
+    relu6_missing_on_cpu=False,
     detector=ALEXEYAB.detector,
 )
 
@@ -200,7 +335,7 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (ALEXEYAB, PJREDDIE, HANKAI)}
 DEFAULT = ALEXEYAB  # the most used fork: what auto falls back to when the files do not decide
 AUTO = "auto"
 
-DialectLike = Union[str, Dialect]
+DialectLike = str | Dialect
 
 
 def get(dialect: DialectLike) -> Dialect:
@@ -220,7 +355,7 @@ def check(dialect: DialectLike) -> str:
     return get(dialect).name
 
 
-def from_provenance(text: Optional[str]) -> Optional[str]:
+def from_provenance(text: str | None) -> str | None:
     """The fork a maker string names: ``"hank-ai (libdarknet.so, CPU build)"`` -> ``"hankai"``."""
     if not text:
         return None
@@ -235,7 +370,7 @@ class Choice(_Record):
     auto: bool  # False: given explicitly
     reasons: tuple[str, ...] = ()
     also: tuple[str, ...] = ()  # other forks that read these files the same way
-    note: Optional[str] = None  # where the choice changes numbers and the files do not settle it
+    note: str | None = None  # where the choice changes numbers and the files do not settle it
 
     def describe(self) -> str:
         """``pjreddie (auto: header 0.2.0, [shortcut] at line 103 across resolutions)``."""
@@ -244,21 +379,26 @@ class Choice(_Record):
         return f"{self.dialect.name} (auto: {'; '.join(self.reasons) or 'no evidence'})"
 
     def as_dict(self) -> dict:
-        return {"dialect": self.dialect.name, "auto": self.auto, "reasons": list(self.reasons),
-                "also": list(self.also), **({"note": self.note} if self.note else {})}
+        return {
+            "dialect": self.dialect.name,
+            "auto": self.auto,
+            "reasons": list(self.reasons),
+            "also": list(self.also),
+            **({"note": self.note} if self.note else {}),
+        }
 
 
 class Trial(_Record):
     """One fork's reading of the files, for :func:`choose`."""
 
     dialect: Dialect
-    error: Optional[Exception] = None  # why it refuses the cfg
+    error: Exception | None = None  # why it refuses the cfg
     ignored: Sequence[str] = ()  # "key at line N" options it would not read
     inline_comments: int = 0  # values a '# comment' would change (only hank-ai strips them)
     uses_bn: bool = False
 
 
-def choose(trials: Sequence[Trial], revision: Optional[int], *, provenance: Optional[str] = None) -> Choice:
+def choose(trials: Sequence[Trial], revision: int | None, *, provenance: str | None = None) -> Choice:
     """Decide among the forks' readings of a cfg (and the header ``revision`` of its weights, if any).
 
     ``provenance`` is a fork named by the files themselves (a fixture's ``layers.json``): it wins
@@ -275,8 +415,13 @@ def choose(trials: Sequence[Trial], revision: Optional[int], *, provenance: Opti
     if len(trials) == 1:  # only the default was tried: nothing in the files pointed elsewhere
         (t,) = trials
         head = [f"header 0.2.{revision}"] if revision is not None else ["no weights header"]
-        return Choice(t.dialect, True, tuple(head + [f"{t.dialect.title} reads every option and no section, "
-                                                     "geometry or comment needs another fork"]))
+        return Choice(
+            t.dialect,
+            True,
+            tuple(
+                head + [f"{t.dialect.title} reads every option and no section, geometry or comment needs another fork"]
+            ),
+        )
     refusals: dict[str, list[str]] = {}  # one line for forks that refuse for the same reason
     for t in trials:
         if t.error is not None:
@@ -294,8 +439,10 @@ def choose(trials: Sequence[Trial], revision: Optional[int], *, provenance: Opti
     fewest = min(len(t.ignored) for t in ok)
     for t in ok:
         if len(t.ignored) > fewest:
-            reasons.append(f"not {t.dialect.title}: it ignores {', '.join(list(t.ignored)[:2])}"
-                           + (f" (+{len(t.ignored) - 2} more)" if len(t.ignored) > 2 else ""))
+            reasons.append(
+                f"not {t.dialect.title}: it ignores {', '.join(list(t.ignored)[:2])}"
+                + (f" (+{len(t.ignored) - 2} more)" if len(t.ignored) > 2 else "")
+            )
     ok = [t for t in ok if len(t.ignored) == fewest]
     note = None
     names = {t.dialect.name for t in ok}
@@ -304,18 +451,22 @@ def choose(trials: Sequence[Trial], revision: Optional[int], *, provenance: Opti
         if writers and len(writers) < len(ok):
             reasons.append(f"header 0.2.{revision} (written by {' and '.join(t.dialect.title for t in writers)})")
             if any(t.uses_bn for t in writers) and PJREDDIE.name in {t.dialect.name for t in writers}:
-                note = (f"header 0.2.{revision} chose {PJREDDIE.title}, whose batch-norm differs "
-                        "((x-mean)/(sqrt(var)+1e-6) instead of /sqrt(var+1e-5)); give --dialect alexeyab to "
-                        "compute what AlexeyAB's Darknet computes from these files")
+                note = (
+                    f"header 0.2.{revision} chose {PJREDDIE.title}, whose batch-norm differs "
+                    "((x-mean)/(sqrt(var)+1e-6) instead of /sqrt(var+1e-5)); give --dialect alexeyab to "
+                    "compute what AlexeyAB's Darknet computes from these files"
+                )
             ok = writers
     if len(ok) > 1 and HANKAI.name in names:
         hk = by_name[HANKAI.name]
         comments = max(t.inline_comments for t in trials)  # counted by the lenient parsers
         if hk in ok and comments:
             reasons.append(f"{comments} inline '#' comment(s), which only hank-ai strips")
-            note = (f"{comments} inline '#' comment(s): hank-ai strips them, AlexeyAB and pjreddie would read them "
-                    "into the value (an unknown activation becomes relu); give --dialect alexeyab to see what "
-                    "AlexeyAB reads")
+            note = (
+                f"{comments} inline '#' comment(s): hank-ai strips them, AlexeyAB and pjreddie would read them "
+                "into the value (an unknown activation becomes relu); give --dialect alexeyab to see what "
+                "AlexeyAB reads"
+            )
             ok = [hk]
     pick = next((t for t in ok if t.dialect is DEFAULT), ok[0])
     also = tuple(t.dialect.name for t in ok if t is not pick)

@@ -7,7 +7,7 @@ CLI can print one line a user can act on, without a traceback.
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -19,12 +19,12 @@ class DarkweightsError(Exception):
         self,
         message: str,
         *,
-        file: Optional[PathLike] = None,
-        line: Optional[int] = None,
-        offset: Optional[int] = None,
-        layer: Optional[int] = None,
-        layer_type: Optional[str] = None,
-        evidence: Optional[str] = None,
+        file: PathLike | None = None,
+        line: int | None = None,
+        offset: int | None = None,
+        layer: int | None = None,
+        layer_type: str | None = None,
+        evidence: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message

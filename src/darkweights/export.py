@@ -20,7 +20,8 @@ import json
 import math
 import os
 import struct
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Optional, Union
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from .dialects import DIALECTS, DialectLike
 from .errors import ArrayError
@@ -55,7 +56,7 @@ def metadata(net: Network) -> dict[str, str]:
     return meta
 
 
-def _format(path: PathLike, need: str) -> "ArrayFormat":
+def _format(path: PathLike, need: str) -> ArrayFormat:
     suffix = os.path.splitext(path)[1].lower()
     fmt = FORMATS.get(suffix)
     if fmt is None or getattr(fmt, need) is None:
@@ -64,12 +65,12 @@ def _format(path: PathLike, need: str) -> "ArrayFormat":
     return fmt
 
 
-def export_arrays(net: Network, path: PathLike, *, layers: Optional[Iterable[int]] = None) -> int:
+def export_arrays(net: Network, path: PathLike, *, layers: Iterable[int] | None = None) -> int:
     """Write the bound weights in the format of ``path``'s extension (:data:`FORMATS`); returns bytes written."""
     return _format(path, "write").write(net, path, layers)  # type: ignore[misc]
 
 
-def _write_npz(net: Network, path: PathLike, layers: Optional[Iterable[int]]) -> int:
+def _write_npz(net: Network, path: PathLike, layers: Iterable[int] | None) -> int:
     import numpy as np
 
     arrays = net.arrays(layers=layers)
@@ -79,7 +80,7 @@ def _write_npz(net: Network, path: PathLike, layers: Optional[Iterable[int]]) ->
         return f.tell()
 
 
-def _write_safetensors(net: Network, path: PathLike, layers: Optional[Iterable[int]]) -> int:
+def _write_safetensors(net: Network, path: PathLike, layers: Iterable[int] | None) -> int:
     keep = set(layers) if layers is not None else None
     params = [p for p in net.params() if keep is None or p.layer in keep]
     # The data section starts with the .weights header as a uint8 tensor, so for a whole export it is
@@ -92,7 +93,7 @@ def _write_safetensors(net: Network, path: PathLike, layers: Optional[Iterable[i
         pos += p.nbytes
     entries["__metadata__"] = metadata(net)
     head = json.dumps(entries, separators=(",", ":")).encode()
-    whole = (keep is None and net.weights_path is not None and not any(p.transposed for p in params))
+    whole = keep is None and net.weights_path is not None and not any(p.transposed for p in params)
     # pad the JSON so the data starts 8-byte aligned; for big files 64 KiB aligned, which lets the
     # kernel copy whole pages (measured 1.5x faster than a misaligned copy on ext4)
     align = 1 << 16 if whole and pos > 16 << 20 else 8
@@ -137,13 +138,13 @@ def _copy_exact(src: Any, dst: Any, offset: int, nbytes: int) -> None:
         remaining -= len(chunk)
 
 
-def read_arrays(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
+def read_arrays(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays and metadata from ``.npz``, ``.safetensors`` (memory-mapped) or a PyTorch ``state_dict``
     saved with ``torch.save`` (``.pt``/``.pth``, loaded with ``weights_only=True``)."""
     return _format(path, "read").read(path)  # type: ignore[misc]
 
 
-def _read_state_dict(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
+def _read_state_dict(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     import torch  # optional dependency
 
     try:
@@ -158,10 +159,10 @@ def _read_state_dict(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str,
     return {k: v.detach().numpy() for k, v in obj.items()}, {}
 
 
-def _read_npz(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
-    import numpy as np
-
+def _read_npz(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     import zipfile
+
+    import numpy as np
 
     try:
         # allow_pickle=False: an object array (a pickle inside the .npy) is refused, never unpickled
@@ -191,16 +192,15 @@ def _read_npz(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
 
 def _check_npy_size(archive: Any, key: str, path: PathLike) -> None:
     """An .npy member's declared shape must fit its uncompressed size before numpy allocates it."""
-    import numpy as np
-
     import tokenize
+
+    import numpy as np
 
     name = key if key in archive.namelist() else key + ".npy"
     info = archive.getinfo(name)
     with archive.open(name) as f:
         version = np.lib.format.read_magic(f)
-        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(
-            version)
+        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if reader is None:
             raise ArrayError(f".npz member {name}: unsupported .npy version {version}", file=path)
         try:
@@ -210,14 +210,16 @@ def _check_npy_size(archive: Any, key: str, path: PathLike) -> None:
             raise ArrayError(f".npz member {name}: corrupt .npy header ({type(exc).__name__})", file=path) from None
         need = math.prod(shape) * dtype.itemsize
         if dtype.hasobject:
-            raise ArrayError(f".npz member {name} holds Python objects (a pickle): refused, never unpickled",
-                             file=path)
+            raise ArrayError(f".npz member {name} holds Python objects (a pickle): refused, never unpickled", file=path)
         if need > info.file_size:
-            raise ArrayError(f".npz member {name} declares shape {shape} {dtype} ({need:,} bytes) but holds "
-                             f"{info.file_size:,} bytes", file=path)
+            raise ArrayError(
+                f".npz member {name} declares shape {shape} {dtype} ({need:,} bytes) but holds "
+                f"{info.file_size:,} bytes",
+                file=path,
+            )
 
 
-def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str, str]]:
+def _read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     import numpy as np
 
     try:
@@ -244,7 +246,7 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str
     entries.pop(HEADER_KEY, None)
     start = 8 + hlen
     data_len = size - start
-    arrays: dict[str, "np.ndarray"] = {}
+    arrays: dict[str, np.ndarray] = {}
     mm = np.memmap(path, dtype="u1", mode="c", offset=start, shape=(data_len,)) if data_len > 0 else np.zeros(0, "u1")
     for key, info in entries.items():
         try:
@@ -255,15 +257,23 @@ def _read_safetensors(path: PathLike) -> tuple[dict[str, "np.ndarray"], dict[str
             raise ArrayError(f"safetensors entry {key!r} is malformed or has an unsupported dtype", file=path) from None
         count = math.prod(shape)
         if not (0 <= b <= e <= data_len) or e - b != count * dtype.itemsize or min(shape, default=1) < 0:
-            raise ArrayError(f"safetensors entry {key!r}: offsets {b}..{e} do not fit shape {shape} {info['dtype']} "
-                             f"within the {data_len}-byte data section", file=path, offset=start + b)
+            raise ArrayError(
+                f"safetensors entry {key!r}: offsets {b}..{e} do not fit shape {shape} {info['dtype']} "
+                f"within the {data_len}-byte data section",
+                file=path,
+                offset=start + b,
+            )
         arrays[key] = mm[b:e].view(dtype).reshape(shape)
-    spans = sorted((int(info["data_offsets"][0]), int(info["data_offsets"][1]), k) for k, info in entries.items()
-                   if int(info["data_offsets"][1]) > int(info["data_offsets"][0]))
-    for (b0, e0, k0), (b1, _e1, k1) in zip(spans, spans[1:]):
+    spans = sorted(
+        (int(info["data_offsets"][0]), int(info["data_offsets"][1]), k)
+        for k, info in entries.items()
+        if int(info["data_offsets"][1]) > int(info["data_offsets"][0])
+    )
+    for (_b0, e0, k0), (b1, _e1, k1) in zip(spans, spans[1:]):
         if b1 < e0:  # safetensors forbids overlapping tensors: one would alias the other
-            raise ArrayError(f"safetensors entries {k0!r} and {k1!r} overlap (bytes {b1}..{e0})", file=path,
-                             offset=start + b1)
+            raise ArrayError(
+                f"safetensors entries {k0!r} and {k1!r} overlap (bytes {b1}..{e0})", file=path, offset=start + b1
+            )
     return arrays, dict(meta)
 
 
@@ -273,8 +283,12 @@ def _exact_int(value: Any) -> int:
     return value
 
 
-def network_from_metadata(meta: Mapping[str, str], cfg: Optional[PathLike] = None,
-                          dialect: Optional[DialectLike] = None, source: Optional[PathLike] = None) -> Network:
+def network_from_metadata(
+    meta: Mapping[str, str],
+    cfg: PathLike | None = None,
+    dialect: DialectLike | None = None,
+    source: PathLike | None = None,
+) -> Network:
     """Rebuild the network an array file was exported from (or use ``cfg`` if given), with the
     fork the exporter recorded unless ``dialect`` says otherwise."""
     from .network import load
@@ -299,12 +313,16 @@ def network_from_metadata(meta: Mapping[str, str], cfg: Optional[PathLike] = Non
     return load(meta.get("cfg_name", "embedded.cfg"), dialect=d, cfg_text=meta["cfg"], **kwargs)
 
 
-def pack(arrays_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None,
-         dialect: Optional[DialectLike] = None,
-         header: Any = None) -> int:
+def pack(
+    arrays_path: PathLike,
+    out: PathLike,
+    *,
+    cfg: PathLike | None = None,
+    dialect: DialectLike | None = None,
+    header: Any = None,
+) -> int:
     """Arrays (``.npz``/``.safetensors``) → ``.weights``: the way home after editing the numbers."""
     from .api import save_weights
-
     from .atomic import check_output
     from .errors import DarkweightsError
 
@@ -332,8 +350,8 @@ def pack(arrays_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None
 class ArrayFormat(NamedTuple):
     """How one array-file format is written and read (``None``: not in that direction)."""
 
-    write: Optional[Callable[[Network, PathLike, Optional[Iterable[int]]], int]]
-    read: Optional[Callable[[PathLike], tuple[dict, dict]]]
+    write: Callable[[Network, PathLike, Iterable[int] | None], int] | None
+    read: Callable[[PathLike], tuple[dict, dict]] | None
 
 
 def _read_onnx(path: PathLike) -> tuple[dict, dict]:

@@ -11,7 +11,8 @@ yolo, connected ...) have ``None``.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .layers import Layer
@@ -37,23 +38,23 @@ def _conv(nweights: int, out_h: int, out_w: int, xnor: bool = False) -> float:
     return f32(v / 32 if xnor else v)
 
 
-def _convolutional(L: "Layer") -> float:
+def _convolutional(L: Layer) -> float:
     nweights = i32((L.input.c // L.groups) * L.filters * L.size * L.size)
     return _conv(nweights, L.output.h, L.output.w, bool(L.xnor))
 
 
-def _pool(L: "Layer") -> float:
+def _pool(L: Layer) -> float:
     # (l.size*l.size*l.c * l.out_h*l.out_w) / 1e9: an int product
     return f32(i32(L.size * L.size * L.input.c * L.output.h * L.output.w) / GIGA)
 
 
-def _shortcut(L: "Layer") -> float:
+def _shortcut(L: Layer) -> float:
     out = L.output
     v = i32(out.w * out.h * out.c * len(L.sources)) / GIGA
     return f32(v * 2 if L.weights_type != "none" else v)
 
 
-def _sub_convs(L: "Layer") -> float:
+def _sub_convs(L: Layer) -> float:
     """Sum of the sub-layers' float counts, in float (crnn: input + self + output layers)."""
     total = 0.0
     for spec in L.arrays():
@@ -62,14 +63,14 @@ def _sub_convs(L: "Layer") -> float:
     return total
 
 
-def _conv_lstm(L: "Layer") -> float:
+def _conv_lstm(L: Layer) -> float:
     # the eleven gate convolutions (the peephole ones only with peephole=1), then 9 or 12 flops per output
     extra = (12 if L.peephole else 9) * L.output.size / GIGA
     return f32(_sub_convs(L) + extra)
 
 
 # layer type -> its make_*_layer count
-BFLOPS: dict[str, Callable[["Layer"], float]] = {
+BFLOPS: dict[str, Callable[[Layer], float]] = {
     "convolutional": _convolutional,
     "maxpool": _pool,
     "local_avgpool": _pool,
@@ -79,13 +80,13 @@ BFLOPS: dict[str, Callable[["Layer"], float]] = {
 }
 
 
-def layer_bflops(layer: "Layer") -> Optional[float]:
+def layer_bflops(layer: Layer) -> float | None:
     """What AlexeyAB prints as ``... N.NNN BF`` for this layer (``None``: it prints no count)."""
     fn = BFLOPS.get(layer.type)
     return None if fn is None else fn(layer)
 
 
-def network_bflops(net: "Network") -> tuple[list[Optional[float]], float]:
+def network_bflops(net: Network) -> tuple[list[float | None], float]:
     """Per-layer counts and AlexeyAB's ``Total BFLOPS`` (a float32 sum of the positive counts)."""
     per = [layer_bflops(L) for L in net.layers]
     total = 0.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # Darknet holds every count (l.outputs, l.inputs, l.nweights, filters, width...) in a C int:
 # beyond this its arithmetic overflows, so no cfg that works in Darknet exceeds it.
-INT_MAX = 2 ** 31 - 1
+INT_MAX = 2**31 - 1
 # A cfg is text: 64 MiB holds ~1 million layers; anything larger is not a cfg.
 MAX_CFG_BYTES = 64 << 20
 # Anchors of one detection head: Darknet callocs 2*num floats (and a mask of num ints) before any

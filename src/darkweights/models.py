@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .report import Table
@@ -33,7 +33,7 @@ class Model(NamedTuple):
 
     name: str
     cfg: Path
-    weights: Optional[Path]
+    weights: Path | None
     source: str
 
 
@@ -49,14 +49,20 @@ def _sources() -> dict[str, str]:
 def bundled() -> list[Model]:
     """Every model resolvable by name: Yolo-Fastest 1.1 (with weights) first, then the cfgs by name."""
     sources = _sources()
-    out = [Model(DEFAULT_NAME, DATA / f"{DEFAULT_NAME}.cfg", DATA / f"{DEFAULT_NAME}.weights",
-                 "Yolo-Fastest 1.1 (COCO, 80 classes), with weights: the bundled default model")]
+    out = [
+        Model(
+            DEFAULT_NAME,
+            DATA / f"{DEFAULT_NAME}.cfg",
+            DATA / f"{DEFAULT_NAME}.weights",
+            "Yolo-Fastest 1.1 (COCO, 80 classes), with weights: the bundled default model",
+        )
+    ]
     for path in sorted(CFG_DIR.glob("*.cfg"), key=lambda p: p.name.lower()):
         out.append(Model(path.stem, path, None, sources.get(path.stem, "Darknet cfg/")))
     return out
 
 
-def find(name: str) -> Optional[Model]:
+def find(name: str) -> Model | None:
     """The bundled model called ``name`` (``"yolov4"`` or ``"yolov4.cfg"``), else ``None``."""
     stem = os.path.basename(str(name))
     stem = stem[:-4] if stem.endswith(".cfg") else stem
@@ -83,7 +89,7 @@ def resolve(cfg: Any, weights: Any = None) -> tuple[Any, Any]:
     return str(model.cfg), weights if weights is not None else (str(model.weights) if model.weights else None)
 
 
-def table() -> "Table":
+def table() -> Table:
     """What ``darkweights models`` lists: name, layers, parameters, weights file size, source."""
     import warnings
 
@@ -96,18 +102,29 @@ def table() -> "Table":
             warnings.simplefilter("ignore")
             try:
                 net = load(str(m.cfg))
-                row = {"name": m.name, "layers": len(net), "params": net.param_count(),
-                       "weights_bytes": net.weights_bytes(), "dialect": net.dialect.name}
-            except Exception as exc:  # noqa: BLE001 - a listing names what does not load
+                row = {
+                    "name": m.name,
+                    "layers": len(net),
+                    "params": net.param_count(),
+                    "weights_bytes": net.weights_bytes(),
+                    "dialect": net.dialect.name,
+                }
+            except Exception as exc:
                 row = {"name": m.name, "error": str(exc).splitlines()[0]}
         row.update(cfg=str(m.cfg), weights=str(m.weights) if m.weights else None, source=m.source)
         rows.append(row)
-    columns = [Column("name", "name"), Column("layers", "layers", ">"),
-               Column("params", "params", ">", lambda v: f"{v:,}"),
-               Column("weights_bytes", "weights size", ">", _mb), Column("dialect", "dialect"),
-               Column("source", "source")]
-    footer = [f"{len(rows)} models; `darkweights inspect NAME` uses one by name when no such file exists",
-              "weights size: the .weights file Darknet writes for the cfg (only yolo-fastest-1.1 ships one)"]
+    columns = [
+        Column("name", "name"),
+        Column("layers", "layers", ">"),
+        Column("params", "params", ">", lambda v: f"{v:,}"),
+        Column("weights_bytes", "weights size", ">", _mb),
+        Column("dialect", "dialect"),
+        Column("source", "source"),
+    ]
+    footer = [
+        f"{len(rows)} models; `darkweights inspect NAME` uses one by name when no such file exists",
+        "weights size: the .weights file Darknet writes for the cfg (only yolo-fastest-1.1 ships one)",
+    ]
     return Table("", columns, rows, footer, {"models": rows})
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import struct
 import warnings
-from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Union
 
 from . import dialects
 from .cfg import CfgFile, read_cfg, read_cfg_text
@@ -21,8 +22,20 @@ from .errors import ArgumentError, CfgError, DarkweightsError, DarkweightsWarnin
 from .layers import HEADERS, Layer, Shape
 from .layers.builder import Builder
 from .limits import INT_MAX
-from .weightsfile import (Header, Param, Source, as_buffer, export_key, map_body, parse_key, read_floats, read_header,
-                          source_name, view, write_weights)
+from .weightsfile import (
+    Header,
+    Param,
+    Source,
+    as_buffer,
+    export_key,
+    map_body,
+    parse_key,
+    read_floats,
+    read_header,
+    source_name,
+    view,
+    write_weights,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,15 +46,74 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 # [net] options AB's parse_net_options reads (all training-only except the geometry ones)
 NET_OPTIONS = (
-    "B1", "B2", "adam", "adversarial_lr", "angle", "aspect", "attention", "augment_speed",
-    "badlabels_rejection_percentage", "batch", "blur", "burn_in", "channels", "contrastive", "contrastive_color",
-    "contrastive_jit_flip", "cutmix", "decay", "dynamic_minibatch", "ema_alpha", "eps", "equidistant_point",
-    "exposure", "flip", "gamma", "gaussian_noise", "height", "hue", "inputs", "label_smooth_eps", "learning_rate",
-    "learning_rate_min", "letter_box", "loss_scale", "max_batches", "max_chart_loss", "max_crop", "min_crop", "mixup",
-    "momentum", "mosaic", "mosaic_bound", "num_sigmas_reject_badlabels", "optimized_memory", "policy", "power",
-    "resize_step", "saturation", "scale", "scales", "seq_scales", "sequential_subdivisions", "sgdr_cycle", "sgdr_mult",
-    "step", "steps", "subdivisions", "time_steps", "track", "try_fix_nan", "unsupervised", "use_cuda_graph",
-    "weights_reject_freq", "width", "workspace_size_limit_MB", "show_receptive_field", "center", "rotate",
+    "B1",
+    "B2",
+    "adam",
+    "adversarial_lr",
+    "angle",
+    "aspect",
+    "attention",
+    "augment_speed",
+    "badlabels_rejection_percentage",
+    "batch",
+    "blur",
+    "burn_in",
+    "channels",
+    "contrastive",
+    "contrastive_color",
+    "contrastive_jit_flip",
+    "cutmix",
+    "decay",
+    "dynamic_minibatch",
+    "ema_alpha",
+    "eps",
+    "equidistant_point",
+    "exposure",
+    "flip",
+    "gamma",
+    "gaussian_noise",
+    "height",
+    "hue",
+    "inputs",
+    "label_smooth_eps",
+    "learning_rate",
+    "learning_rate_min",
+    "letter_box",
+    "loss_scale",
+    "max_batches",
+    "max_chart_loss",
+    "max_crop",
+    "min_crop",
+    "mixup",
+    "momentum",
+    "mosaic",
+    "mosaic_bound",
+    "num_sigmas_reject_badlabels",
+    "optimized_memory",
+    "policy",
+    "power",
+    "resize_step",
+    "saturation",
+    "scale",
+    "scales",
+    "seq_scales",
+    "sequential_subdivisions",
+    "sgdr_cycle",
+    "sgdr_mult",
+    "step",
+    "steps",
+    "subdivisions",
+    "time_steps",
+    "track",
+    "try_fix_nan",
+    "unsupervised",
+    "use_cuda_graph",
+    "weights_reject_freq",
+    "width",
+    "workspace_size_limit_MB",
+    "show_receptive_field",
+    "center",
+    "rotate",
 )
 
 
@@ -50,23 +122,33 @@ def check_sizes(layer: Layer, builder: Builder) -> None:
     wraps), and refusing it here means nothing is ever allocated from such a size."""
     out = layer.output
     if max(out.size, out.c * out.h * out.w, layer.next_input.size) > INT_MAX:
-        raise layer.shape_error(f"output {out} has more than {INT_MAX:,} values: Darknet's int sizes would overflow",
-                                builder)
+        raise layer.shape_error(
+            f"output {out} has more than {INT_MAX:,} values: Darknet's int sizes would overflow", builder
+        )
     if min(out.c, out.h, out.w, out.size) < 0:
         raise layer.shape_error(f"negative output size {out.c}x{out.h}x{out.w} ({out.size})", builder)
     for spec in layer.arrays():
         if min(spec.shape, default=0) < 0:
             raise layer.shape_error(f"array {spec.name} would have the negative shape {spec.shape}", builder)
         if spec.count > INT_MAX:
-            raise layer.shape_error(f"array {spec.name} {spec.shape} has more than {INT_MAX:,} values: Darknet's "
-                                    "int sizes would overflow", builder)
+            raise layer.shape_error(
+                f"array {spec.name} {spec.shape} has more than {INT_MAX:,} values: Darknet's int sizes would overflow",
+                builder,
+            )
 
 
 class Network:
     """A Darknet network: its cfg, layers with shapes, stored-array layout and (optionally) weights."""
 
-    def __init__(self, cfg: CfgFile, dialect: DialectLike = dialects.DEFAULT, *, width: Optional[int] = None,
-                 height: Optional[int] = None, channels: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        cfg: CfgFile,
+        dialect: DialectLike = dialects.DEFAULT,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        channels: int | None = None,
+    ) -> None:
         self.cfg = cfg
         self.dialect: Dialect = dialects.get(dialect)
         dialect = self.dialect
@@ -86,50 +168,79 @@ class Network:
         if builder.strict:  # AB/PJ never report unused [net] keys; hank-ai rejects them
             builder.report_unused(net)
         if self.inputs <= 0:
-            raise CfgError("[net] gives no input size: set width, height and channels (or inputs)",
-                           file=self.path, line=cfg.net.line)
+            raise CfgError(
+                "[net] gives no input size: set width, height and channels (or inputs)",
+                file=self.path,
+                line=cfg.net.line,
+            )
         if min(self.width, self.height, self.channels) < 0:
             raise CfgError("[net] width, height and channels must be positive", file=self.path, line=cfg.net.line)
         if max(self.inputs, self.width * self.height * self.channels) > INT_MAX:
-            raise CfgError(f"[net] input {self.width}x{self.height}x{self.channels} has more than {INT_MAX:,} values: "
-                           "Darknet's int sizes would overflow", file=self.path, line=cfg.net.line)
+            raise CfgError(
+                f"[net] input {self.width}x{self.height}x{self.channels} has more than {INT_MAX:,} values: "
+                "Darknet's int sizes would overflow",
+                file=self.path,
+                line=cfg.net.line,
+            )
         shape = Shape(self.channels, self.height, self.width, self.inputs)
         self.input = shape
         for index, section in enumerate(cfg.layers):
             cls = HEADERS.get(section.name)
             if cls is None:
                 known = sorted(h for h, c in HEADERS.items() if c.type in dialect.sections)
-                raise CfgError(f"unknown section [{section.name}]; {dialect.title} Darknet knows: "
-                               + ", ".join(f"[{k}]" for k in known), file=self.path, line=section.line, layer=index,
-                               evidence=f"[{section.name}] at line {section.line}")
+                raise CfgError(
+                    f"unknown section [{section.name}]; {dialect.title} Darknet knows: "
+                    + ", ".join(f"[{k}]" for k in known),
+                    file=self.path,
+                    line=section.line,
+                    layer=index,
+                    evidence=f"[{section.name}] at line {section.line}",
+                )
             if cls.type not in dialect.sections:
                 forks = ", ".join(d.title for d in dialects.DIALECTS.values() if cls.type in d.sections)
-                raise CfgError(f"[{section.name}] is not supported by {dialect.title} Darknet (only by {forks}): "
-                               "choose another --dialect", file=self.path, line=section.line, layer=index,
-                               evidence=f"[{section.name}] at line {section.line}")
+                raise CfgError(
+                    f"[{section.name}] is not supported by {dialect.title} Darknet (only by {forks}): "
+                    "choose another --dialect",
+                    file=self.path,
+                    line=section.line,
+                    layer=index,
+                    evidence=f"[{section.name}] at line {section.line}",
+                )
             try:
                 layer = cls(index, section, shape, builder)
             except ZeroDivisionError:  # any layer family: Darknet's C integer division would trap too
-                raise ShapeError("an option is 0 where Darknet divides by it (stride, size, groups ...): Darknet "
-                                 "would crash (SIGFPE)", file=self.path, line=section.line, layer=index,
-                                 layer_type=section.name) from None
+                raise ShapeError(
+                    "an option is 0 where Darknet divides by it (stride, size, groups ...): Darknet "
+                    "would crash (SIGFPE)",
+                    file=self.path,
+                    line=section.line,
+                    layer=index,
+                    layer_type=section.name,
+                ) from None
             check_sizes(layer, builder)
             builder.layers.append(layer)
             shape = layer.next_input
         self.layers: list[Layer] = builder.layers
         # hank-ai's create_network (darknet_cfg.cpp) refuses detectors whose input is not a multiple of 32
         m = dialect.detector_input_multiple
-        if m > 1 and self.layers and self.layers[-1].type in ("yolo", "region") and (
-                self.width % m or self.height % m or min(self.width, self.height) < m):
-            raise CfgError(f"width={self.width} and height={self.height} must be multiples of {m} (at least {m}) "
-                           f"for a network ending in [yolo] or [region]: {dialect.title} Darknet refuses this cfg",
-                           file=self.path, line=cfg.net.line)
+        if (
+            m > 1
+            and self.layers
+            and self.layers[-1].type in ("yolo", "region")
+            and (self.width % m or self.height % m or min(self.width, self.height) < m)
+        ):
+            raise CfgError(
+                f"width={self.width} and height={self.height} must be multiples of {m} (at least {m}) "
+                f"for a network ending in [yolo] or [region]: {dialect.title} Darknet refuses this cfg",
+                file=self.path,
+                line=cfg.net.line,
+            )
         self.header: Header = Header.for_dialect(dialect)
-        self.weights_path: Optional[str] = None  # None when the weights were given in memory
-        self._source: Optional[Source] = None  # the bound file's path, or its bytes
-        self.cutoff: Optional[int] = None  # number of layers a partial weights file holds
-        self._body: Optional["np.ndarray"] = None  # mapped on first use
-        self._params: Optional[list[Param]] = None
+        self.weights_path: str | None = None  # None when the weights were given in memory
+        self._source: Source | None = None  # the bound file's path, or its bytes
+        self.cutoff: int | None = None  # number of layers a partial weights file holds
+        self._body: np.ndarray | None = None  # mapped on first use
+        self._params: list[Param] | None = None
         # texts of the data files the cfg names (tree=, map=) by the name written there; looked up before the disk
         self.data_files: dict[str, str] = {}
 
@@ -138,7 +249,7 @@ class Network:
     def __len__(self) -> int:
         return len(self.layers)
 
-    def __getitem__(self, index: Union[int, slice]) -> Union["LayerView", list["LayerView"]]:
+    def __getitem__(self, index: int | slice) -> LayerView | list[LayerView]:
         """``net[0]`` is layer 0 (negative indexes and slices too): a :class:`~darkweights.view.LayerView`
         whose ``.weights``, ``.biases``, ``.batchnorm`` are zero-copy arrays."""
         from .view import LayerView
@@ -151,16 +262,23 @@ class Network:
             raise IndexError(f"layer {index} out of range: the network has {n} layers (0..{n - 1})")
         return LayerView(self, i % n)
 
-    def __iter__(self) -> Iterator["LayerView"]:
+    def __iter__(self) -> Iterator[LayerView]:
         from .view import LayerView
 
         return (LayerView(self, i) for i in range(len(self.layers)))
 
     def __repr__(self) -> str:
-        weights = (f", weights {os.path.basename(self.weights_path)}" if self.weights_path
-                   else ", weights in memory" if self.has_weights else "")
-        return (f"<Network {os.path.basename(self.path or '?')}: {len(self.layers)} layers, input {self.input}, "
-                f"{self.param_count():,} parameters, dialect {self.dialect.name}{weights}>")
+        weights = (
+            f", weights {os.path.basename(self.weights_path)}"
+            if self.weights_path
+            else ", weights in memory"
+            if self.has_weights
+            else ""
+        )
+        return (
+            f"<Network {os.path.basename(self.path or '?')}: {len(self.layers)} layers, input {self.input}, "
+            f"{self.param_count():,} parameters, dialect {self.dialect.name}{weights}>"
+        )
 
     def summary(self, *, stats: bool = False) -> str:
         """The ``darkweights inspect`` table as text (AlexeyAB's layer table with BFLOPs, totals,
@@ -178,8 +296,7 @@ class Network:
             i -= 1
         return i
 
-    def layout(self, header: Optional[Header] = None, *, mode: str = "save",
-               cutoff: Optional[int] = None) -> list[Param]:
+    def layout(self, header: Header | None = None, *, mode: str = "save", cutoff: int | None = None) -> list[Param]:
         """Every stored array with its byte offset, in file order.
 
         ``mode="load"`` follows ``load_weights_upto`` (skips ``dontload`` layers ...),
@@ -192,9 +309,16 @@ class Network:
             for spec in layer.stored():
                 if not (spec.on_load if mode == "load" else spec.on_save):
                     continue
-                p = Param(export_key(layer.index, spec.name), layer.index, spec.name, spec.role, spec.shape,
-                          offset, spec.transposable and header.transpose,
-                          f"layers.{layer.index}.{spec.torch}" if spec.torch else "")
+                p = Param(
+                    export_key(layer.index, spec.name),
+                    layer.index,
+                    spec.name,
+                    spec.role,
+                    spec.shape,
+                    offset,
+                    spec.transposable and header.transpose,
+                    f"layers.{layer.index}.{spec.torch}" if spec.torch else "",
+                )
                 out.append(p)
                 offset += p.nbytes
         return out
@@ -202,14 +326,14 @@ class Network:
     def param_count(self, mode: str = "save") -> int:
         return sum(p.count for p in self.layout(mode=mode))
 
-    def weights_bytes(self, header: Optional[Header] = None) -> int:
+    def weights_bytes(self, header: Header | None = None) -> int:
         """Exact size Darknet's ``save_weights`` writes for this cfg."""
         header = header or Header.for_dialect(self.dialect)
         return header.size + 4 * self.param_count("save")
 
     # -- weights --------------------------------------------------------------------------
 
-    def load_weights(self, source: Source, *, cutoff: Optional[int] = None, allow_partial: bool = True) -> "Network":
+    def load_weights(self, source: Source, *, cutoff: int | None = None, allow_partial: bool = True) -> Network:
         """Bind weights: validate header and exact size, then view the body without copying.
 
         ``source`` is a path (memory-mapped) or the file's bytes already in memory
@@ -235,8 +359,9 @@ class Network:
         self._check_values(source)
         return self
 
-    def _diagnose_size(self, source: Source, header: Header, size: int, params: list[Param],
-                       cutoff: Optional[int], allow_partial: bool) -> int:
+    def _diagnose_size(
+        self, source: Source, header: Header, size: int, params: list[Param], cutoff: int | None, allow_partial: bool
+    ) -> int:
         """Explain a size mismatch; return the layer count of a partial (``.conv.N``) file."""
         expected = params[-1].end if params else header.size
         name = os.path.basename(self.path or "cfg")
@@ -246,23 +371,34 @@ class Network:
             raise WeightsError(
                 f"{size - expected:,} trailing bytes: the cfg {name} accounts for {expected:,} bytes but the file has "
                 f"{size:,}. Most likely the cfg does not belong to these weights (e.g. a different classes=/filters= "
-                f"or a missing layer); Darknet would silently ignore the rest{classes}", file=path, offset=expected)
+                f"or a missing layer); Darknet would silently ignore the rest{classes}",
+                file=path,
+                offset=expected,
+            )
         # the file ends early: at a layer boundary it is a partial file like darknet53.conv.74
         layer_end = {p.layer: p.end for p in params}  # the last array of each layer wins
         if allow_partial and size in {header.size, *layer_end.values()}:
             # it holds every layer before the first one whose arrays start at or after the end
             held = next(p.layer for p in params if p.offset >= size)
-            warnings.warn(f"{path}: partial weights file: holds layers 0..{held - 1} of {len(self.layers)} "
-                          f"({size:,} of {expected:,} bytes), like darknet's `partial` output (.conv.{held}); "
-                          "later layers have no weights", DarkweightsWarning, stacklevel=3)
+            warnings.warn(
+                f"{path}: partial weights file: holds layers 0..{held - 1} of {len(self.layers)} "
+                f"({size:,} of {expected:,} bytes), like darknet's `partial` output (.conv.{held}); "
+                "later layers have no weights",
+                DarkweightsWarning,
+                stacklevel=3,
+            )
             return held
         first = next(p for p in params if p.end > size)
         layer = self.layers[first.layer]
         raise WeightsError(
             f"file ends inside array {first.name} {first.shape} (bytes {first.offset:,}..{first.end:,}, cfg line "
             f"{layer.line}): the cfg needs {expected:,} bytes, {expected - size:,} are missing. Likely a truncated "
-            f"download, or a cfg that does not belong to these weights{classes}", file=path, offset=size,
-            layer=first.layer, layer_type=layer.type)
+            f"download, or a cfg that does not belong to these weights{classes}",
+            file=path,
+            offset=size,
+            layer=first.layer,
+            layer_type=layer.type,
+        )
 
     def _classes_hint(self, extra_bytes: int) -> str:
         """If changing every head's ``classes=`` explains the size difference, say which value fits."""
@@ -274,17 +410,26 @@ class Network:
                 return ""
             anchors = len(head.mask) if head.type != "region" else head.num
             # each extra class adds `anchors` filters: their weights, bias and (with BN) 3 BN values
-            per_class += anchors * (conv.input.c // conv.groups * conv.size ** 2 + 1
-                                    + (3 if conv.batch_normalize else 0))
+            per_class += anchors * (conv.input.c // conv.groups * conv.size**2 + 1 + (3 if conv.batch_normalize else 0))
         if not heads or per_class == 0 or extra_bytes % (4 * per_class):
             return ""
         k = heads[-1].classes + extra_bytes // (4 * per_class)
         if k < 1 or any(h.classes != heads[-1].classes for h in heads):
             return ""
-        filters = ", ".join(sorted({str((len(h.mask) if h.type != "region" else h.num) * (k + h.entries
-                                        if h.type != "region" else k + h.coords + 1)) for h in heads}))
-        return (f". These weights fit this cfg with classes={k} (filters={filters} in the [convolutional] before "
-                "each head)")
+        filters = ", ".join(
+            sorted(
+                {
+                    str(
+                        (len(h.mask) if h.type != "region" else h.num)
+                        * (k + h.entries if h.type != "region" else k + h.coords + 1)
+                    )
+                    for h in heads
+                }
+            )
+        )
+        return (
+            f". These weights fit this cfg with classes={k} (filters={filters} in the [convolutional] before each head)"
+        )
 
     def _check_values(self, source: Source) -> None:
         """Cheap plausibility check: BN variances must be positive (catches misaligned cfgs)."""
@@ -293,13 +438,17 @@ class Network:
             if p.role == "rolling_variance":
                 bad = sum(1 for v in read_floats(source, p.offset, p.count) if not v > 0)
                 if bad:
-                    warnings.warn(f"{path}: layer {p.layer} [{self.layers[p.layer].section.name}]: {p.name} has "
-                                  f"{bad} non-positive or NaN values at byte {p.offset:,}: the cfg may not match "
-                                  "these weights from this layer on", DarkweightsWarning, stacklevel=3)
+                    warnings.warn(
+                        f"{path}: layer {p.layer} [{self.layers[p.layer].section.name}]: {p.name} has "
+                        f"{bad} non-positive or NaN values at byte {p.offset:,}: the cfg may not match "
+                        "these weights from this layer on",
+                        DarkweightsWarning,
+                        stacklevel=3,
+                    )
                     return
 
     @property
-    def weights_source(self) -> Optional[Source]:
+    def weights_source(self) -> Source | None:
         """The bound weights: their path, or a read-only ``memoryview`` of bytes given in memory."""
         return self._source
 
@@ -311,11 +460,12 @@ class Network:
         """The layout of the bound file (load order), or of a fresh save."""
         return list(self._params) if self._params is not None else self.layout()
 
-    def arrays(self, *, copy: bool = False, layers: Optional[Iterable[int]] = None) -> dict[str, "np.ndarray"]:
+    def arrays(self, *, copy: bool = False, layers: Iterable[int] | None = None) -> dict[str, np.ndarray]:
         """Ordered ``key -> array`` of every stored array: zero-copy views unless ``copy``."""
         if self._params is None or self._source is None:
-            raise WeightsError("no weights loaded: pass weights= to darkweights.load() or call load_weights()",
-                               file=self.path)
+            raise WeightsError(
+                "no weights loaded: pass weights= to darkweights.load() or call load_weights()", file=self.path
+            )
         import numpy as np
 
         if self._body is None:
@@ -328,25 +478,31 @@ class Network:
                 out[p.key] = np.array(arr) if copy else arr
         return out
 
-    def layer_arrays(self, index: int) -> dict[str, "np.ndarray"]:
+    def layer_arrays(self, index: int) -> dict[str, np.ndarray]:
         """The arrays of one layer keyed by Darknet's name (``biases``, ``weights`` ...)."""
         return {parse_key(k)[1]: v for k, v in self.arrays(layers=[index]).items()}
 
-    def to_torch(self, **options: object) -> "object":
+    def to_torch(self, **options: object) -> object:
         """A ``torch.nn.Module`` computing what Darknet computes (needs the ``[torch]`` extra)."""
         from .torch import build
 
         return build(self, **options)
 
-    def to_onnx(self, path: PathLike, **options: object) -> "object":
+    def to_onnx(self, path: PathLike, **options: object) -> object:
         """Write the network as an ONNX model (needs the ``[onnx]`` extra); see
         :func:`darkweights.onnx.export_onnx` for the options."""
         from .onnx.exporter import export_onnx
 
         return export_onnx(self, path, **options)
 
-    def save_weights(self, path: Union[PathLike, IO[bytes]], *, arrays: Optional[Mapping[str, object]] = None,
-                     header: Optional[Header] = None, cutoff: Optional[int] = None) -> int:
+    def save_weights(
+        self,
+        path: PathLike | IO[bytes],
+        *,
+        arrays: Mapping[str, object] | None = None,
+        header: Header | None = None,
+        cutoff: int | None = None,
+    ) -> int:
         """Write a ``.weights`` file (Darknet's saver order) to a path (atomically) or an open binary
         file: ``net.save_weights(path)`` = ``darkweights.save_weights(net, path)``; ``arrays``
         (export names) default to the bound ones."""
@@ -359,7 +515,7 @@ class Network:
         source = source_name(self._source) if self._source is not None else ""
         return write_weights(path, header, params, arrays, source=source, inputs=[self.weights_path, self.path])
 
-    def save(self, path: Union[PathLike, IO[bytes]], **options: object) -> int:
+    def save(self, path: PathLike | IO[bytes], **options: object) -> int:
         """``net.save(path)`` = ``darkweights.save_weights(net, path)``: the bound arrays, byte-identical
         to the file they came from (``options``: ``header=``, ``seen=``, ``cutoff=``)."""
         from .api import save_weights
@@ -367,9 +523,18 @@ class Network:
         return save_weights(self, path, **options)  # type: ignore[arg-type]
 
 
-def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: DialectLike = "auto",
-         width: Optional[int] = None, height: Optional[int] = None, channels: Optional[int] = None,
-         cutoff: Optional[int] = None, cfg_text: Optional[str] = None, provenance: Optional[str] = None) -> Network:
+def load(
+    cfg: PathLike,
+    weights: Source | None = None,
+    *,
+    dialect: DialectLike = "auto",
+    width: int | None = None,
+    height: int | None = None,
+    channels: int | None = None,
+    cutoff: int | None = None,
+    cfg_text: str | None = None,
+    provenance: str | None = None,
+) -> Network:
     """Parse a cfg (and bind its weights): ``darkweights.load("yolov4.cfg", "yolov4.weights")``.
 
     ``dialect`` names the fork whose rules apply; ``"auto"`` (the default) decides from the files
@@ -399,7 +564,7 @@ def load(cfg: PathLike, weights: Optional[Source] = None, *, dialect: DialectLik
     return net
 
 
-def _header_revision(weights: Optional[Source]) -> Optional[int]:
+def _header_revision(weights: Source | None) -> int | None:
     """The revision field of a weights header (``None`` if there is no readable header)."""
     if weights is None:
         return None
@@ -420,7 +585,7 @@ def _header_revision(weights: Optional[Source]) -> Optional[int]:
     return revision if (major, minor) == (0, 2) else None
 
 
-def _trial(cfg: PathLike, text: str, fork: Dialect, sizes: dict) -> tuple[Trial, Optional[Network], list]:
+def _trial(cfg: PathLike, text: str, fork: Dialect, sizes: dict) -> tuple[Trial, Network | None, list]:
     """Build the network under one fork's rules, keeping its warnings for later."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -435,8 +600,9 @@ def _trial(cfg: PathLike, text: str, fork: Dialect, sizes: dict) -> tuple[Trial,
     return Trial(fork, ignored=tuple(net._builder.ignored), inline_comments=comments, uses_bn=uses_bn), net, caught
 
 
-def _auto_network(cfg: PathLike, cfg_text: Optional[str], weights: Optional[Source], provenance: Optional[str],
-                  sizes: dict) -> Network:
+def _auto_network(
+    cfg: PathLike, cfg_text: str | None, weights: Source | None, provenance: str | None, sizes: dict
+) -> Network:
     """``dialect="auto"``: read the cfg as each plausible fork would, then let the evidence decide.
 
     AlexeyAB is tried first; the other forks are tried only when something could favour them
@@ -448,8 +614,13 @@ def _auto_network(cfg: PathLike, cfg_text: Optional[str], weights: Optional[Sour
     revision = _header_revision(weights)
     first, net, caught = _trial(cfg, text, dialects.DEFAULT, sizes)
     results = {dialects.DEFAULT.name: (first, net, caught)}
-    doubt = (first.error is not None or first.ignored or first.inline_comments or provenance is not None
-             or (revision is not None and revision != dialects.DEFAULT.header_revision))
+    doubt = (
+        first.error is not None
+        or first.ignored
+        or first.inline_comments
+        or provenance is not None
+        or (revision is not None and revision != dialects.DEFAULT.header_revision)
+    )
     if doubt:
         for fork in dialects.DIALECTS.values():
             if fork.name not in results:
@@ -469,7 +640,7 @@ def _auto_network(cfg: PathLike, cfg_text: Optional[str], weights: Optional[Sour
     return net
 
 
-def header_from(value: Union[Header, Mapping, Sequence[int], None], dialect: DialectLike) -> Optional[Header]:
+def header_from(value: Header | Mapping | Sequence[int] | None, dialect: DialectLike) -> Header | None:
     """Accept a Header, a dict from ``Header.as_dict`` or ``(major, minor, revision[, seen])``."""
     if value is None or isinstance(value, Header):
         return value
@@ -479,9 +650,10 @@ def header_from(value: Union[Header, Mapping, Sequence[int], None], dialect: Dia
         else:
             vals = [int(v) for v in value]
             vals += [0] * (len(vals) == 3)
-        if len(vals) != 4 or not all(-2 ** 31 <= v < 2 ** 31 for v in vals[:3]) or not 0 <= vals[3] < 2 ** 64:
+        if len(vals) != 4 or not all(-(2**31) <= v < 2**31 for v in vals[:3]) or not 0 <= vals[3] < 2**64:
             raise ValueError
     except (ValueError, TypeError, KeyError, OverflowError):
-        raise ArgumentError(f"header {value!r:.80}: expected major, minor, revision[, seen] (32-bit ints, seen "
-                            "unsigned)") from None
+        raise ArgumentError(
+            f"header {value!r:.80}: expected major, minor, revision[, seen] (32-bit ints, seen unsigned)"
+        ) from None
     return Header.make(vals[0], vals[1], vals[2], vals[3], dialect)

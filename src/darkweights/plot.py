@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .errors import DarkweightsError
 
@@ -38,7 +38,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def box_stats(arr: "np.ndarray", label: str) -> dict:
+def box_stats(arr: np.ndarray, label: str) -> dict:
     """What ``Axes.bxp`` draws for one array: quartiles, 1/99 % whiskers, min/max as fliers."""
     import numpy as np
 
@@ -48,11 +48,19 @@ def box_stats(arr: "np.ndarray", label: str) -> dict:
         flat = np.zeros(1, np.float32)
     step = max(1, flat.size // SAMPLE)
     p1, q1, med, q3, p99 = np.percentile(flat[::step], PERCENTILES)
-    return {"label": label, "whislo": p1, "q1": q1, "med": med, "q3": q3, "whishi": p99,
-            "fliers": np.array([flat.min(), flat.max()]), "mean": float(flat.mean(dtype=np.float64))}
+    return {
+        "label": label,
+        "whislo": p1,
+        "q1": q1,
+        "med": med,
+        "q3": q3,
+        "whishi": p99,
+        "fliers": np.array([flat.min(), flat.max()]),
+        "mean": float(flat.mean(dtype=np.float64)),
+    }
 
 
-def _role_arrays(net: "Network", roles: tuple[str, ...]) -> list[tuple[int, str, "np.ndarray"]]:
+def _role_arrays(net: Network, roles: tuple[str, ...]) -> list[tuple[int, str, np.ndarray]]:
     """(layer, type, array) of every bound array with one of ``roles`` (top-level arrays only)."""
     arrays = net.arrays()
     out = []
@@ -62,7 +70,7 @@ def _role_arrays(net: "Network", roles: tuple[str, ...]) -> list[tuple[int, str,
     return out
 
 
-def _needs_symlog(stats: list[dict]) -> Optional[float]:
+def _needs_symlog(stats: list[dict]) -> float | None:
     """A linear threshold for a symlog axis when the boxes span more than two decades, else None."""
     import numpy as np
 
@@ -79,7 +87,7 @@ def _tick_step(n: int) -> int:
     return max(1, int(round(n / 40)))
 
 
-def distributions_figure(net: "Network", plt: Any) -> Any:
+def distributions_figure(net: Network, plt: Any) -> Any:
     """The per-layer box plots (weights; BN scales and variances when the network has batch-norm)."""
     import numpy as np
 
@@ -89,8 +97,9 @@ def distributions_figure(net: "Network", plt: Any) -> Any:
     bn = {role: _role_arrays(net, (role,)) for role in ("scales", "rolling_variance")}
     panels = [("weights", weights)] + [(role, arrs) for role, arrs in bn.items() if arrs]
     n = len(weights)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(min(max(8.0, 0.12 * n + 3), 24), 2.6 * len(panels) + 0.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(min(max(8.0, 0.12 * n + 3), 24), 2.6 * len(panels) + 0.8), squeeze=False
+    )
     for ax, (role, arrs) in zip(axes[:, 0], panels):
         stats = [box_stats(a, str(i)) for i, _, a in arrs]
         _boxes(ax, [i for i, _, _ in arrs], stats)
@@ -99,20 +108,24 @@ def distributions_figure(net: "Network", plt: Any) -> Any:
             if lin is not None:
                 ax.set_yscale("symlog", linthresh=lin)
                 top = max(max(abs(v) for v in st["fliers"]) for st in stats)
-                powers = [10.0 ** e for e in range(int(np.floor(np.log10(lin))) + 1, int(np.ceil(np.log10(top))) + 1)]
+                powers = [10.0**e for e in range(int(np.floor(np.log10(lin))) + 1, int(np.ceil(np.log10(top))) + 1)]
                 ax.set_yticks([-p for p in reversed(powers)] + [0.0] + powers)
             ax.axhline(0, color="#999999", linewidth=0.5, zorder=0)
-            ax.set_title(f"filter weights per layer ({len(arrs)} layers; box: quartiles, whiskers: 1-99 %, "
-                         f"dots: min/max){'; symlog axis' if lin is not None else ''}", fontsize=9)
+            ax.set_title(
+                f"filter weights per layer ({len(arrs)} layers; box: quartiles, whiskers: 1-99 %, "
+                f"dots: min/max){'; symlog axis' if lin is not None else ''}",
+                fontsize=9,
+            )
         else:
             lo, hi = min(s["fliers"][0] for s in stats), max(s["fliers"][1] for s in stats)
             positive = lo > 0 and hi / lo > 10  # log only where the values span more than a decade
             if positive:
                 ax.set_yscale("log")
-            ax.set_title(f"batch-norm {role.replace('_', ' ')} per layer{' (log axis)' if positive else ''}",
-                         fontsize=9)
+            ax.set_title(
+                f"batch-norm {role.replace('_', ' ')} per layer{' (log axis)' if positive else ''}", fontsize=9
+            )
         idx = [i for i, _, _ in arrs]
-        ticks = idx[::_tick_step(len(idx))]
+        ticks = idx[:: _tick_step(len(idx))]
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) for t in ticks], fontsize=7, rotation=90)
         ax.tick_params(axis="y", labelsize=7)
@@ -131,18 +144,34 @@ def _boxes(ax: Any, positions: list[int], stats: list[dict]) -> None:
     from matplotlib.collections import PolyCollection
 
     half = 0.3
-    ax.vlines(positions, [s["whislo"] for s in stats], [s["whishi"] for s in stats], colors="#3182bd",
-              linewidth=0.6, zorder=1)
-    ax.add_collection(PolyCollection(
-        [[(x - half, s["q1"]), (x + half, s["q1"]), (x + half, s["q3"]), (x - half, s["q3"])]
-         for x, s in zip(positions, stats)], facecolors="#9ecae1", edgecolors="#3182bd", linewidths=0.6, zorder=2))
-    ax.hlines([s["med"] for s in stats], [x - half for x in positions], [x + half for x in positions],
-              colors="#08306b", linewidth=0.9, zorder=3)
+    ax.vlines(
+        positions, [s["whislo"] for s in stats], [s["whishi"] for s in stats], colors="#3182bd", linewidth=0.6, zorder=1
+    )
+    ax.add_collection(
+        PolyCollection(
+            [
+                [(x - half, s["q1"]), (x + half, s["q1"]), (x + half, s["q3"]), (x - half, s["q3"])]
+                for x, s in zip(positions, stats)
+            ],
+            facecolors="#9ecae1",
+            edgecolors="#3182bd",
+            linewidths=0.6,
+            zorder=2,
+        )
+    )
+    ax.hlines(
+        [s["med"] for s in stats],
+        [x - half for x in positions],
+        [x + half for x in positions],
+        colors="#08306b",
+        linewidth=0.9,
+        zorder=3,
+    )
     xs = [x for x in positions for _ in (0, 1)]
     ax.scatter(xs, [v for s in stats for v in s["fliers"]], s=2, c="#de2d26", zorder=4, linewidths=0)
 
 
-def filter_grid(weights: "np.ndarray") -> "np.ndarray":
+def filter_grid(weights: np.ndarray) -> np.ndarray:
     """Filters ``(n, c, k, k)`` tiled into one ``(H, W, 3)`` image in [0, 1], each filter on its own
     range, one pixel of white between tiles."""
     import numpy as np
@@ -158,11 +187,13 @@ def filter_grid(weights: "np.ndarray") -> "np.ndarray":
     grid = np.ones((rows * (kh + 1) + 1, cols * (kw + 1) + 1, 3))
     for i in range(n):
         r, q = divmod(i, cols)
-        grid[1 + r * (kh + 1):1 + r * (kh + 1) + kh, 1 + q * (kw + 1):1 + q * (kw + 1) + kw] = tiles[i].transpose(1, 2, 0)
+        grid[1 + r * (kh + 1) : 1 + r * (kh + 1) + kh, 1 + q * (kw + 1) : 1 + q * (kw + 1) + kw] = tiles[i].transpose(
+            1, 2, 0
+        )
     return grid
 
 
-def first_conv(net: "Network") -> Optional[tuple[int, "np.ndarray"]]:
+def first_conv(net: Network) -> tuple[int, np.ndarray] | None:
     """(layer index, weights) of the first convolution with spatial kernels, or None."""
     arrays = net.arrays()
     for p in net.params():
@@ -171,7 +202,7 @@ def first_conv(net: "Network") -> Optional[tuple[int, "np.ndarray"]]:
     return None
 
 
-def filters_figure(net: "Network", plt: Any) -> Optional[Any]:
+def filters_figure(net: Network, plt: Any) -> Any | None:
     found = first_conv(net)
     if found is None:
         return None
@@ -195,7 +226,7 @@ def _png(fig: Any, plt: Any, dpi: int) -> bytes:
     return buf.getvalue()
 
 
-def figures_png(net: "Network", *, dpi: int = 100) -> dict[str, bytes]:
+def figures_png(net: Network, *, dpi: int = 100) -> dict[str, bytes]:
     """``{"distributions": PNG bytes, "filters": PNG bytes}`` (no ``filters`` without a convolution)."""
     if not net.has_weights:
         raise DarkweightsError("plots need weights: pass a weights file", file=net.path)
@@ -207,7 +238,7 @@ def figures_png(net: "Network", *, dpi: int = 100) -> dict[str, bytes]:
     return out
 
 
-def plot(net: "Network", path: PathLike, *, dpi: int = 100) -> int:
+def plot(net: Network, path: PathLike, *, dpi: int = 100) -> int:
     """Write one PNG: the distributions above the first convolution's filters. Returns bytes written."""
     import numpy as np
 
@@ -231,7 +262,7 @@ def plot(net: "Network", path: PathLike, *, dpi: int = 100) -> int:
     y = 0
     for r in rendered:
         x = (width - r.shape[1]) // 2
-        canvas[y:y + r.shape[0], x:x + r.shape[1]] = r
+        canvas[y : y + r.shape[0], x : x + r.shape[1]] = r
         y += r.shape[0]
     with atomic_output(path) as f:
         plt.imsave(f, canvas, format="png")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 _quiet = False
 DELAY = 1.0  # seconds before a bar appears: work shorter than this stays silent
@@ -38,7 +39,7 @@ def enabled() -> bool:
 class _Silent:
     """What :func:`bar` returns when bars are off: accepts the same calls, draws nothing."""
 
-    def __init__(self, iterable: Optional[Iterable] = None) -> None:
+    def __init__(self, iterable: Iterable | None = None) -> None:
         self._iterable = iterable
 
     def __iter__(self) -> Iterator:
@@ -50,15 +51,21 @@ class _Silent:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "_Silent":
+    def __enter__(self) -> _Silent:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         pass
 
 
-def bar(iterable: Optional[Iterable] = None, *, total: Optional[float] = None, desc: str = "",
-        unit: str = "it", unit_scale: bool = False) -> Any:
+def bar(
+    iterable: Iterable | None = None,
+    *,
+    total: float | None = None,
+    desc: str = "",
+    unit: str = "it",
+    unit_scale: bool = False,
+) -> Any:
     """A tqdm bar over ``iterable`` (or updated by hand with ``.update(n)``), or a silent stand-in.
 
     ``unit="B", unit_scale=True`` shows bytes as kB/MB. Use as an iterable or a context manager.
@@ -68,6 +75,16 @@ def bar(iterable: Optional[Iterable] = None, *, total: Optional[float] = None, d
     from tqdm import tqdm
 
     forced = os.environ.get("DARKWEIGHTS_PROGRESS") == "1"
-    return tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale,
-                unit_divisor=1024 if unit == "B" else 1000, delay=0 if forced else DELAY, leave=False,
-                file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=unit_scale,
+        unit_divisor=1024 if unit == "B" else 1000,
+        delay=0 if forced else DELAY,
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.2,
+    )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .network import Network
@@ -41,7 +42,7 @@ class Table:
     def cells(self) -> list[list[str]]:
         return [["" if r.get(c.key) is None else c.fmt(r[c.key]) for c in self.columns] for r in self.rows]
 
-    def to_text(self, *, color: bool = False, width: Optional[int] = None) -> str:
+    def to_text(self, *, color: bool = False, width: int | None = None) -> str:
         """A fixed-width table with the title first and the footer last.
 
         ``color``: ANSI styles (bold heading, alarming rows and detail lines in red, dim footer);
@@ -53,13 +54,13 @@ class Table:
         if width is not None:  # drop whole columns from the right rather than cutting numbers in half
             while len(columns) > 1 and sum(widths) + 2 * (len(widths) - 1) > width:
                 columns, widths, head = columns[:-1], widths[:-1], head[:-1]
-            cells = [row[:len(columns)] for row in cells]
+            cells = [row[: len(columns)] for row in cells]
 
         def line(values: list[str]) -> str:
             text = "  ".join(f"{v:{c.align}{w}}" for v, c, w in zip(values, columns, widths)).rstrip()
             return text if width is None else text[:width]
 
-        def paint(text: str, style: Optional[str]) -> str:
+        def paint(text: str, style: str | None) -> str:
             return f"{STYLES[style]}{text}\033[0m" if color and style in STYLES and text else text
 
         out = [paint(self.title, "bold")] if self.title else []
@@ -82,7 +83,7 @@ class Table:
     def to_dict(self) -> dict:
         return self.data
 
-    def to_json(self, indent: Optional[int] = 1) -> str:
+    def to_json(self, indent: int | None = 1) -> str:
         return json.dumps(self.data, indent=indent, default=_json_default)
 
     def __str__(self) -> str:
@@ -117,15 +118,29 @@ def array_stats(arr: Any, *, filters: bool = False) -> dict:
     inf = int(np.isinf(a).sum()) if n_bad else 0
     if vals.size == 0:
         return {"min": None, "max": None, "mean": None, "std": None, "nan": nan, "inf": inf, **dead}
-    return {"min": float(vals.min()), "max": float(vals.max()), "mean": float(vals.mean(dtype=np.float64)),
-            "std": float(vals.std(dtype=np.float64)), "nan": nan, "inf": inf, **dead}
+    return {
+        "min": float(vals.min()),
+        "max": float(vals.max()),
+        "mean": float(vals.mean(dtype=np.float64)),
+        "std": float(vals.std(dtype=np.float64)),
+        "nan": nan,
+        "inf": inf,
+        **dead,
+    }
 
 
 # -- inspect ----------------------------------------------------------------------------------
 
 # AlexeyAB's short names in its layer table (parser.c / make_*_layer fprintf)
-SHORT_TYPE = {"convolutional": "conv", "maxpool": "max", "local_avgpool": "avg", "avgpool": "avg",
-              "deconvolutional": "deconv", "connected": "connected", "scale_channels": "scale_channels"}
+SHORT_TYPE = {
+    "convolutional": "conv",
+    "maxpool": "max",
+    "local_avgpool": "avg",
+    "avgpool": "avg",
+    "deconvolutional": "deconv",
+    "connected": "connected",
+    "scale_channels": "scale_channels",
+}
 # describe() tokens already shown in the filters and size columns
 _SHOWN_TOKENS = {"convolutional": 2, "maxpool": 1, "local_avgpool": 1}
 
@@ -192,7 +207,7 @@ INSPECT_COLUMNS = [
 ]
 
 
-def inspect(net: "Network", *, stats: bool = False) -> Table:
+def inspect(net: Network, *, stats: bool = False) -> Table:
     """Everything ``inspect`` shows: AlexeyAB's layer table (``layer filters size/strd(dil) input
     output`` and BFLOPs counted as it counts them), stored arrays and offsets, totals, the header
     and the dialect with the evidence that chose it (``stats``: per-array statistics, dead filters).
@@ -219,23 +234,49 @@ def inspect(net: "Network", *, stats: bool = False) -> Table:
         ps = by_layer.get(layer.index, [])
         bf = per_bflops[layer.index]
         entry = {
-            "index": layer.index, "type": layer.type, "section": layer.section.name, "line": layer.line,
-            "in_c": inp.c, "in_h": inp.h, "in_w": inp.w, "inputs": inp.size,
-            "out_c": out.c, "out_h": out.h, "out_w": out.w, "outputs": out.size,
-            "params": sum(p.count for p in ps), "offset": ps[0].offset if ps else None,
-            "bytes": sum(p.nbytes for p in ps), "summary": layer.describe(),
+            "index": layer.index,
+            "type": layer.type,
+            "section": layer.section.name,
+            "line": layer.line,
+            "in_c": inp.c,
+            "in_h": inp.h,
+            "in_w": inp.w,
+            "inputs": inp.size,
+            "out_c": out.c,
+            "out_h": out.h,
+            "out_w": out.w,
+            "outputs": out.size,
+            "params": sum(p.count for p in ps),
+            "offset": ps[0].offset if ps else None,
+            "bytes": sum(p.nbytes for p in ps),
+            "summary": layer.describe(),
             "bflops": None if bf is None else float(f"{bf:.9g}"),
-            "arrays": [{"name": p.name, "key": p.key, "shape": list(p.shape), "offset": p.offset,
-                        "bytes": p.nbytes, **({"transposed": True} if p.transposed else {}),
-                        **({"stats": array_stats(arrays[p.key], filters=p.role == "weights")}
-                           if p.key in arrays else {})} for p in ps],
+            "arrays": [
+                {
+                    "name": p.name,
+                    "key": p.key,
+                    "shape": list(p.shape),
+                    "offset": p.offset,
+                    "bytes": p.nbytes,
+                    **({"transposed": True} if p.transposed else {}),
+                    **({"stats": array_stats(arrays[p.key], filters=p.role == "weights")} if p.key in arrays else {}),
+                }
+                for p in ps
+            ],
         }
         if layer.next_input != out:
             entry["effective_output"] = list(layer.next_input.chw)  # antialiasing: what the next layer reads
         layers.append(entry)
-        row = {**entry, "short": _short_type(layer), "filters": _filters(layer), "size": _size(layer),
-               "input": _whc(inp), "output": _whc(out), "options": _options(layer),
-               "io": f"{_shape_text(inp.c, inp.h, inp.w, inp.size)} -> {_shape_text(out.c, out.h, out.w, out.size)}"}
+        row = {
+            **entry,
+            "short": _short_type(layer),
+            "filters": _filters(layer),
+            "size": _size(layer),
+            "input": _whc(inp),
+            "output": _whc(out),
+            "options": _options(layer),
+            "io": f"{_shape_text(inp.c, inp.h, inp.w, inp.size)} -> {_shape_text(out.c, out.h, out.w, out.size)}",
+        }
         lines = [_stats_line(a) for a in entry["arrays"] if "stats" in a]
         if lines:
             details[len(rows)] = lines
@@ -244,18 +285,22 @@ def inspect(net: "Network", *, stats: bool = False) -> Table:
         rows.append(row)
     choice = net.dialect_choice
     data = {
-        "cfg": net.path, "dialect": net.dialect.name, "dialect_choice": choice.as_dict(),
+        "cfg": net.path,
+        "dialect": net.dialect.name,
+        "dialect_choice": choice.as_dict(),
         "net": {"width": net.width, "height": net.height, "channels": net.channels, "inputs": net.inputs},
         "layers": layers,
         "params": net.param_count("save"),
         "bflops": float(f"{total_bflops:.9g}"),
         "weights_bytes": net.weights_bytes(),
     }
-    footer = [f"Total BFLOPS {total_bflops:5.3f} (counted as AlexeyAB Darknet counts them)",
-              f"cfg {net.path}: input {net.channels}x{net.height}x{net.width}, {len(layers)} layers, "
-              f"{data['params']:,} parameters, "
-              f"weights file {data['weights_bytes']:,} bytes",
-              f"dialect: {choice.describe()}"]
+    footer = [
+        f"Total BFLOPS {total_bflops:5.3f} (counted as AlexeyAB Darknet counts them)",
+        f"cfg {net.path}: input {net.channels}x{net.height}x{net.width}, {len(layers)} layers, "
+        f"{data['params']:,} parameters, "
+        f"weights file {data['weights_bytes']:,} bytes",
+        f"dialect: {choice.describe()}",
+    ]
     if choice.note:
         footer.append(f"note: {choice.note}")
     if net.has_weights:
@@ -265,13 +310,21 @@ def inspect(net: "Network", *, stats: bool = False) -> Table:
         if net.cutoff is not None:
             data["cutoff"] = net.cutoff
         h = data["header"]
-        footer.append(f"weights {data['weights']}: version {h['major']}.{h['minor']}.{h['revision']}, seen "
-                      f"{h['seen']:,}, {h['header_bytes']}-byte header, {data['file_bytes']:,} bytes"
-                      + (f", partial: layers 0..{net.cutoff - 1}" if net.cutoff is not None else ""))
+        footer.append(
+            f"weights {data['weights']}: version {h['major']}.{h['minor']}.{h['revision']}, seen "
+            f"{h['seen']:,}, {h['header_bytes']}-byte header, {data['file_bytes']:,} bytes"
+            + (f", partial: layers 0..{net.cutoff - 1}" if net.cutoff is not None else "")
+        )
     if stats and net.has_weights:
         alarms = [e["index"] for e in layers if any(_stats_alarm(a["stats"]) for a in e["arrays"] if "stats" in a)]
-        footer.append("stats: " + (f"NaN/Inf or dead (all-zero) filters in layers {', '.join(map(str, alarms))}"
-                                   if alarms else "no NaN/Inf, no dead (all-zero) filters"))
+        footer.append(
+            "stats: "
+            + (
+                f"NaN/Inf or dead (all-zero) filters in layers {', '.join(map(str, alarms))}"
+                if alarms
+                else "no NaN/Inf, no dead (all-zero) filters"
+            )
+        )
     return Table("", INSPECT_COLUMNS, rows, footer, data, details)
 
 
@@ -282,15 +335,17 @@ def _stats_alarm(s: dict) -> bool:
 def _stats_line(a: dict) -> str:
     s = a["stats"]
 
-    def fmt(v: Optional[float]) -> str:
+    def fmt(v: float | None) -> str:
         return "-" if v is None else f"{v:.4g}"
 
     bad = f"  NaN {s['nan']} Inf {s['inf']}" if s["nan"] or s["inf"] else ""
     dead = f"  dead filters {s['dead']}/{a['shape'][0]}" if s.get("dead") else ""
-    return (f"{a['name']:<18} {str(tuple(a['shape'])):<20} min {fmt(s['min'])}  max {fmt(s['max'])}  "
-            f"mean {fmt(s['mean'])}  std {fmt(s['std'])}{bad}{dead}")
+    return (
+        f"{a['name']:<18} {str(tuple(a['shape'])):<20} min {fmt(s['min'])}  max {fmt(s['max'])}  "
+        f"mean {fmt(s['mean'])}  std {fmt(s['std'])}{bad}{dead}"
+    )
 
 
-def inspect_report(net: "Network", stats: bool = False) -> dict:
+def inspect_report(net: Network, stats: bool = False) -> dict:
     """The ``inspect --json`` object (:func:`inspect`'s ``data``)."""
     return inspect(net, stats=stats).data

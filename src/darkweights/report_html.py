@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import os
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .report import Table, inspect
 
@@ -36,12 +36,20 @@ svg text{font:11px ui-monospace,Menlo,Consolas,monospace}
 """
 
 # layer type -> node fill in the graph
-NODE_COLORS = {"convolutional": "#dbeafe", "route": "#fde68a", "shortcut": "#fecaca", "yolo": "#bbf7d0",
-               "region": "#bbf7d0", "maxpool": "#e9d5ff", "upsample": "#e9d5ff", "connected": "#fed7aa"}
+NODE_COLORS = {
+    "convolutional": "#dbeafe",
+    "route": "#fde68a",
+    "shortcut": "#fecaca",
+    "yolo": "#bbf7d0",
+    "region": "#bbf7d0",
+    "maxpool": "#e9d5ff",
+    "upsample": "#e9d5ff",
+    "connected": "#fed7aa",
+}
 EDGE_COLORS = {"route": "#d97706", "shortcut": "#dc2626"}
 
 
-def layer_inputs(layer: "Layer") -> list[int]:
+def layer_inputs(layer: Layer) -> list[int]:
     """Indexes of the layers whose outputs ``layer`` reads (``[route] layers=``, ``[shortcut] from=``,
     ``from=`` of ``[scale_channels]``/``[sam]``, else the previous layer)."""
     prev = [layer.index - 1] if layer.index > 0 else []
@@ -54,7 +62,7 @@ def layer_inputs(layer: "Layer") -> list[int]:
     return prev
 
 
-def graph_svg(net: "Network") -> str:
+def graph_svg(net: Network) -> str:
     """The layers top to bottom; arcs on the right for every input that is not the previous layer."""
     row, node_w, left = 20, 250, 8
     n = len(net.layers)
@@ -66,49 +74,60 @@ def graph_svg(net: "Network") -> str:
     span = max((abs(d - s) for s, d, _ in arcs), default=0)
     width = left + node_w + 30 + min(span, 400) * 1.2 + 20
     height = n * row + 10
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{width:.0f}" height="{height}" '
-           f'viewBox="0 0 {width:.0f} {height}" role="img" aria-label="layer graph">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{width:.0f}" height="{height}" '
+        f'viewBox="0 0 {width:.0f} {height}" role="img" aria-label="layer graph">'
+    ]
     for layer in net.layers:
         i = layer.index
         y = 5 + i * row
         if i > 0 and i - 1 in layer_inputs(layer):
-            out.append(f'<line class="edge-seq" x1="{left + 20}" y1="{y - 4}" x2="{left + 20}" y2="{y}" '
-                       'stroke="#8c959f" stroke-width="1"/>')
+            out.append(
+                f'<line class="edge-seq" x1="{left + 20}" y1="{y - 4}" x2="{left + 20}" y2="{y}" '
+                'stroke="#8c959f" stroke-width="1"/>'
+            )
         fill = NODE_COLORS.get(layer.type, "#f3f4f6")
         o = layer.output
-        label = html.escape(f"{i:>3} {layer.type} {o.c}x{o.h}x{o.w}" if o.c * o.h * o.w == o.size
-                            else f"{i:>3} {layer.type} {o.size}")
+        label = html.escape(
+            f"{i:>3} {layer.type} {o.c}x{o.h}x{o.w}" if o.c * o.h * o.w == o.size else f"{i:>3} {layer.type} {o.size}"
+        )
         title = html.escape(f"layer {i} [{layer.section.name}], cfg line {layer.line}: {layer.describe()}")
-        out.append(f'<g class="node" id="node-{i}"><title>{title}</title><rect x="{left}" y="{y}" width="{node_w}" '
-                   f'height="{row - 4}" rx="3" fill="{fill}" stroke="#8c959f" stroke-width="0.6"/>'
-                   f'<text x="{left + 6}" y="{y + row - 8}" xml:space="preserve">{label}</text></g>')
+        out.append(
+            f'<g class="node" id="node-{i}"><title>{title}</title><rect x="{left}" y="{y}" width="{node_w}" '
+            f'height="{row - 4}" rx="3" fill="{fill}" stroke="#8c959f" stroke-width="0.6"/>'
+            f'<text x="{left + 6}" y="{y + row - 8}" xml:space="preserve">{label}</text></g>'
+        )
     x0 = left + node_w
     for s, d, kind in arcs:
         y1, y2 = 5 + s * row + (row - 4) / 2, 5 + d * row + (row - 4) / 2
         bulge = x0 + 12 + min(abs(d - s), 400) * 1.2
         color = EDGE_COLORS.get(kind, "#6e7781")
-        out.append(f'<path class="edge-{html.escape(kind)}" d="M{x0} {y1:.1f} C{bulge:.1f} {y1:.1f} {bulge:.1f} '
-                   f'{y2:.1f} {x0 + 4} {y2:.1f}" fill="none" stroke="{color}" stroke-width="1.1" opacity="0.8">'
-                   f'<title>{s} -&gt; {d} ({html.escape(kind)})</title></path>')
+        out.append(
+            f'<path class="edge-{html.escape(kind)}" d="M{x0} {y1:.1f} C{bulge:.1f} {y1:.1f} {bulge:.1f} '
+            f'{y2:.1f} {x0 + 4} {y2:.1f}" fill="none" stroke="{color}" stroke-width="1.1" opacity="0.8">'
+            f"<title>{s} -&gt; {d} ({html.escape(kind)})</title></path>"
+        )
         out.append(f'<path d="M{x0 + 4} {y2:.1f} l6 -3 v6 z" fill="{color}"/>')
     out.append("</svg>")
     return "".join(out)
 
 
-def table_html(table: Table, row_class: str = "", row_id: Optional[str] = None) -> str:
+def table_html(table: Table, row_class: str = "", row_id: str | None = None) -> str:
     """Any :class:`~darkweights.report.Table` as an HTML table (its columns, rows, footer)."""
-    head = "".join(f'<th class="{"r" if c.align == ">" else ""}">{html.escape(c.title)}</th>'
-                   for c in table.columns)
+    head = "".join(f'<th class="{"r" if c.align == ">" else ""}">{html.escape(c.title)}</th>' for c in table.columns)
     body = []
     for r, cells in zip(table.rows, table.cells()):
         rid = f' id="{row_class or "row"}-{r[row_id]}"' if row_id and row_id in r else ""
-        tds = "".join(f'<td class="{"r" if c.align == ">" else ""}">{html.escape(v)}</td>'
-                      for c, v in zip(table.columns, cells))
+        tds = "".join(
+            f'<td class="{"r" if c.align == ">" else ""}">{html.escape(v)}</td>' for c, v in zip(table.columns, cells)
+        )
         body.append(f'<tr class="{row_class}"{rid}>{tds}</tr>')
     foot = "".join(f'<p class="foot">{html.escape(line)}</p>' for line in table.footer)
     title = f"<p><b>{html.escape(table.title)}</b></p>" if table.title else ""
-    return (f'{title}<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
-            f'</table></div>{foot}')
+    return (
+        f'{title}<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+        f"</table></div>{foot}"
+    )
 
 
 def dead_filters(arr: Any) -> int:
@@ -121,11 +140,11 @@ def dead_filters(arr: Any) -> int:
     return int(np.count_nonzero(~a.reshape(a.shape[0], -1).any(axis=1)))
 
 
-def stats_html(net: "Network", data: dict) -> str:
+def stats_html(net: Network, data: dict) -> str:
     """Per-array statistics (from ``inspect(net, stats=True).data``); NaN/Inf and dead filters marked."""
     arrays = net.arrays() if net.has_weights else {}
 
-    def num(v: Optional[float]) -> str:
+    def num(v: float | None) -> str:
         return "-" if v is None else f"{v:.4g}"
 
     rows = []
@@ -136,20 +155,35 @@ def stats_html(net: "Network", data: dict) -> str:
                 continue
             dead = dead_filters(arrays[a["key"]]) if a["name"].endswith("weights") and a["key"] in arrays else 0
             cls = lambda bad: ' class="r bad"' if bad else ' class="r"'  # noqa: E731
-            rows.append(f'<tr class="stat"><td class="r">{layer["index"]}</td><td>{html.escape(layer["type"])}</td>'
-                        f'<td>{html.escape(a["name"])}</td><td>{html.escape(str(tuple(a["shape"])))}</td>'
-                        + "".join(f'<td class="r">{num(s[k])}</td>' for k in ("min", "max", "mean", "std"))
-                        + f'<td{cls(s["nan"])}>{s["nan"]}</td><td{cls(s["inf"])}>{s["inf"]}</td>'
-                        f'<td{cls(dead)}>{dead}</td></tr>')
+            rows.append(
+                f'<tr class="stat"><td class="r">{layer["index"]}</td><td>{html.escape(layer["type"])}</td>'
+                f"<td>{html.escape(a['name'])}</td><td>{html.escape(str(tuple(a['shape'])))}</td>"
+                + "".join(f'<td class="r">{num(s[k])}</td>' for k in ("min", "max", "mean", "std"))
+                + f"<td{cls(s['nan'])}>{s['nan']}</td><td{cls(s['inf'])}>{s['inf']}</td>"
+                f"<td{cls(dead)}>{dead}</td></tr>"
+            )
     if not rows:
         return "<p>No weights bound: statistics need a weights file.</p>"
-    head = "".join(f'<th class="{c}">{t}</th>' for t, c in (
-        ("#", "r"), ("type", ""), ("array", ""), ("shape", ""), ("min", "r"), ("max", "r"), ("mean", "r"),
-        ("std", "r"), ("NaN", "r"), ("Inf", "r"), ("dead filters", "r")))
+    head = "".join(
+        f'<th class="{c}">{t}</th>'
+        for t, c in (
+            ("#", "r"),
+            ("type", ""),
+            ("array", ""),
+            ("shape", ""),
+            ("min", "r"),
+            ("max", "r"),
+            ("mean", "r"),
+            ("std", "r"),
+            ("NaN", "r"),
+            ("Inf", "r"),
+            ("dead filters", "r"),
+        )
+    )
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def plots_html(net: "Network") -> str:
+def plots_html(net: Network) -> str:
     if not net.has_weights:
         return "<p>No weights bound: plots need a weights file.</p>"
     try:
@@ -158,11 +192,14 @@ def plots_html(net: "Network") -> str:
         pngs = figures_png(net)
     except ImportError:
         return "<p>Plots need matplotlib: <code>pip install 'darkweights[plot]'</code>.</p>"
-    return "".join(f'<figure><img class="plot" alt="{html.escape(name)}" src="data:image/png;base64,'
-                   f'{base64.b64encode(png).decode()}"/></figure>' for name, png in pngs.items())
+    return "".join(
+        f'<figure><img class="plot" alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode()}"/></figure>'
+        for name, png in pngs.items()
+    )
 
 
-def render(net: "Network", *, plots: bool = True) -> str:
+def render(net: Network, *, plots: bool = True) -> str:
     """The whole page as a string."""
     table = inspect(net, stats=net.has_weights)
     data = table.data
@@ -170,22 +207,33 @@ def render(net: "Network", *, plots: bool = True) -> str:
     facts: list[tuple[str, str]] = [("cfg", str(net.path)), ("dialect", net.dialect_choice.describe())]
     if net.dialect_choice.note:
         facts.append(("note", net.dialect_choice.note))
-    facts += [("input", f"{net.channels}x{net.height}x{net.width}"), ("layers", str(len(net.layers))),
-              ("parameters", f"{data['params']:,}"), ("weights size", f"{data['weights_bytes']:,} bytes")]
+    facts += [
+        ("input", f"{net.channels}x{net.height}x{net.width}"),
+        ("layers", str(len(net.layers))),
+        ("parameters", f"{data['params']:,}"),
+        ("weights size", f"{data['weights_bytes']:,} bytes"),
+    ]
     if net.has_weights:
         h = data["header"]
-        facts += [("weights", str(data.get("weights") or "(in memory)")),
-                  ("header", f"version {h['major']}.{h['minor']}.{h['revision']}, seen {h['seen']:,}, "
-                             f"{h['header_bytes']}-byte header, file {data['file_bytes']:,} bytes")]
+        facts += [
+            ("weights", str(data.get("weights") or "(in memory)")),
+            (
+                "header",
+                f"version {h['major']}.{h['minor']}.{h['revision']}, seen {h['seen']:,}, "
+                f"{h['header_bytes']}-byte header, file {data['file_bytes']:,} bytes",
+            ),
+        ]
         if net.cutoff is not None:
             facts.append(("partial", f"layers 0..{net.cutoff - 1}"))
     dl = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts)
     table.details.clear()  # the statistics get their own section
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(name)} - darkweights report</title><style>{CSS}</style></head><body>",
-        f"<h1>{html.escape(name)}</h1>", f'<section id="summary"><dl>{dl}</dl></section>',
+        f"<h1>{html.escape(name)}</h1>",
+        f'<section id="summary"><dl>{dl}</dl></section>',
         f'<h2>Layers</h2><section id="layers">{table_html(table, "layer", "index")}</section>',
         f'<h2>Graph</h2><section id="graph"><p class="foot">each box a layer (index, type, output); arcs: '
         f'<span style="color:{EDGE_COLORS["route"]}">route</span>, '
@@ -199,7 +247,7 @@ def render(net: "Network", *, plots: bool = True) -> str:
     return "\n".join(parts)
 
 
-def write_report(net: "Network", path: PathLike, *, plots: bool = True) -> int:
+def write_report(net: Network, path: PathLike, *, plots: bool = True) -> int:
     """Write the page atomically; returns its size in bytes."""
     from .weightsfile import atomic_output
 

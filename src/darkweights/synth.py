@@ -9,16 +9,16 @@ time and streamed to disk, so a 250 MB file never needs 250 MB of memory.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator, Optional, Union
+from typing import IO
 
 import numpy as np
 
+from .errors import WeightsError
 from .network import Network
 from .progress import bar
-from .errors import WeightsError
 from .weightsfile import FLOAT, Header, Param, output
-
 
 CHUNK = 1 << 22  # floats generated at a time when streaming to disk (16 MiB)
 
@@ -47,16 +47,16 @@ def random_array(net: Network, p: Param, rng: np.random.Generator) -> np.ndarray
     return rng.uniform(lo, hi, size=p.shape).astype(FLOAT)
 
 
-def random_arrays(net: Network, seed: int = 0, *, header: Optional[Header] = None
-                  ) -> Iterator[tuple[Param, np.ndarray]]:
+def random_arrays(net: Network, seed: int = 0, *, header: Header | None = None) -> Iterator[tuple[Param, np.ndarray]]:
     """``(Param, array)`` for every array Darknet's saver writes, in file order."""
     rng = np.random.default_rng(seed)
     for p in net.layout(header, mode="save"):
         yield p, random_array(net, p, rng)
 
 
-def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, header: Optional[Header] = None,
-         mode: str = "save") -> int:
+def init(
+    net: Network, path: str | Path | IO[bytes], seed: int = 0, *, header: Header | None = None, mode: str = "save"
+) -> int:
     """Write a valid ``.weights`` file of random values for ``net``; returns its size in bytes.
 
     ``path`` is a file name (written atomically) or an open binary file (``io.BytesIO`` ...).
@@ -76,8 +76,9 @@ def init(net: Network, path: Union[str, Path, IO[bytes]], seed: int = 0, *, head
 
         free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
         if free is not None and total > free:
-            raise WeightsError(f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free",
-                               file=os.fspath(path))  # type: ignore[arg-type]
+            raise WeightsError(
+                f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free", file=os.fspath(path)
+            )  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
     with output(path, inputs=[net.path]) as f, bar(total=total, desc="init", unit="B", unit_scale=True) as progress:
         f.write(header.to_bytes())
@@ -104,7 +105,9 @@ def tree_text(classes: int, seed: int = 0, *, roots: int = 0, branching: tuple[i
         if rng.random() < 0.35 and frontier:
             continue  # stays a leaf (the last node of the frontier is always expanded: the tree reaches `classes`)
         r = rng.random()
-        k = 1 if r < 0.25 else int(rng.integers(20, 60) if r > 0.95 else rng.integers(branching[0], branching[1] + 1))  # 1: a chain
+        k = (
+            1 if r < 0.25 else int(rng.integers(20, 60) if r > 0.95 else rng.integers(branching[0], branching[1] + 1))
+        )  # 1: a chain
         k = min(k, classes - len(parents))
         frontier.extend(range(len(parents), len(parents) + k))
         parents.extend([node] * k)

@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -82,11 +82,12 @@ def parse_tree(text: str) -> Tree:
                 raise ValueError(f"line {i + 1}: parent {p} is not a node of the tree ({n} lines)")
             child[p] = group[i]
             leaf[p] = False
-    return Tree(tuple(names), parent, child, group, leaf, np.array(offsets, dtype=np.int64),
-                np.array(sizes, dtype=np.int64))
+    return Tree(
+        tuple(names), parent, child, group, leaf, np.array(offsets, dtype=np.int64), np.array(sizes, dtype=np.int64)
+    )
 
 
-def read_data_file(layer: "Layer", net: "Network", key: str = "tree") -> tuple[str, str]:
+def read_data_file(layer: Layer, net: Network, key: str = "tree") -> tuple[str, str]:
     """``(where, text)`` of the file an option such as ``tree=`` names: ``net.data_files[value]`` if given
     (text in memory: a fixture's synthetic tree), else the file as written (Darknet's ``fopen``, relative to
     the working directory), else relative to the cfg's folder; a clear error naming the cfg line if none."""
@@ -98,7 +99,7 @@ def read_data_file(layer: "Layer", net: "Network", key: str = "tree") -> tuple[s
     return str(path), path.read_text(errors="replace")
 
 
-def _find(layer: "Layer", cfg_path: Optional[str], key: str, value: str) -> Path:
+def _find(layer: Layer, cfg_path: str | None, key: str, value: str) -> Path:
     tried = [Path(value)]
     if cfg_path and not os.path.isabs(value):
         tried.append(Path(os.path.dirname(os.path.abspath(cfg_path))) / value)
@@ -107,25 +108,37 @@ def _find(layer: "Layer", cfg_path: Optional[str], key: str, value: str) -> Path
             return p
     opt = layer.section.find(key)
     where = f"{os.path.abspath(value)} (the working directory, as Darknet reads it)" + "".join(
-        f" nor {p} (beside the cfg)" for p in tried[1:])
-    raise CfgError(f"[{layer.section.name}] {key}={value}: no such file: neither {where}; the forward needs it, "
-                   "shapes and weights do not", file=cfg_path,
-                   line=opt.line if opt is not None else layer.line, layer=layer.index, layer_type=layer.type)
+        f" nor {p} (beside the cfg)" for p in tried[1:]
+    )
+    raise CfgError(
+        f"[{layer.section.name}] {key}={value}: no such file: neither {where}; the forward needs it, "
+        "shapes and weights do not",
+        file=cfg_path,
+        line=opt.line if opt is not None else layer.line,
+        layer=layer.index,
+        layer_type=layer.type,
+    )
 
 
-def load_tree(layer: "Layer", net: "Network", count: int) -> Tree:
+def load_tree(layer: Layer, net: Network, count: int) -> Tree:
     """The layer's tree, checked against the ``count`` values it is applied to."""
     path, text = read_data_file(layer, net)
     cfg_path = net.path
     try:
         tree = parse_tree(text)
     except ValueError as e:
-        raise CfgError(f"tree file {path}: {e}", file=cfg_path, line=layer.line, layer=layer.index,
-                       layer_type=layer.type) from None
+        raise CfgError(
+            f"tree file {path}: {e}", file=cfg_path, line=layer.line, layer=layer.index, layer_type=layer.type
+        ) from None
     if tree.n > count:
-        raise CfgError(f"tree file {path} has {tree.n} nodes but the layer has {count} values to apply it to: "
-                       "Darknet would read past its buffer", file=cfg_path, line=layer.line, layer=layer.index,
-                       layer_type=layer.type)
+        raise CfgError(
+            f"tree file {path} has {tree.n} nodes but the layer has {count} values to apply it to: "
+            "Darknet would read past its buffer",
+            file=cfg_path,
+            line=layer.line,
+            layer=layer.index,
+            layer_type=layer.type,
+        )
     return tree
 
 

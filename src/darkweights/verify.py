@@ -27,12 +27,14 @@ import contextlib
 import json
 import math
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 
+from .errors import ArgumentError, ArrayError, DarkweightsError, UnsupportedError
 from .report import Column, Table
 from .weightsfile import layer_name
 
@@ -41,13 +43,18 @@ def _g(spec: str):  # a number written with a format spec
     return lambda v: format(v, spec)
 
 
-VERIFY_COLUMNS = [Column("index", "layer", ">"), Column("type", "type"),
-                  Column("max_abs_diff", "max|diff|", ">", _g(".4g")), Column("max_abs_ref", "max|ref|", ">", _g(".4g")),
-                  Column("rel", "rel", ">", _g(".3g")), Column("tolerance", "tol", ">", _g(".2g")),
-                  Column("ok", "ok"), Column("note", "")]
-from .errors import ArgumentError, ArrayError, DarkweightsError, UnsupportedError
+VERIFY_COLUMNS = [
+    Column("index", "layer", ">"),
+    Column("type", "type"),
+    Column("max_abs_diff", "max|diff|", ">", _g(".4g")),
+    Column("max_abs_ref", "max|ref|", ">", _g(".4g")),
+    Column("rel", "rel", ">", _g(".3g")),
+    Column("tolerance", "tol", ">", _g(".2g")),
+    Column("ok", "ok"),
+    Column("note", ""),
+]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 TEACHER_FORCED_TOLERANCE = 1e-5
 E2E_FACTOR = 4.0
@@ -84,12 +91,12 @@ class Report:
         return bool(self.rows) and all(r.ok for r in self.rows)
 
     @property
-    def first_divergence(self) -> Optional[Row]:
+    def first_divergence(self) -> Row | None:
         return next((r for r in self.rows if not r.ok), None)
 
     @property
-    def worst(self) -> Optional[Row]:
-        return max(self.rows, key=lambda r: (r.rel / r.tolerance if r.tolerance else r.rel), default=None)
+    def worst(self) -> Row | None:
+        return max(self.rows, key=lambda r: r.rel / r.tolerance if r.tolerance else r.rel, default=None)
 
     @property
     def max_rel(self) -> float:
@@ -97,13 +104,20 @@ class Report:
 
     def to_dict(self) -> dict:
         first, worst = self.first_divergence, self.worst
-        return {"name": self.name, "mode": self.mode, "ok": self.ok, "layers_compared": len(self.rows),
-                "max_rel": self.max_rel,
-                "worst": asdict(worst) if worst else None,
-                "first_divergence": asdict(first) if first else None,
-                "rows": [asdict(r) for r in self.rows], "skipped": self.skipped, "meta": self.meta}
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "ok": self.ok,
+            "layers_compared": len(self.rows),
+            "max_rel": self.max_rel,
+            "worst": asdict(worst) if worst else None,
+            "first_divergence": asdict(first) if first else None,
+            "rows": [asdict(r) for r in self.rows],
+            "skipped": self.skipped,
+            "meta": self.meta,
+        }
 
-    def to_json(self, indent: Optional[int] = 2) -> str:
+    def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)
 
     def table(self, *, only_failures: bool = False) -> Table:
@@ -114,10 +128,12 @@ class Report:
         footer = []
         worst, first = self.worst, self.first_divergence
         if worst is not None:
-            footer.append(f"worst: layer {worst.index} [{worst.type}] rel {worst.rel:.3g} "
-                          f"(tolerance {worst.tolerance:.2g})")
-        footer.append("first diverging layer: " + (f"{first.index} [{first.type}] rel {first.rel:.3g}" if first else
-                                                   "none"))
+            footer.append(
+                f"worst: layer {worst.index} [{worst.type}] rel {worst.rel:.3g} (tolerance {worst.tolerance:.2g})"
+            )
+        footer.append(
+            "first diverging layer: " + (f"{first.index} [{first.type}] rel {first.rel:.3g}" if first else "none")
+        )
         if self.meta.get("warning"):
             footer.append("warning: " + self.meta["warning"])
         title = f"{self.name} ({self.mode}): {'OK' if self.ok else 'FAILED'}, {len(self.rows)} layers compared"
@@ -182,9 +198,9 @@ def load_fixture(fixture_dir: PathLike, dialect: Any = "auto"):
     false``) by ``init`` with its ``seed``, in memory; ``synthetic_files`` (tree=/map=) by
     :mod:`darkweights.synth`, as ``net.data_files``.
     """
-    from .network import load
-
     import zipfile
+
+    from .network import load
 
     d = Path(fixture_dir)
     name = d / "layers.json"
@@ -229,9 +245,16 @@ def fixture_files(meta: dict) -> dict[str, str]:
     return out
 
 
-def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False,
-                         tolerance: Optional[float] = None, model: Any = None, winograd: bool = True,
-                         float64: bool = False, dialect: Any = "auto") -> Report:
+def compare_with_fixture(
+    fixture_dir: PathLike,
+    *,
+    teacher_forcing: bool = False,
+    tolerance: float | None = None,
+    model: Any = None,
+    winograd: bool = True,
+    float64: bool = False,
+    dialect: Any = "auto",
+) -> Report:
     """Compare our forward with the layer outputs Darknet stored in a fixture directory.
 
     ``teacher_forcing=True`` feeds every layer Darknet's own stored inputs (its previous layer and
@@ -249,18 +272,29 @@ def compare_with_fixture(fixture_dir: PathLike, *, teacher_forcing: bool = False
         model = build(net, fuse_bn=bool(meta.get("fuse")), winograd=winograd)
     if float64:
         model = model.double()
-    tol = tolerance if tolerance is not None else (TEACHER_FORCED_TOLERANCE if teacher_forcing
-                                                   else _fixture_tolerance(meta))
+    tol = (
+        tolerance
+        if tolerance is not None
+        else (TEACHER_FORCED_TOLERANCE if teacher_forcing else _fixture_tolerance(meta))
+    )
     saved = {l["index"]: l for l in meta["layers"] if l.get("saved", True)}
     name = Path(fixture_dir).name
-    report = Report(name, "teacher-forced" if teacher_forcing else "end-to-end",
-                    meta={"fixture": str(fixture_dir), "dialect": net.dialect_choice.describe(),
-                          "fuse": bool(meta.get("fuse")), "tolerance_rule":
-                          "1e-5 per layer" if teacher_forcing else
-                          f"max({E2E_FLOOR:g}, {E2E_FACTOR:g} x float_sensitivity)",
-                          "float_sensitivity": (meta.get("float_sensitivity") or {}).get(
-                              "fused_vs_plain_worst_layer_rel") if isinstance(meta.get("float_sensitivity"), dict)
-                          else None, "float64": float64})
+    report = Report(
+        name,
+        "teacher-forced" if teacher_forcing else "end-to-end",
+        meta={
+            "fixture": str(fixture_dir),
+            "dialect": net.dialect_choice.describe(),
+            "fuse": bool(meta.get("fuse")),
+            "tolerance_rule": "1e-5 per layer"
+            if teacher_forcing
+            else f"max({E2E_FLOOR:g}, {E2E_FACTOR:g} x float_sensitivity)",
+            "float_sensitivity": (meta.get("float_sensitivity") or {}).get("fused_vs_plain_worst_layer_rel")
+            if isinstance(meta.get("float_sensitivity"), dict)
+            else None,
+            "float64": float64,
+        },
+    )
     dtype = torch.float64 if float64 else torch.float32
     xt = torch.from_numpy(np.ascontiguousarray(x))[None].to(dtype)
     if teacher_forcing:
@@ -302,8 +336,23 @@ def _teacher_forced(model: Any, net: Any, x: Any, ref: Any, saved: dict, dtype: 
 # OpenCV
 
 
-ATTACHED = {"bn", "relu", "leaky", "mish", "swish", "logistic", "tanh", "elu", "selu", "relu6", "hardtan",
-            "sigmoid", "gelu", "hardswish", "power"}
+ATTACHED = {
+    "bn",
+    "relu",
+    "leaky",
+    "mish",
+    "swish",
+    "logistic",
+    "tanh",
+    "elu",
+    "selu",
+    "relu6",
+    "hardtan",
+    "sigmoid",
+    "gelu",
+    "hardswish",
+    "power",
+}
 
 
 def opencv_layer_map(names: Sequence[str]) -> dict[int, str]:
@@ -316,7 +365,7 @@ def opencv_layer_map(names: Sequence[str]) -> dict[int, str]:
     Darknet layer holds its output.
     """
     out: dict[int, str] = {}
-    current: Optional[int] = None
+    current: int | None = None
     for name in names:
         m = re.match(r"^(.*)_(\d+)$", name)
         if not m:  # e.g. "detection_out", OpenCV's [region]: belongs to the current layer
@@ -379,8 +428,9 @@ def _decode_yolo_like_opencv(layer: Any, y: np.ndarray, net_w: int, net_h: int) 
     return out.reshape(h * w * n, 5 + k)
 
 
-def _compare_decoded_head(layer: Any, net: Any, mine: np.ndarray, ref: np.ndarray,
-                          z_max: float) -> tuple[float, float, float, str]:
+def _compare_decoded_head(
+    layer: Any, net: Any, mine: np.ndarray, ref: np.ndarray, z_max: float
+) -> tuple[float, float, float, str]:
     """Compare decoded head rows ``(H*W*n, 5+K)`` part by part, each where it is well-conditioned.
 
     Box sizes are ``exp(t) * anchor``: with random weights ``t`` reaches ~20, so ``exp`` turns a
@@ -399,14 +449,19 @@ def _compare_decoded_head(layer: Any, net: Any, mine: np.ndarray, ref: np.ndarra
     norm = (net.width, net.height) if layer.type == "yolo" else (layer.input.w, layer.input.h)
     row_anchor = anchors[np.arange(mine.shape[0]) % n]  # rows are (y, x, anchor)
     keep = ref[:, 5:] != 0  # OpenCV zeroes class scores below its threshold / after NMS
-    parts = {"xy": (mine[:, 0:2], ref[:, 0:2]), "objectness": (mine[:, 4], ref[:, 4]),
-             "classes": (mine[:, 5:][keep], ref[:, 5:][keep])}
+    parts = {
+        "xy": (mine[:, 0:2], ref[:, 0:2]),
+        "objectness": (mine[:, 4], ref[:, 4]),
+        "classes": (mine[:, 5:][keep], ref[:, 5:][keep]),
+    }
     if layer.type == "yolo" and layer.new_coords:
         parts["wh"] = (mine[:, 2:4], ref[:, 2:4])  # (2 logistic)^2 * anchor: bounded, compared as is
     else:
+
         def raw(v: np.ndarray) -> np.ndarray:
             with np.errstate(divide="ignore"):
                 return np.log(np.maximum(np.asarray(v, np.float64), 1e-37) * np.array(norm) / row_anchor)
+
         parts["wh (log)"] = (raw(mine[:, 2:4]), raw(ref[:, 2:4]))
     results = {}
     for name, (a, b) in parts.items():
@@ -438,9 +493,17 @@ def _decode_region_like_opencv(layer: Any, y: np.ndarray) -> np.ndarray:
     return out.reshape(h * w * n, 5 + k)
 
 
-def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] = None, model: Any = None,
-                        fuse_bn: bool = False, bn_eps: str = "darknet", seed: int = 0,
-                        winograd: bool = True) -> Report:
+def compare_with_opencv(
+    net: Any,
+    x: Any = None,
+    *,
+    tolerance: float | None = None,
+    model: Any = None,
+    fuse_bn: bool = False,
+    bn_eps: str = "darknet",
+    seed: int = 0,
+    winograd: bool = True,
+) -> Report:
     """Run ``net`` with OpenCV's Darknet importer (``cv2.dnn.readNetFromDarknet``) and with our model
     on ``x`` ``(C, H, W)`` or ``(1, C, H, W)`` (default: ``numpy.random.default_rng(seed).random`` in
     [0, 1) at the network's input size), and compare every layer OpenCV exposes.
@@ -485,9 +548,18 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
     with _opencv_errors(net):
         cvnet.setInput(x.reshape(x.shape[0], -1, 1, 1) if flat else x)
         results = dict(zip(wanted, cvnet.forward(wanted)))
-    report = Report(Path(net.path or "network").name, "opencv",
-                    meta={"opencv": cv2.__version__, "input_shape": list(x.shape), "tolerance_rule":
-                          f"{tolerance:g} per layer", "bn_eps": bn_eps, "fusion": False, "winograd": False})
+    report = Report(
+        Path(net.path or "network").name,
+        "opencv",
+        meta={
+            "opencv": cv2.__version__,
+            "input_shape": list(x.shape),
+            "tolerance_rule": f"{tolerance:g} per layer",
+            "bn_eps": bn_eps,
+            "fusion": False,
+            "winograd": False,
+        },
+    )
     variances = [a for k, a in net.arrays().items() if k.endswith("rolling_variance")]
     if variances and bn_eps == "darknet":
         smallest = float(min(float(np.min(a)) for a in variances))
@@ -496,7 +568,8 @@ def compare_with_opencv(net: Any, x: Any = None, *, tolerance: Optional[float] =
             report.meta["warning"] = (
                 f"BN rolling variances go down to {smallest:.3g}: OpenCV's BN epsilon (1e-6, Darknet 1e-5) then moves "
                 "outputs far beyond float rounding. Compare on random-statistics weights (darkweights init) or pass "
-                "bn_eps='opencv'")
+                "bn_eps='opencv'"
+            )
     with np.errstate(over="ignore", invalid="ignore"):
         _fill_opencv_rows(report, net, ours, results, mapping, tolerance)
     return report
@@ -564,10 +637,25 @@ def _fill_opencv_rows(report: Report, net: Any, ours: list, results: dict, mappi
             diff, scale, rel, extra = _compare_decoded_head(layer, net, mine, ref.reshape(mine.shape), z_max)
             note += " (decoded by OpenCV; zeroed class scores skipped)"
         elif mine.size != ref.size:
-            report.skipped.append({"index": i, "type": layer.type, "reason": f"OpenCV {mapping[i]} has "
-                                   f"{ref.size} values, ours {mine.size}"})
+            report.skipped.append(
+                {
+                    "index": i,
+                    "type": layer.type,
+                    "reason": f"OpenCV {mapping[i]} has {ref.size} values, ours {mine.size}",
+                }
+            )
             continue
         else:
             diff, scale, rel, extra = compare_arrays(mine, ref)
-        report.rows.append(Row(i, layer.type, diff, scale, rel, tolerance, bool(rel <= tolerance),
-                               (note + (" " + extra if extra else "")).strip()))
+        report.rows.append(
+            Row(
+                i,
+                layer.type,
+                diff,
+                scale,
+                rel,
+                tolerance,
+                bool(rel <= tolerance),
+                (note + (" " + extra if extra else "")).strip(),
+            )
+        )

@@ -28,7 +28,7 @@ A connected layer's weights are ``(outputs, inputs)`` (= ``torch.nn.Linear.weigh
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,10 +40,10 @@ if TYPE_CHECKING:
 class BatchNorm(NamedTuple):
     """A layer's four batch-norm arrays (Darknet's names; ``biases`` is BN's shift, ``beta``)."""
 
-    scales: "np.ndarray"
-    biases: "np.ndarray"
-    rolling_mean: "np.ndarray"
-    rolling_variance: "np.ndarray"
+    scales: np.ndarray
+    biases: np.ndarray
+    rolling_mean: np.ndarray
+    rolling_variance: np.ndarray
 
 
 class LayerView:
@@ -56,14 +56,14 @@ class LayerView:
 
     __slots__ = ("network", "index")
 
-    def __init__(self, network: "Network", index: int) -> None:
+    def __init__(self, network: Network, index: int) -> None:
         self.network = network
         self.index = index
 
     # -- structure ----------------------------------------------------------------------
 
     @property
-    def layer(self) -> "Layer":
+    def layer(self) -> Layer:
         """The catalogue object (``net.layers[index]``)."""
         return self.network.layers[self.index]
 
@@ -72,11 +72,11 @@ class LayerView:
         return self.layer.type
 
     @property
-    def input(self) -> "Shape":
+    def input(self) -> Shape:
         return self.layer.input
 
     @property
-    def output(self) -> "Shape":
+    def output(self) -> Shape:
         return self.layer.output
 
     @property
@@ -102,25 +102,25 @@ class LayerView:
     # -- arrays -------------------------------------------------------------------------
 
     @property
-    def arrays(self) -> dict[str, "np.ndarray"]:
+    def arrays(self) -> dict[str, np.ndarray]:
         """``{Darknet name: zero-copy array}`` (``biases``, ``scales`` ..., ``wf.weights`` for sub-layers)."""
         return self.network.layer_arrays(self.index)
 
-    def _array(self, name: str) -> Optional["np.ndarray"]:
+    def _array(self, name: str) -> np.ndarray | None:
         return self.arrays.get(name)
 
     @property
-    def weights(self) -> Optional["np.ndarray"]:
+    def weights(self) -> np.ndarray | None:
         """Convolution ``(n, c/groups, k, k)``, connected ``(outputs, inputs)``, local, shortcut weights."""
         return self._array("weights")
 
     @property
-    def biases(self) -> Optional["np.ndarray"]:
+    def biases(self) -> np.ndarray | None:
         """Biases (with batch-norm: BN's shift, as Darknet stores it)."""
         return self._array("biases")
 
     @property
-    def batchnorm(self) -> Optional[BatchNorm]:
+    def batchnorm(self) -> BatchNorm | None:
         """The four batch-norm arrays, or ``None`` without ``batch_normalize``."""
         a = self.arrays
         if "rolling_variance" not in a:
@@ -133,9 +133,12 @@ class LayerView:
         L = self.layer
         shapes = ", ".join(f"{n} {s}" for n, s in self.shapes.items())
         detail = L.describe()
-        return (f"<Layer {self.index} [{L.section.name}] line {L.line}: {L.input} -> {L.output}"
-                + (f" ({detail})" if detail else "")
-                + (f", {self.params:,} params: {shapes}" if shapes else ", no stored arrays") + ">")
+        return (
+            f"<Layer {self.index} [{L.section.name}] line {L.line}: {L.input} -> {L.output}"
+            + (f" ({detail})" if detail else "")
+            + (f", {self.params:,} params: {shapes}" if shapes else ", no stored arrays")
+            + ">"
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LayerView) and other.network is self.network and other.index == self.index

@@ -13,7 +13,8 @@ import math
 import os
 import struct
 from array import array
-from typing import IO, TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, NamedTuple, Union
 
 from . import dialects
 from .dialects import DialectLike
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 PathLike = Union[str, "os.PathLike[str]"]
 # a weights file on disk, or one already in memory (bytes, bytearray, memoryview, mmap ...)
-Source = Union[PathLike, bytes, bytearray, memoryview]
+Source = PathLike | bytes | bytearray | memoryview
 FLOAT = "<f4"  # numpy is imported only where arrays are touched: opening and validating stay fast
 
 
@@ -54,34 +55,45 @@ class Header(NamedTuple):
         return 8 if wide else 4
 
     @classmethod
-    def for_dialect(cls, dialect: DialectLike = dialects.DEFAULT, seen: int = 0) -> "Header":
+    def for_dialect(cls, dialect: DialectLike = dialects.DEFAULT, seen: int = 0) -> Header:
         """What the fork's ``save_weights`` writes: AB/HK ``0.2.5``, pjreddie ``0.2.0``."""
         return cls(*dialects.get(dialect).header, seen, 8)
 
     @classmethod
-    def make(cls, major: int, minor: int, revision: int, seen: int = 0,
-             dialect: DialectLike = dialects.DEFAULT) -> "Header":
+    def make(
+        cls, major: int, minor: int, revision: int, seen: int = 0, dialect: DialectLike = dialects.DEFAULT
+    ) -> Header:
         return cls(major, minor, revision, seen, cls.seen_width(major, minor, dialect))
 
     @classmethod
-    def parse(cls, data: bytes, dialect: DialectLike = dialects.DEFAULT, path: Optional[PathLike] = None) -> "Header":
+    def parse(cls, data: bytes, dialect: DialectLike = dialects.DEFAULT, path: PathLike | None = None) -> Header:
         if len(data) < 12:
             raise WeightsError(f"file is {len(data)} bytes, shorter than the 12-byte version header", file=path)
         major, minor, revision = struct.unpack("<iii", data[:12])
         width = cls.seen_width(major, minor, dialect)
         if len(data) < 12 + width:
-            raise WeightsError(f"header needs {12 + width} bytes (version {major}.{minor}), file has {len(data)}",
-                               file=path, offset=len(data))
-        seen = struct.unpack("<Q" if width == 8 else "<I", data[12:12 + width])[0]
+            raise WeightsError(
+                f"header needs {12 + width} bytes (version {major}.{minor}), file has {len(data)}",
+                file=path,
+                offset=len(data),
+            )
+        seen = struct.unpack("<Q" if width == 8 else "<I", data[12 : 12 + width])[0]
         return cls(major, minor, revision, seen, width)
 
     def to_bytes(self) -> bytes:
         return struct.pack("<iii", self.major, self.minor, self.revision) + struct.pack(
-            "<Q" if self.seen_bytes == 8 else "<I", self.seen)
+            "<Q" if self.seen_bytes == 8 else "<I", self.seen
+        )
 
     def as_dict(self) -> dict:
-        return {"major": self.major, "minor": self.minor, "revision": self.revision, "seen": self.seen,
-                "header_bytes": self.size, "transpose": self.transpose}
+        return {
+            "major": self.major,
+            "minor": self.minor,
+            "revision": self.revision,
+            "seen": self.seen,
+            "header_bytes": self.size,
+            "transpose": self.transpose,
+        }
 
 
 def layer_name(index: int) -> str:
@@ -131,7 +143,7 @@ class Param(NamedTuple):
         return self.shape[::-1] if self.transposed else self.shape
 
 
-def sniff(head: bytes) -> Optional[str]:
+def sniff(head: bytes) -> str | None:
     """Recognise files that are commonly saved as ``.weights`` by mistake."""
     text = head.lstrip()[:64].lower()
     if text.startswith(b"version https://git-lfs"):
@@ -147,7 +159,7 @@ def sniff(head: bytes) -> Optional[str]:
     return None
 
 
-def as_buffer(source: object) -> Optional[memoryview]:
+def as_buffer(source: object) -> memoryview | None:
     """A read-only byte view of an in-memory weights file; ``None`` for a path."""
     if isinstance(source, (str, os.PathLike)):
         return None
@@ -181,8 +193,12 @@ def read_header(source: Source, dialect: DialectLike = dialects.DEFAULT) -> tupl
         raise WeightsError(f"this file is {what}", file=name, offset=0)
     header = Header.parse(head, dialect, name)
     if not (0 <= header.major < 1 << 16 and 0 <= header.minor < 1 << 16):
-        raise WeightsError(f"implausible version {header.major}.{header.minor}.{header.revision} in the header: "
-                           "not a Darknet weights file", file=name, offset=0)
+        raise WeightsError(
+            f"implausible version {header.major}.{header.minor}.{header.revision} in the header: "
+            "not a Darknet weights file",
+            file=name,
+            offset=0,
+        )
     return header, size
 
 
@@ -191,7 +207,7 @@ def read_floats(source: Source, offset: int, count: int) -> array:
     out = array("f")
     buf = as_buffer(source)
     if buf is not None:
-        out.frombytes(buf[offset:offset + 4 * count])
+        out.frombytes(buf[offset : offset + 4 * count])
     else:
         with open(source, "rb") as f:  # type: ignore[arg-type]
             f.seek(offset)
@@ -201,7 +217,7 @@ def read_floats(source: Source, offset: int, count: int) -> array:
     return out
 
 
-def map_body(source: Source, header: Header, nfloats: int) -> "np.ndarray":
+def map_body(source: Source, header: Header, nfloats: int) -> np.ndarray:
     """A float32 view of the body (sizes already checked), never a copy.
 
     A file is memory-mapped copy-on-write: views are writable (PyTorch can train on them in
@@ -218,10 +234,10 @@ def map_body(source: Source, header: Header, nfloats: int) -> "np.ndarray":
     return np.memmap(source, dtype=FLOAT, mode="c", offset=header.size, shape=(nfloats,))
 
 
-def view(body: "np.ndarray", header: Header, p: Param) -> "np.ndarray":
+def view(body: np.ndarray, header: Header, p: Param) -> np.ndarray:
     """Zero-copy view of one parameter in Darknet's in-memory shape."""
     start = (p.offset - header.size) // 4
-    arr = body[start:start + p.count].reshape(p.stored_shape)
+    arr = body[start : start + p.count].reshape(p.stored_shape)
     return arr.T if p.transposed else arr
 
 
@@ -229,7 +245,7 @@ def view(body: "np.ndarray", header: Header, p: Param) -> "np.ndarray":
 # Writing
 
 
-def atomic_output(path: PathLike, mode: str = "wb", **options: object):  # noqa: ANN201
+def atomic_output(path: PathLike, mode: str = "wb", **options: object):
     """:func:`darkweights.atomic.atomic_output` (imported when a file is written, not at import)."""
     from .atomic import atomic_output as atomic
 
@@ -237,8 +253,7 @@ def atomic_output(path: PathLike, mode: str = "wb", **options: object):  # noqa:
 
 
 @contextlib.contextmanager
-def output(dest: Union[PathLike, IO[bytes]], *, force: bool = True,
-           inputs: Iterable[Optional[PathLike]] = ()) -> Iterator[IO]:
+def output(dest: PathLike | IO[bytes], *, force: bool = True, inputs: Iterable[PathLike | None] = ()) -> Iterator[IO]:
     """Where writers write: a path (atomically, see :func:`darkweights.atomic.atomic_output`) or an
     open binary file."""
     if hasattr(dest, "write"):
@@ -248,7 +263,7 @@ def output(dest: Union[PathLike, IO[bytes]], *, force: bool = True,
             yield f
 
 
-def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
+def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
     """Validate one array for writing: numeric, the expected shape, finite."""
     import numpy as np
 
@@ -266,14 +281,17 @@ def as_float32(value: object, p: Param, source: str = "") -> "np.ndarray":
     arr = arr.astype(FLOAT, copy=False)
     if not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ArrayError(f"{where}{p.key} contains {bad} NaN/Inf values; Darknet would propagate them",
-                         layer=p.layer)
+        raise ArrayError(f"{where}{p.key} contains {bad} NaN/Inf values; Darknet would propagate them", layer=p.layer)
     return arr
 
 
-def write_stream(dest: Union[PathLike, IO[bytes]], header: Header,
-                 items: Iterable[tuple[Param, "np.ndarray"]], expected: Optional[int] = None,
-                 inputs: Iterable[Optional[PathLike]] = ()) -> int:
+def write_stream(
+    dest: PathLike | IO[bytes],
+    header: Header,
+    items: Iterable[tuple[Param, np.ndarray]],
+    expected: int | None = None,
+    inputs: Iterable[PathLike | None] = (),
+) -> int:
     """Write header + (already validated) arrays, in the given order, to a path (atomically) or a file."""
     import numpy as np
 
@@ -290,14 +308,22 @@ def write_stream(dest: Union[PathLike, IO[bytes]], header: Header,
     return total
 
 
-def write_weights(dest: Union[PathLike, IO[bytes]], header: Header, params: Sequence[Param],
-                  arrays: Mapping[str, object], source: str = "", inputs: Iterable[Optional[PathLike]] = ()) -> int:
+def write_weights(
+    dest: PathLike | IO[bytes],
+    header: Header,
+    params: Sequence[Param],
+    arrays: Mapping[str, object],
+    source: str = "",
+    inputs: Iterable[PathLike | None] = (),
+) -> int:
     """Validate every array first, then write header + arrays atomically. Returns bytes written."""
     missing = [p.key for p in params if p.key not in arrays]
     if missing:
         first = next(p for p in params if p.key == missing[0])
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise ArrayError(f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing"
-                         f"{more}", layer=first.layer)
+        raise ArrayError(
+            f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing{more}",
+            layer=first.layer,
+        )
     checked = [as_float32(arrays[p.key], p, source) for p in params]
     return write_stream(dest, header, zip(params, checked), expected=sum(p.nbytes for p in params), inputs=inputs)

@@ -4,8 +4,8 @@
 
 CASE_DIR holds model.cfg. Writes model.weights (``darkweights init``), input.npy, outputs.npz and
 layers.json. DIR holds the fork's libdarknet.so and the dump_layers binary built from dump_layers.c
-(AlexeyAB), dump_layers_pjreddie.c (pjreddie) or dump_layers_hankai.cpp (hank-ai; README.md). Darknet re-saves the weights it loaded,
-and the bytes must be equal: a layout check of its own.
+(AlexeyAB), dump_layers_pjreddie.c (pjreddie) or dump_layers_hankai.cpp (hank-ai; README.md). Darknet
+re-saves the weights it loaded, and the bytes must be equal: a layout check of its own.
 
 A cfg naming ``tree=``/``map=`` files (YOLO9000) gets synthetic ones (``darkweights.synth.tree_text``/
 ``map_text``, seeded, of the layer's class count) written beside it for the run and deleted afterwards;
@@ -77,12 +77,19 @@ def expected_resave(case: Path, dialect: str) -> bytes:
     return buf.getvalue()
 
 
-def run_darknet(darknet: Path, case: Path, x: np.ndarray, tmp: Path, fuse: bool, n: int,
-                expected: bytes) -> list[np.ndarray]:
+def run_darknet(
+    darknet: Path, case: Path, x: np.ndarray, tmp: Path, fuse: bool, n: int, expected: bytes
+) -> list[np.ndarray]:
     x.astype("<f4").tofile(tmp / "input.f32")
     prefix = tmp / f"out{int(fuse)}_"
-    cmd = [str(darknet / "dump_layers"), "model.cfg", "model.weights", str(tmp / "input.f32"),
-           str(prefix), str(int(fuse))]
+    cmd = [
+        str(darknet / "dump_layers"),
+        "model.cfg",
+        "model.weights",
+        str(tmp / "input.f32"),
+        str(prefix),
+        str(int(fuse)),
+    ]
     if not fuse:
         cmd.append(str(tmp / "resaved.weights"))
     env = dict(os.environ, LD_LIBRARY_PATH=str(darknet))
@@ -99,18 +106,30 @@ def main() -> int:
     ap.add_argument("case", type=Path)
     ap.add_argument("--darknet", type=Path, required=True)
     ap.add_argument("--dialect", default="alexeyab", choices=("alexeyab", "pjreddie", "hankai"))
-    ap.add_argument("--fuse", action="store_true", help="store the outputs of the fused run (AlexeyAB, as "
-                    "`darknet detector test` runs), not the plain one")
+    ap.add_argument(
+        "--fuse",
+        action="store_true",
+        help="store the outputs of the fused run (AlexeyAB, as `darknet detector test` runs), not the plain one",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--input-seed", type=int, default=0)
     ap.add_argument("--note", default="", help="appended to layers.json notes (where the cfg came from)")
     ap.add_argument("--source-cfg", default=None, help="the shared cfg the case was derived from")
-    ap.add_argument("--tree-roots", type=int, default=0, help="root nodes of the synthetic trees (default: "
-                    "2 to 7, seeded)")
-    ap.add_argument("--tree-branching", type=int, nargs=2, metavar=("MIN", "MAX"), help="group sizes of the "
-                    "synthetic trees (default 2 12)")
-    ap.add_argument("--no-weights", action="store_true", help="do not keep model.weights (the tests regenerate "
-                    "it from --seed with darkweights init)")
+    ap.add_argument(
+        "--tree-roots", type=int, default=0, help="root nodes of the synthetic trees (default: 2 to 7, seeded)"
+    )
+    ap.add_argument(
+        "--tree-branching",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="group sizes of the synthetic trees (default 2 12)",
+    )
+    ap.add_argument(
+        "--no-weights",
+        action="store_true",
+        help="do not keep model.weights (the tests regenerate it from --seed with darkweights init)",
+    )
     args = ap.parse_args()
     case = args.case.resolve()
     darknet = args.darknet.resolve()
@@ -126,8 +145,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         plain = run_darknet(darknet, case, x, Path(tmp), False, len(net.layers), expected)
         # pjreddie has no fuse_conv_batchnorm: no float-sensitivity measure, the default tolerance applies
-        fused = run_darknet(darknet, case, x, Path(tmp), True, len(net.layers), expected) \
-            if args.dialect != "pjreddie" else None
+        fused = (
+            run_darknet(darknet, case, x, Path(tmp), True, len(net.layers), expected)
+            if args.dialect != "pjreddie"
+            else None
+        )
     for name in files:
         (case / name).unlink()
     weights_bytes = (case / "model.weights").stat().st_size
@@ -141,29 +163,57 @@ def main() -> int:
         outputs[f"layer_{L.index:03d}"] = a.reshape(o.chw) if chw else a
         scale = float(np.abs(a).max())
         worst = max(worst, float(np.abs(p - f).max()) / scale if scale else 0.0)  # Darknet fused vs plain
-        layers.append({"index": L.index, "type": L.type, "out_c": o.c, "out_h": o.h, "out_w": o.w,
-                       "outputs": int(a.size), "saved": L.type != "cost",  # [cost] holds nothing at inference
-                       "layout": "chw" if chw else "flat",
-                       "max_abs": scale})
+        layers.append(
+            {
+                "index": L.index,
+                "type": L.type,
+                "out_c": o.c,
+                "out_h": o.h,
+                "out_w": o.w,
+                "outputs": int(a.size),
+                "saved": L.type != "cost",  # [cost] holds nothing at inference
+                "layout": "chw" if chw else "flat",
+                "max_abs": scale,
+            }
+        )
     np.savez_compressed(case / "outputs.npz", **outputs)
     if any(getattr(L, "xnor", 0) for L in net.layers):
         fused = None  # unfused CPU xnor skips BN: fused vs plain measures that, not float rounding
     fork = {"alexeyab": "AlexeyAB", "pjreddie": "pjreddie", "hankai": "hank-ai"}[args.dialect]
-    meta = {"darknet": f"{fork} (libdarknet.so, CPU build)", "dialect": args.dialect, "fuse": bool(args.fuse and args.dialect != "pjreddie"),
-            "input_shape": list(net.input.chw),
-            "weights_bytes": weights_bytes, "seed": args.seed, "weights_stored": not args.no_weights,
-            "weights_mode": "load" if numload else "save", "synthetic_files": files or None, "input_seed": args.input_seed, "calib_k": 0,
-            "real_weights": False, "network_output_layer": net.output_index,
-            "float_sensitivity": {"fused_vs_plain_worst_layer_rel": worst} if fused else None,
-            "notes": "made by tools/darknet_oracle/make_fixture.py: weights from darkweights init (random BN "
-                     "statistics), " + ("parse_network_cfg_custom(cfg,1,1) + load_weights + "
-                                        + ("fuse_conv_batchnorm + " if args.fuse else "") + "calculate_binary_weights"
-                                        if args.dialect != "pjreddie"
-                                        else "parse_network_cfg + load_weights + set_batch_network(1)") +
-                     " + network_predict; Darknet re-saved the weights byte for byte"
-                     + (" (numload layers in full: the file's filters, then bias 0, BN scale 1, mean and variance 0, "
-                        "weights zeroed by the harness)" if numload else ""),
-            "source_cfg": args.source_cfg, "layers": layers}
+    meta = {
+        "darknet": f"{fork} (libdarknet.so, CPU build)",
+        "dialect": args.dialect,
+        "fuse": bool(args.fuse and args.dialect != "pjreddie"),
+        "input_shape": list(net.input.chw),
+        "weights_bytes": weights_bytes,
+        "seed": args.seed,
+        "weights_stored": not args.no_weights,
+        "weights_mode": "load" if numload else "save",
+        "synthetic_files": files or None,
+        "input_seed": args.input_seed,
+        "calib_k": 0,
+        "real_weights": False,
+        "network_output_layer": net.output_index,
+        "float_sensitivity": {"fused_vs_plain_worst_layer_rel": worst} if fused else None,
+        "notes": "made by tools/darknet_oracle/make_fixture.py: weights from darkweights init (random BN "
+        "statistics), "
+        + (
+            "parse_network_cfg_custom(cfg,1,1) + load_weights + "
+            + ("fuse_conv_batchnorm + " if args.fuse else "")
+            + "calculate_binary_weights"
+            if args.dialect != "pjreddie"
+            else "parse_network_cfg + load_weights + set_batch_network(1)"
+        )
+        + " + network_predict; Darknet re-saved the weights byte for byte"
+        + (
+            " (numload layers in full: the file's filters, then bias 0, BN scale 1, mean and variance 0, "
+            "weights zeroed by the harness)"
+            if numload
+            else ""
+        ),
+        "source_cfg": args.source_cfg,
+        "layers": layers,
+    }
     if args.note:
         meta["notes"] += ". " + args.note
     (case / "layers.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -21,13 +21,13 @@ The decoders take each head's ``l.output`` as ``darkweights.torch`` computes it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ArgumentError
-
 from .image import letterbox_geometry
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Detections:
     boxes: np.ndarray
     objectness: np.ndarray
     probs: np.ndarray
-    uc: Optional[np.ndarray] = field(default=None)
+    uc: np.ndarray | None = field(default=None)
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=F32).reshape(-1, 4)
@@ -93,7 +93,7 @@ class Detections:
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
 
-    def take(self, index: np.ndarray) -> "Detections":
+    def take(self, index: np.ndarray) -> Detections:
         """Detections at ``index`` (an integer array), as copies."""
         index = np.asarray(index, dtype=np.int64)
         return Detections(
@@ -104,11 +104,11 @@ class Detections:
         )
 
     @classmethod
-    def empty(cls, classes: int) -> "Detections":
+    def empty(cls, classes: int) -> Detections:
         return cls(np.zeros((0, 4), F32), np.zeros(0, F32), np.zeros((0, classes), F32))
 
     @classmethod
-    def concatenate(cls, parts: Sequence["Detections"]) -> "Detections":
+    def concatenate(cls, parts: Sequence[Detections]) -> Detections:
         """Join per-head results in layer order, as ``fill_network_boxes`` fills one array."""
         parts = list(parts)
         if not parts:
@@ -178,7 +178,7 @@ def _anchor_pairs(anchors: Sequence[float]) -> np.ndarray:
     return a.reshape(-1, 2)
 
 
-def _mask_list(mask: Optional[Sequence[int]], n_anchor_pairs: int) -> np.ndarray:
+def _mask_list(mask: Sequence[int] | None, n_anchor_pairs: int) -> np.ndarray:
     if mask is None:
         return np.arange(n_anchor_pairs, dtype=np.int64)
     m = np.asarray(list(mask), dtype=np.int64)
@@ -197,7 +197,7 @@ def get_yolo_detections(
     output: np.ndarray,
     *,
     anchors: Sequence[float],
-    mask: Optional[Sequence[int]],
+    mask: Sequence[int] | None,
     classes: int,
     net_w: int,
     net_h: int,
@@ -253,7 +253,7 @@ def get_gaussian_yolo_detections(
     output: np.ndarray,
     *,
     anchors: Sequence[float],
-    mask: Optional[Sequence[int]],
+    mask: Sequence[int] | None,
     classes: int,
     net_w: int,
     net_h: int,
@@ -275,7 +275,9 @@ def get_gaussian_yolo_detections(
     n = m.size
     c, h, w = out.shape
     if c != n * (9 + classes):
-        raise ArgumentError(f"[Gaussian_yolo] output has {c} channels, expected len(mask)*(classes+9) = {n * (9 + classes)}")
+        raise ArgumentError(
+            f"[Gaussian_yolo] output has {c} channels, expected len(mask)*(classes+9) = {n * (9 + classes)}"
+        )
     if yolo_point not in ("center", "left_top", "right_bottom"):
         raise ArgumentError(f"unknown yolo_point {yolo_point!r}")
     v = out.reshape(n, 9 + classes, h * w).transpose(2, 0, 1)
@@ -300,20 +302,23 @@ def get_gaussian_yolo_detections(
     uc_sum = ((uc[:, 0] + uc[:, 1]) + uc[:, 2]) + uc[:, 3]
     uc_aver = (uc_sum.astype(np.float64) / 4.0).astype(F32)
     objectness = sel[:, 8].copy()
-    prob = ((objectness[:, None] * sel[:, 9:]).astype(np.float64) * (1.0 - uc_aver.astype(np.float64))[:, None]).astype(F32)
+    prob = ((objectness[:, None] * sel[:, 9:]).astype(np.float64) * (1.0 - uc_aver.astype(np.float64))[:, None]).astype(
+        F32
+    )
     probs = np.where(prob > F32(thresh), prob, F32(0.0)).astype(F32)
     boxes = correct_yolo_boxes(np.stack([bx, by, bw, bh], axis=1), im_w, im_h, net_w, net_h, letterbox, gaussian=True)
     return Detections(boxes, objectness, probs, uc)
 
 
-def _tree_probs(cls: np.ndarray, scale: np.ndarray, tree: "Tree", thresh: float,
-                map: Optional[Sequence[int]]) -> np.ndarray:
+def _tree_probs(cls: np.ndarray, scale: np.ndarray, tree: Tree, thresh: float, map: Sequence[int] | None) -> np.ndarray:
     """The ``softmax_tree`` branch of ``AB:src/region_layer.c:get_region_boxes`` (see get_region_detections)."""
     from ..tree import hierarchy_predictions
 
     if tree.n != cls.shape[1]:
-        raise ValueError(f"[region] has {cls.shape[1]} classes but its tree {tree.n} nodes: Darknet's "
-                         "hierarchy_predictions would read past the tree")
+        raise ValueError(
+            f"[region] has {cls.shape[1]} classes but its tree {tree.n} nodes: Darknet's "
+            "hierarchy_predictions would read past the tree"
+        )
     hierarchy_predictions(cls, tree)
     probs = np.zeros_like(cls)
     if map is not None:
@@ -345,8 +350,8 @@ def get_region_detections(
     letterbox: bool = False,
     coords: int = 4,
     classfix: int = 0,
-    tree: Optional["Tree"] = None,
-    map: Optional[Sequence[int]] = None,
+    tree: Tree | None = None,
+    map: Sequence[int] | None = None,
 ) -> Detections:
     """Decode an AlexeyAB ``[region]`` ``l.output`` (YOLOv2), as ``fill_network_boxes`` does.
 
@@ -418,7 +423,7 @@ def get_yolo_detections_pjreddie(
     output: np.ndarray,
     *,
     anchors: Sequence[float],
-    mask: Optional[Sequence[int]],
+    mask: Sequence[int] | None,
     classes: int,
     net_w: int,
     net_h: int,
@@ -432,8 +437,18 @@ def get_yolo_detections_pjreddie(
     ``> thresh``) and order as :func:`get_yolo_detections` without ``new_coords``
     (pjreddie has neither it nor ``scale_x_y``); boxes by :func:`correct_boxes_pjreddie`.
     """
-    dets = get_yolo_detections(output, anchors=anchors, mask=mask, classes=classes, net_w=net_w, net_h=net_h,
-                               im_w=im_w, im_h=im_h, thresh=thresh, letterbox=False)  # letterbox=False: as decoded
+    dets = get_yolo_detections(
+        output,
+        anchors=anchors,
+        mask=mask,
+        classes=classes,
+        net_w=net_w,
+        net_h=net_h,
+        im_w=im_w,
+        im_h=im_h,
+        thresh=thresh,
+        letterbox=False,
+    )  # letterbox=False: as decoded
     dets.boxes = correct_boxes_pjreddie(dets.boxes, im_w, im_h, net_w, net_h)
     return dets
 
@@ -467,8 +482,10 @@ def get_region_detections_pjreddie(
     cells = grid_w * grid_h
     flat = np.asarray(output, dtype=F32).reshape(-1)
     if flat.size != num * entries * cells:
-        raise ArgumentError(f"[region] output has {flat.size} values, expected num*(coords+1+classes)*grid_h*grid_w "
-                         f"= {num * entries * cells}")
+        raise ArgumentError(
+            f"[region] output has {flat.size} values, expected num*(coords+1+classes)*grid_h*grid_w "
+            f"= {num * entries * cells}"
+        )
     pairs = _anchor_pairs(anchors)
     if pairs.shape[0] < num:
         raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
@@ -483,7 +500,7 @@ def get_region_detections_pjreddie(
     boxes = np.stack([bx, by, bw, bh], axis=-1).reshape(-1, 4)
     scale = np.ones(num * cells, dtype=F32) if background else v[:, coords].reshape(-1)
     objectness = np.where(scale > F32(thresh), scale, F32(0.0)).astype(F32)
-    probs = _threshold_probs(scale, v[:, coords + 1:].transpose(0, 2, 1).reshape(-1, classes), thresh)
+    probs = _threshold_probs(scale, v[:, coords + 1 :].transpose(0, 2, 1).reshape(-1, classes), thresh)
     probs[objectness == 0] = F32(0.0)
     return Detections(correct_boxes_pjreddie(boxes, im_w, im_h, net_w, net_h), objectness, probs)
 
@@ -579,7 +596,7 @@ def _objectness_partition(objectness: np.ndarray) -> tuple[np.ndarray, int]:
 SuppressFn = Callable[[np.ndarray, np.ndarray, np.float32], np.ndarray]
 
 
-def _nms_sort(dets: Detections, thresh: float, suppress: SuppressFn, classes: Optional[int] = None) -> Detections:
+def _nms_sort(dets: Detections, thresh: float, suppress: SuppressFn, classes: int | None = None) -> Detections:
     """Shared body of ``do_nms_sort`` and ``diounms_sort``.
 
     For each class k in turn the *whole* array is re-sorted by ``prob[k]`` descending
@@ -640,7 +657,7 @@ def diounms_sort(
     raise ArgumentError(f"diounms_sort: nms_kind must be greedynms, diounms or cornersnms, not {nms_kind!r}")
 
 
-def do_nms_sort_pjreddie(dets: Detections, thresh: float = 0.45, classes: Optional[int] = None) -> Detections:
+def do_nms_sort_pjreddie(dets: Detections, thresh: float = 0.45, classes: int | None = None) -> Detections:
     """``PJ:src/box.c:do_nms_sort``: the same algorithm and comparator as AB's :func:`do_nms_sort`
     (pjreddie has no ``nms_kind``), over the first ``classes`` classes: ``test_detector`` passes
     the *last layer's* ``l.classes``, 0 when that layer is not a detection head (then only the
@@ -658,9 +675,7 @@ def nms(dets: Detections, thresh: float = 0.45, nms_kind: str = "default", beta_
 # --------------------------------------------------------------------------- output records
 
 
-def to_records(
-    dets: Detections, names: Sequence[str], im_w: int, im_h: int, thresh: float = 0.25
-) -> list[dict]:
+def to_records(dets: Detections, names: Sequence[str], im_w: int, im_h: int, thresh: float = 0.25) -> list[dict]:
     """One dict per (detection, class) with ``prob > thresh``, sorted by prob descending.
 
     Box convention of ``shared/fixtures/detections``: ``x, y`` = centre and ``w, h`` =
@@ -698,4 +713,3 @@ def to_records(
         )
     recs.sort(key=lambda r: -r["prob"])  # list.sort is stable
     return recs
-

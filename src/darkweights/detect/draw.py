@@ -6,8 +6,9 @@ Pillow is an optional dependency, imported inside the functions.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -22,8 +23,22 @@ PathLike = Union[str, "os.PathLike[str]"]
 # Strong colours chosen for mutual contrast on photos (after Sasha Trubetskoy's
 # "20 distinct colours", without the pastel ones, plus two).
 _PALETTE = (
-    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-    "#bfef45", "#469990", "#9a6324", "#800000", "#808000", "#000075", "#00a86b", "#ff6f91",
+    "#e6194b",
+    "#3cb44b",
+    "#ffe119",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#469990",
+    "#9a6324",
+    "#800000",
+    "#808000",
+    "#000075",
+    "#00a86b",
+    "#ff6f91",
 )
 
 
@@ -59,7 +74,7 @@ def _assign_colors(class_ids: Sequence[int]) -> dict[int, tuple[int, int, int]]:
     return out
 
 
-def _to_pil(image: Union[PathLike, np.ndarray]):
+def _to_pil(image: PathLike | np.ndarray):
     from PIL import Image
 
     if isinstance(image, np.ndarray):
@@ -70,7 +85,9 @@ def _to_pil(image: Union[PathLike, np.ndarray]):
             return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")  # (H, W, 3) uint8 RGB
         if arr.ndim == 2:
             return Image.fromarray(image_to_uint8(arr[None].astype(np.float32)), mode="RGB")
-        raise ArgumentError(f"cannot draw on an array shaped {arr.shape} ({arr.dtype}); use (C,H,W) float or (H,W,3) uint8")
+        raise ArgumentError(
+            f"cannot draw on an array shaped {arr.shape} ({arr.dtype}); use (C,H,W) float or (H,W,3) uint8"
+        )
     try:
         with Image.open(image) as img:
             return img.convert("RGB")
@@ -105,7 +122,7 @@ def _text_size(draw: Any, text: str, font: Any) -> tuple[int, int, int]:
 
 
 def draw_detections(
-    image: Union[PathLike, np.ndarray],
+    image: PathLike | np.ndarray,
     records: Sequence[Mapping[str, Any]],
     out_png_path: PathLike,
 ) -> Path:
@@ -156,7 +173,7 @@ def draw_detections(
     pad = max(2, line)
     placed: list[tuple[int, int, int, int]] = []
     labels = []
-    for group, color, (x0, y0, x1, y1) in frames:
+    for group, color, (x0, y0, _x1, y1) in frames:
         text = ", ".join(f"{r['class']} {float(r['prob']):.2f}" for r in group)
         label_font = font
         tw, th, toff = _text_size(draw, text, label_font)

@@ -79,11 +79,18 @@ def check_image_size(width: int, height: int, file_bytes: int, pixels_per_byte: 
     if width <= 0 or height <= 0:
         raise ImageError(f"the header declares a {width}x{height} image", file=str(path))
     if pixels > MAX_IMAGE_PIXELS:
-        raise ImageError(f"the header declares a {width}x{height} image, more than the {MAX_IMAGE_PIXELS:,}-pixel "
-                         "limit (darkweights.limits.MAX_IMAGE_PIXELS)", file=str(path))
+        raise ImageError(
+            f"the header declares a {width}x{height} image, more than the {MAX_IMAGE_PIXELS:,}-pixel "
+            "limit (darkweights.limits.MAX_IMAGE_PIXELS)",
+            file=str(path),
+        )
     if pixels > pixels_per_byte * file_bytes + 4096:
-        raise ImageError(f"the header declares a {width}x{height} image, which a {file_bytes:,}-byte file cannot "
-                         "hold: truncated or corrupt", file=str(path), offset=file_bytes)
+        raise ImageError(
+            f"the header declares a {width}x{height} image, which a {file_bytes:,}-byte file cannot "
+            "hold: truncated or corrupt",
+            file=str(path),
+            offset=file_bytes,
+        )
 
 
 def _load_with_pillow(path: PathLike, channels: int) -> np.ndarray:
@@ -113,8 +120,16 @@ def _load_with_pillow(path: PathLike, channels: int) -> np.ndarray:
             data = np.asarray(img, dtype=np.uint8)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, TypeError, MemoryError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:  # Pillow's decoders raise all of these on corrupt data
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        TypeError,
+        MemoryError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:  # Pillow's decoders raise all of these on corrupt data
         raise ImageError(f"cannot read image: {str(exc) or type(exc).__name__}", file=str(path)) from None
     return data
 
@@ -199,8 +214,11 @@ def network_input(image: PathLike, width: int, height: int, letterbox: bool) -> 
     if letterbox:
         new_w, new_h = letterbox_geometry(w, h, width, height)
         if new_w < 1 or new_h < 1:
-            raise ImageError(f"a {w}x{h} image letterboxed into {width}x{height} has no pixels left "
-                             f"({new_w}x{new_h}); Darknet would make an empty image", file=str(image))
+            raise ImageError(
+                f"a {w}x{h} image letterboxed into {width}x{height} has no pixels left "
+                f"({new_w}x{new_h}); Darknet would make an empty image",
+                file=str(image),
+            )
         return letterbox_image(im, width, height), w, h
     return resize_image(im, width, height), w, h
 

@@ -46,8 +46,8 @@ its final pass and returns pixels it never computed.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from functools import lru_cache, partial
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -69,7 +69,7 @@ def is_jpeg(data: bytes) -> bool:
     return len(data) >= 2 and data[0] == 0xFF and data[1] == 0xD8
 
 
-def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from the first frame header, without decoding; None if not found.
 
     Lets the caller refuse a declared size the file cannot hold before anything is allocated.
@@ -130,7 +130,7 @@ _IDCT_CHUNK = 32768  # blocks per vectorised IDCT step (bounds temporary memory)
 # --------------------------------------------------------------------------- Huffman
 
 
-def _canonical_codes(counts: Sequence[int]) -> List[Tuple[int, int]]:
+def _canonical_codes(counts: Sequence[int]) -> list[tuple[int, int]]:
     """(code, length) for each symbol of a DHT table, in symbol order (JPEG Annex C)."""
     out = []
     code = 0
@@ -144,7 +144,7 @@ def _canonical_codes(counts: Sequence[int]) -> List[Tuple[int, int]]:
     return out
 
 
-def _prefix_table(counts: bytes, values: bytes) -> Tuple[np.ndarray, np.ndarray]:
+def _prefix_table(counts: bytes, values: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Symbol and code length (0: no code) for every 16-bit lookahead value."""
     sym = np.zeros(1 << 16, dtype=np.int64)
     length = np.zeros(1 << 16, dtype=np.int64)
@@ -175,7 +175,7 @@ def _extend(mag: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)  # ~5 MB per table; most files share the standard tables
-def _dc_table(counts: bytes, values: bytes) -> List[Tuple[int, int]]:
+def _dc_table(counts: bytes, values: bytes) -> list[tuple[int, int]]:
     """65536 entries indexed by the next 16 bits.
 
     ``(n, diff)``: consume ``n`` bits (code + magnitude), DC difference ``diff``;
@@ -195,7 +195,7 @@ def _dc_table(counts: bytes, values: bytes) -> List[Tuple[int, int]]:
 
 
 @lru_cache(maxsize=8)  # ~5 MB per table; most files share the standard tables
-def _ac_table(counts: bytes, values: bytes) -> List[Tuple[int, int, int]]:
+def _ac_table(counts: bytes, values: bytes) -> list[tuple[int, int, int]]:
     """65536 entries ``(n, adv, value)`` indexed by the next 16 bits.
 
     ``n > 0``: consume ``n`` bits (code + magnitude), advance the coefficient index by
@@ -220,7 +220,7 @@ def _ac_table(counts: bytes, values: bytes) -> List[Tuple[int, int, int]]:
 
 
 @lru_cache(maxsize=8)
-def _prog_ac_table(counts: bytes, values: bytes) -> Tuple[int, List[Tuple[int, int, int]]]:
+def _prog_ac_table(counts: bytes, values: bytes) -> tuple[int, list[tuple[int, int, int]]]:
     """AC table for progressive scans: ``(bits, entries)`` indexed by the next ``bits`` bits.
 
     ``bits`` is the longest code plus magnitude, capped at 16 (refinement tables are
@@ -243,16 +243,14 @@ def _prog_ac_table(counts: bytes, values: bytes) -> Tuple[int, List[Tuple[int, i
     return bits, _table_rows(n, sym >> 4, v)
 
 
-def _windows(buf: bytes) -> List[int]:
+def _windows(buf: bytes) -> list[int]:
     """``w[i]`` = bytes ``i..i+3`` of ``buf`` as a big-endian 32-bit int."""
     b = np.frombuffer(buf + b"\0\0\0", dtype=np.uint8).astype(np.int64)
     w = (b[:-3] << 24) | (b[1:-2] << 16) | (b[2:-1] << 8) | b[3:]
     return w.tolist()
 
 
-def _intervals(
-    segments: List[Tuple[int, int]], n_units: int, restart: int
-) -> List[Tuple[int, int, int, int]]:
+def _intervals(segments: list[tuple[int, int]], n_units: int, restart: int) -> list[tuple[int, int, int, int]]:
     """Restart intervals of a scan: ``(first bit, end bit, first unit, units)`` each.
 
     A unit is an MCU of an interleaved scan or a block of a single-component one; each
@@ -262,8 +260,7 @@ def _intervals(
     n_intervals = -(-n_units // per_interval)
     if len(segments) < n_intervals:
         raise JPEGError(
-            f"truncated or corrupt JPEG: scan has {len(segments) - 1} restart markers, "
-            f"expected {n_intervals - 1}"
+            f"truncated or corrupt JPEG: scan has {len(segments) - 1} restart markers, expected {n_intervals - 1}"
         )
     extra = segments[n_intervals:]
     if len(extra) > 1 or (extra and extra[0][1] > extra[0][0]):
@@ -288,13 +285,13 @@ def _truncated(where: str) -> JPEGError:
 
 
 def _decode_scan_coefficients(
-    win: List[int],
-    segments: List[Tuple[int, int]],
-    plan: List[Tuple[list, list, int]],
+    win: list[int],
+    segments: list[tuple[int, int]],
+    plan: list[tuple[list, list, int]],
     n_mcus: int,
     restart: int,
     n_preds: int,
-) -> "array[int]":
+) -> array[int]:
     """Huffman-decode one scan: zig-zag coefficients of every block, in decode order.
 
     ``plan`` lists, for each block of an MCU, its (DC table, AC table, predictor slot).
@@ -338,9 +335,7 @@ def _decode_scan_coefficients(
                         p += v
                         v = m if m >> (v - 1) else m - (1 << v) + 1
                     else:
-                        raise JPEGError(
-                            f"corrupt JPEG: bad Huffman code (AC) at entropy byte {p >> 3}"
-                        )
+                        raise JPEGError(f"corrupt JPEG: bad Huffman code (AC) at entropy byte {p >> 3}")
                     k += r
                     coef[k] = v
                 if k > kend and v and k < base + _EOB_JUMP:
@@ -364,7 +359,7 @@ _Ints = Sequence[int]
 
 
 def _prog_dc_first(
-    win: List[int], p: int, limit: int, lo: int, hi: int, *, zz: list, cis: _Ints, offsets: _Ints,
+    win: list[int], p: int, limit: int, lo: int, hi: int, *, zz: list, cis: _Ints, offsets: _Ints,
     al: int, tables: list,
 ) -> int:  # fmt: skip
     """First DC scan (stb ``stbi__jpeg_decode_block_prog_dc``, ``succ_high == 0``).
@@ -397,7 +392,7 @@ def _prog_dc_first(
 
 
 def _prog_dc_refine(
-    win: List[int], p: int, limit: int, lo: int, hi: int, *, zz: list, cis: _Ints, offsets: _Ints,
+    win: list[int], p: int, limit: int, lo: int, hi: int, *, zz: list, cis: _Ints, offsets: _Ints,
     al: int,
 ) -> int:  # fmt: skip
     """DC refinement: one bit per block, adding 2**al (16-bit wrap)."""
@@ -414,8 +409,8 @@ def _prog_dc_refine(
 
 
 def _prog_ac_first(
-    win: List[int], p: int, limit: int, lo: int, hi: int, *, zz: "array[int]", offsets: _Ints,
-    ss: int, se: int, al: int, bits: int, table: List[Tuple[int, int, int]],
+    win: list[int], p: int, limit: int, lo: int, hi: int, *, zz: array[int], offsets: _Ints,
+    ss: int, se: int, al: int, bits: int, table: list[tuple[int, int, int]],
 ) -> int:  # fmt: skip
     """First AC scan of band ``ss..se`` (stb ``stbi__jpeg_decode_block_prog_ac``)."""
     shift = 32 - bits
@@ -458,9 +453,9 @@ def _prog_ac_first(
 
 
 def _prog_ac_refine(
-    win: List[int], p: int, limit: int, lo: int, hi: int, *, zz: "array[int]", offsets: _Ints,
-    ss: int, se: int, al: int, bits: int, table: List[Tuple[int, int, int]], zpos: _Ints,
-    zstart: _Ints, corrections: List[Tuple[int, int]],
+    win: list[int], p: int, limit: int, lo: int, hi: int, *, zz: array[int], offsets: _Ints,
+    ss: int, se: int, al: int, bits: int, table: list[tuple[int, int, int]], zpos: _Ints,
+    zstart: _Ints, corrections: list[tuple[int, int]],
 ) -> int:  # fmt: skip
     """AC refinement of band ``ss..se`` (stb ``stbi__jpeg_decode_block_prog_ac``).
 
@@ -501,9 +496,7 @@ def _prog_ac_refine(
                     v = 1 if (win[p >> 3] >> (31 - (p & 7))) & 1 else -1
                     p += 1
                 else:
-                    raise JPEGError(
-                        f"corrupt JPEG: bad Huffman code (AC) at entropy byte {p >> 3}"
-                    )
+                    raise JPEGError(f"corrupt JPEG: bad Huffman code (AC) at entropy byte {p >> 3}")
                 if v:
                     if v * v != 1:  # stb accepts only 1-bit magnitudes here
                         raise JPEGError("corrupt JPEG: bad Huffman code (AC refinement)")
@@ -562,7 +555,7 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
     return ((x + 0x80000000) & 0xFFFFFFFF) - 0x80000000
 
 
-def _idct_pass(s: List[np.ndarray], bias: int, shift: int) -> List[np.ndarray]:
+def _idct_pass(s: list[np.ndarray], bias: int, shift: int) -> list[np.ndarray]:
     """One 1-D pass of stb's SSE2 IDCT on int64 arrays holding int16 values.
 
     Sums of two inputs are 16-bit lane adds (wrap); products and later sums are 32-bit
@@ -609,9 +602,7 @@ def _idct_pass(s: List[np.ndarray], bias: int, shift: int) -> List[np.ndarray]:
 def _idct_blocks(blocks: np.ndarray) -> np.ndarray:
     """(N, 8, 8) dequantised int16 coefficients (row-major) -> (N, 8, 8) uint8 samples."""
     if len(blocks) > _IDCT_CHUNK:
-        return np.concatenate(
-            [_idct_blocks(blocks[i : i + _IDCT_CHUNK]) for i in range(0, len(blocks), _IDCT_CHUNK)]
-        )
+        return np.concatenate([_idct_blocks(blocks[i : i + _IDCT_CHUNK]) for i in range(0, len(blocks), _IDCT_CHUNK)])
     d = blocks.astype(np.int64)
     # column pass: 1-D IDCT down each column (inputs are the 8 rows)
     cols = _idct_pass([d[:, r, :] for r in range(8)], 512, 10)  # cols[r] is (N, 8): row r
@@ -622,7 +613,7 @@ def _idct_blocks(blocks: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _resample_rows(n_out: int, vs: int, comp_rows: int) -> Tuple[np.ndarray, np.ndarray]:
+def _resample_rows(n_out: int, vs: int, comp_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """stb's per-output-row choice of the 'near' and 'far' component rows."""
     near = np.empty(n_out, dtype=np.intp)
     far = np.empty(n_out, dtype=np.intp)
@@ -759,7 +750,7 @@ class _Reader:
         self.pos += length - 2
         return body
 
-    def marker(self) -> Optional[int]:
+    def marker(self) -> int | None:
         """Next marker code (skipping 0xFF fill bytes), or None if no marker is here."""
         data = self.data
         if self.pos >= len(data):
@@ -775,7 +766,7 @@ class _Reader:
         return m
 
 
-def _entropy_segments(data: bytes, pos: int) -> Tuple[bytes, List[Tuple[int, int]], int]:
+def _entropy_segments(data: bytes, pos: int) -> tuple[bytes, list[tuple[int, int]], int]:
     """Collect the entropy-coded data of a scan starting at ``pos``.
 
     Returns the de-stuffed bytes of all restart intervals concatenated (each interval
@@ -783,8 +774,8 @@ def _entropy_segments(data: bytes, pos: int) -> Tuple[bytes, List[Tuple[int, int
     marker that ended the scan (or ``len(data)``). ``FF 00`` is a data byte 0xFF; runs
     of 0xFF fill bytes before a marker or a stuffed zero are skipped (as stb does).
     """
-    chunks: List[bytes] = []
-    segments: List[Tuple[int, int]] = []
+    chunks: list[bytes] = []
+    segments: list[tuple[int, int]] = []
     n = len(data)
     out_len = 0
     seg_start = 0
@@ -834,12 +825,12 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
         raise JPEGError("not a JPEG file (no SOI marker)")
 
     qt = [np.zeros(64, dtype=np.int64) for _ in range(4)]  # zig-zag order; stb starts with zeros
-    dc_spec: Dict[int, Tuple[bytes, bytes]] = {}
-    ac_spec: Dict[int, Tuple[bytes, bytes]] = {}
+    dc_spec: dict[int, tuple[bytes, bytes]] = {}
+    ac_spec: dict[int, tuple[bytes, bytes]] = {}
     restart = 0
     jfif = False
     app14: int = -1
-    comps: List[_Component] = []
+    comps: list[_Component] = []
 
     def tables_and_misc(m: int) -> bool:
         """Handle DQT/DHT/DRI/APPn/COM; False if ``m`` is none of them."""
@@ -1064,12 +1055,12 @@ def decode_jpeg(data: bytes, channels: int = 3) -> np.ndarray:
 
 def _decode_scan(
     buf: bytes,
-    segments: List[Tuple[int, int]],
-    scomps: List[Tuple[_Component, int, int]],
+    segments: list[tuple[int, int]],
+    scomps: list[tuple[_Component, int, int]],
     restart: int,
-    dc_spec: Dict[int, Tuple[bytes, bytes]],
-    ac_spec: Dict[int, Tuple[bytes, bytes]],
-    qt: List[np.ndarray],
+    dc_spec: dict[int, tuple[bytes, bytes]],
+    ac_spec: dict[int, tuple[bytes, bytes]],
+    qt: list[np.ndarray],
     mcu_x: int,
     mcu_y: int,
 ) -> None:
@@ -1091,10 +1082,7 @@ def _decode_scan(
     # Every block takes at least 2 bits (a DC and an AC code), so a scan claiming more
     # blocks than its data can hold is truncated; refuse before allocating for it.
     if n_mcus * bpm * 2 > 8 * len(buf):
-        raise JPEGError(
-            f"truncated JPEG: {len(buf)} bytes of entropy-coded data cannot hold "
-            f"{n_mcus * bpm} blocks"
-        )
+        raise JPEGError(f"truncated JPEG: {len(buf)} bytes of entropy-coded data cannot hold {n_mcus * bpm} blocks")
     win = _windows(buf + bytes(_BLOCK_MAX_BYTES * bpm + 16))
     coef = _decode_scan_coefficients(win, segments, plan, n_mcus, restart, len(scomps))
     zz = np.frombuffer(coef, dtype=np.int64)[: n_mcus * bpm * 64].reshape(n_mcus, bpm, 64)
@@ -1132,14 +1120,14 @@ def _dequantise(zz: np.ndarray, q: np.ndarray) -> np.ndarray:
     return nat.astype(np.int16)
 
 
-def _int_array(values: np.ndarray) -> "array[int]":
+def _int_array(values: np.ndarray) -> array[int]:
     """Compact int64 storage that Python loops index quickly (unlike NumPy arrays)."""
     return array("q", values.astype(np.int64).tobytes())
 
 
 def _scan_blocks(
-    scomps: List[Tuple[_Component, int, int]], comps: List[_Component], mcu_x: int, mcu_y: int
-) -> Tuple[np.ndarray, np.ndarray, int]:
+    scomps: list[tuple[_Component, int, int]], comps: list[_Component], mcu_x: int, mcu_y: int
+) -> tuple[np.ndarray, np.ndarray, int]:
     """A progressive scan's blocks in decode order: component indices, offsets in ``zz``.
 
     Also returns the blocks per restart unit (MCU). As in stb, a single-component scan
@@ -1163,13 +1151,13 @@ def _scan_blocks(
 
 def _decode_progressive_scan(
     buf: bytes,
-    segments: List[Tuple[int, int]],
-    scomps: List[Tuple[_Component, int, int]],
-    comps: List[_Component],
+    segments: list[tuple[int, int]],
+    scomps: list[tuple[_Component, int, int]],
+    comps: list[_Component],
     restart: int,
-    params: Tuple[int, int, int, int],
-    dc_spec: Dict[int, Tuple[bytes, bytes]],
-    ac_spec: Dict[int, Tuple[bytes, bytes]],
+    params: tuple[int, int, int, int],
+    dc_spec: dict[int, tuple[bytes, bytes]],
+    ac_spec: dict[int, tuple[bytes, bytes]],
     mcu_x: int,
     mcu_y: int,
 ) -> None:
@@ -1190,10 +1178,7 @@ def _decode_progressive_scan(
     if ss == 0 and ah == 0:
         # Every block takes at least one bit: refuse a truncated scan before allocating.
         if offsets.size > 8 * len(buf):
-            raise JPEGError(
-                f"truncated JPEG: {len(buf)} bytes of entropy-coded data cannot hold "
-                f"{offsets.size} blocks"
-            )
+            raise JPEGError(f"truncated JPEG: {len(buf)} bytes of entropy-coded data cannot hold {offsets.size} blocks")
         tables: list = [None] * len(comps)
         for c, td, _ in scomps:
             if td not in dc_spec:
@@ -1227,7 +1212,7 @@ def _decode_progressive_scan(
                 is_zero = coefs.reshape(-1, 64)[offsets // 64, ss : se + 1] == 0
                 zb, zk = np.nonzero(is_zero)
                 zstart = np.concatenate([[0], np.cumsum(is_zero.sum(axis=1))])
-                corrections: List[Tuple[int, int]] = []
+                corrections: list[tuple[int, int]] = []
                 decode = partial(
                     _prog_ac_refine, zpos=_int_array(offsets[zb] + ss + zk),
                     zstart=_int_array(zstart), corrections=corrections, **args,

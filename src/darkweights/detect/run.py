@@ -15,10 +15,11 @@ and name the :data:`PIPELINES` entry (decoders and NMS) its ``detector test`` ru
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +27,17 @@ from ..dialects import DetectorRules
 from ..errors import DarkweightsError, DarkweightsWarning, UnsupportedError
 from ..layers import LAYER_TYPES
 from ..tree import load_tree
-from .boxes import (Detections, do_nms_sort_pjreddie, get_gaussian_yolo_detections, get_region_detections,
-                    get_region_detections_pjreddie, get_yolo_detections, get_yolo_detections_pjreddie, nms,
-                    to_records)
+from .boxes import (
+    Detections,
+    do_nms_sort_pjreddie,
+    get_gaussian_yolo_detections,
+    get_region_detections,
+    get_region_detections_pjreddie,
+    get_yolo_detections,
+    get_yolo_detections_pjreddie,
+    nms,
+    to_records,
+)
 from .image import letterbox_image, network_input, resize_image
 
 # A head decoder: (layer, its l.output for image 0, letterboxed?, keyword arguments common to all heads).
@@ -37,18 +46,28 @@ NmsFn = Callable[[Detections, float], Detections]
 
 
 def _ab_yolo(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_yolo_detections(out, anchors=L.anchors, mask=L.mask, new_coords=bool(L.new_coords),
-                               letterbox=letterbox, **common)
+    return get_yolo_detections(
+        out, anchors=L.anchors, mask=L.mask, new_coords=bool(L.new_coords), letterbox=letterbox, **common
+    )
 
 
 def _ab_gaussian_yolo(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_gaussian_yolo_detections(out, anchors=L.anchors, mask=L.mask, yolo_point=L.yolo_point,
-                                        letterbox=letterbox, **common)
+    return get_gaussian_yolo_detections(
+        out, anchors=L.anchors, mask=L.mask, yolo_point=L.yolo_point, letterbox=letterbox, **common
+    )
 
 
 def _ab_region(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_region_detections(out, anchors=L.anchors, num=L.num, coords=L.coords, grid_w=L.output.w,
-                                 grid_h=L.output.h, letterbox=letterbox, **common)
+    return get_region_detections(
+        out,
+        anchors=L.anchors,
+        num=L.num,
+        coords=L.coords,
+        grid_w=L.output.w,
+        grid_h=L.output.h,
+        letterbox=letterbox,
+        **common,
+    )
 
 
 def _ab_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
@@ -61,9 +80,16 @@ def _pj_yolo(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detectio
 
 
 def _pj_region(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_region_detections_pjreddie(out, anchors=L.anchors, num=L.num, coords=L.coords,
-                                          background=bool(L.background), grid_w=L.output.w, grid_h=L.output.h,
-                                          **common)
+    return get_region_detections_pjreddie(
+        out,
+        anchors=L.anchors,
+        num=L.num,
+        coords=L.coords,
+        background=bool(L.background),
+        grid_w=L.output.w,
+        grid_h=L.output.h,
+        **common,
+    )
 
 
 def _pj_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
@@ -71,16 +97,22 @@ def _pj_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
     ``make_network_boxes`` sizes every prob array by it): only detection-like layers have classes."""
     classes = {L.classes for L in heads}
     if len(classes) > 1:
-        raise UnsupportedError(f"{net.path}: the detection heads disagree on the number of classes "
-                               f"({sorted(classes)}); pjreddie's test_detector would overflow its prob arrays")
+        raise UnsupportedError(
+            f"{net.path}: the detection heads disagree on the number of classes "
+            f"({sorted(classes)}); pjreddie's test_detector would overflow its prob arrays"
+        )
     (k,) = classes
     last = net.layers[-1]
     n = last.classes if last.is_head or last.type == "iseg" else 0
     if n < k:
-        warnings.warn(f"{net.path}: pjreddie's test_detector takes the class count for its NMS and its drawing from "
-                      f"the last layer (layer {last.index} [{last.type}]: {n} classes, the heads have {k}): it "
-                      f"suppresses and draws only classes < {n}; darkweights reports all {k}, with NMS over "
-                      f"classes < {n} as pjreddie computes it", DarkweightsWarning, stacklevel=3)
+        warnings.warn(
+            f"{net.path}: pjreddie's test_detector takes the class count for its NMS and its drawing from "
+            f"the last layer (layer {last.index} [{last.type}]: {n} classes, the heads have {k}): it "
+            f"suppresses and draws only classes < {n}; darkweights reports all {k}, with NMS over "
+            f"classes < {n} as pjreddie computes it",
+            DarkweightsWarning,
+            stacklevel=3,
+        )
     return partial(do_nms_sort_pjreddie, classes=min(n, k))
 
 
@@ -88,18 +120,19 @@ def _pj_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
 class Pipeline:
     """The code of one fork's ``get_network_boxes`` and NMS (:attr:`DetectorRules.pipeline` names it)."""
 
-    heads: Mapping[str, Optional[Decoder]]  # layer types its get_network_boxes collects; None: not decoded here
+    heads: Mapping[str, Decoder | None]  # layer types its get_network_boxes collects; None: not decoded here
     nms: Callable[[Any, Sequence[Any]], NmsFn]  # (net, heads) -> the NMS it runs
 
 
 PIPELINES = {
-    "alexeyab": Pipeline(heads={"yolo": _ab_yolo, "gaussian_yolo": _ab_gaussian_yolo, "region": _ab_region},
-                         nms=_ab_nms),
+    "alexeyab": Pipeline(
+        heads={"yolo": _ab_yolo, "gaussian_yolo": _ab_gaussian_yolo, "region": _ab_region}, nms=_ab_nms
+    ),
     "pjreddie": Pipeline(heads={"yolo": _pj_yolo, "region": _pj_region, "detection": None}, nms=_pj_nms),
 }
 
 
-def read_names(path: Optional[Path], classes: int) -> list[str]:
+def read_names(path: Path | None, classes: int) -> list[str]:
     if path is None:
         return [str(i) for i in range(classes)]
     try:
@@ -116,7 +149,7 @@ class Detector:
     """A network ready for Darknet-identical detection on image files, following the ``detector test``
     of the network's dialect (:class:`~darkweights.dialects.DetectorRules`, :data:`PIPELINES`)."""
 
-    def __init__(self, net: Any, names: Optional[Sequence[str]] = None, *, letterbox: Optional[bool] = None) -> None:
+    def __init__(self, net: Any, names: Sequence[str] | None = None, *, letterbox: bool | None = None) -> None:
         self.net = net
         self.rules: DetectorRules = net.dialect.detector
         rules = self.rules
@@ -130,8 +163,9 @@ class Detector:
             kinds = [f"[{LAYER_TYPES[t].headers[0]}]" for t in pipeline.heads if pipeline.heads[t] is not None]
             raise UnsupportedError(f"{net.path}: no {', '.join(kinds[:-1])} or {kinds[-1]} layer: not a detector")
         if rules.always_letterbox and letterbox is False:
-            raise UnsupportedError(f"{net.dialect.title}'s detector test always letterboxes: letterbox=False is "
-                                   "not supported")
+            raise UnsupportedError(
+                f"{net.dialect.title}'s detector test always letterboxes: letterbox=False is not supported"
+            )
         self.nms = pipeline.nms(net, self.heads)
         self.model = net.to_torch(fuse_bn=rules.fuse_bn)
         # YOLO9000 [region] tree= (the model has read it already; here for the decoding)
@@ -141,7 +175,7 @@ class Detector:
         self.letterbox = rules.always_letterbox or (bool(net.letter_box) if letterbox is None else letterbox)
         self.thresh = rules.thresh
 
-    def __call__(self, image: Any, *, thresh: Optional[float] = None, nms_thresh: float = 0.45) -> list[dict]:
+    def __call__(self, image: Any, *, thresh: float | None = None, nms_thresh: float = 0.45) -> list[dict]:
         """Detections on an image file (or a ``(3, H, W)`` float array in [0, 1]); ``thresh`` defaults
         to the dialect's (AlexeyAB 0.25, pjreddie 0.5)."""
         outs, w, h = self.forward(image)
@@ -162,15 +196,17 @@ class Detector:
             heads = self.model(torch.from_numpy(np.ascontiguousarray(sized))[None])
         return dict(zip(self.model.heads, heads)), w, h
 
-    def decode(self, outs: Any, im_w: int, im_h: int, *, thresh: Optional[float] = None,
-               nms_thresh: float = 0.45) -> list[dict]:
+    def decode(
+        self, outs: Any, im_w: int, im_h: int, *, thresh: float | None = None, nms_thresh: float = 0.45
+    ) -> list[dict]:
         """Records (:func:`.boxes.to_records`) of :meth:`boxes`."""
         thresh = self.thresh if thresh is None else thresh
         dets = self.boxes(outs, im_w, im_h, thresh=thresh, nms_thresh=nms_thresh)
         return to_records(dets, self.names, im_w, im_h, thresh=thresh)
 
-    def boxes(self, outs: Any, im_w: int, im_h: int, *, thresh: Optional[float] = None,
-              nms_thresh: float = 0.45) -> Detections:
+    def boxes(
+        self, outs: Any, im_w: int, im_h: int, *, thresh: float | None = None, nms_thresh: float = 0.45
+    ) -> Detections:
         """Boxes from every head's output (``outs[layer index]``: a list of all outputs or a dict of the
         heads'; ``get_network_boxes``), then NMS: Darknet's detection array, in its order."""
         net = self.net
@@ -187,10 +223,19 @@ class Detector:
         return dets
 
 
-def detect(images: Sequence[Any], cfg: Optional[Any] = None, weights: Optional[Any] = None, *,
-           names: Optional[Any] = None, dialect: Any = "auto", width: Optional[int] = None,
-           height: Optional[int] = None, thresh: Optional[float] = None, nms_thresh: float = 0.45,
-           letterbox: Optional[bool] = None) -> dict[str, list[dict]]:
+def detect(
+    images: Sequence[Any],
+    cfg: Any | None = None,
+    weights: Any | None = None,
+    *,
+    names: Any | None = None,
+    dialect: Any = "auto",
+    width: int | None = None,
+    height: int | None = None,
+    thresh: float | None = None,
+    nms_thresh: float = 0.45,
+    letterbox: bool | None = None,
+) -> dict[str, list[dict]]:
     """Darknet's ``detector test`` on image files: ``{image: records}`` in the order given.
 
     ``cfg``/``weights`` default to the bundled Yolo-Fastest 1.1 (with its COCO names); ``names``

@@ -9,7 +9,7 @@ builder all walk :meth:`Layer.stored`.
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple, Optional
+from typing import ClassVar, NamedTuple
 
 from ..cfg import Options, Section
 from ..errors import ShapeError
@@ -28,11 +28,11 @@ class Shape(NamedTuple):
     size: int
 
     @classmethod
-    def image(cls, c: int, h: int, w: int) -> "Shape":
+    def image(cls, c: int, h: int, w: int) -> Shape:
         return cls(c, h, w, c * h * w)
 
     @classmethod
-    def flat(cls, size: int) -> "Shape":
+    def flat(cls, size: int) -> Shape:
         return cls(0, 0, 0, size)
 
     @property
@@ -72,15 +72,16 @@ class ArraySpec(NamedTuple):
         return n
 
 
-LAYER_TYPES: dict[str, type["Layer"]] = {}  # canonical type name -> class
-HEADERS: dict[str, type["Layer"]] = {}  # section name as written (e.g. "conv") -> class
+LAYER_TYPES: dict[str, type[Layer]] = {}  # canonical type name -> class
+HEADERS: dict[str, type[Layer]] = {}  # section name as written (e.g. "conv") -> class
 
 
-def register(cls: type["Layer"]) -> type["Layer"]:
+def register(cls: type[Layer]) -> type[Layer]:
     """Class decorator: add a layer family to the catalogue (each type and header once)."""
     if cls.type in LAYER_TYPES:
-        raise RuntimeError(f"layer type {cls.type!r} registered twice ({LAYER_TYPES[cls.type].__name__}, "
-                           f"{cls.__name__})")
+        raise RuntimeError(
+            f"layer type {cls.type!r} registered twice ({LAYER_TYPES[cls.type].__name__}, {cls.__name__})"
+        )
     for name in cls.headers:
         if name in HEADERS:
             raise RuntimeError(f"section [{name}] registered twice ({HEADERS[name].__name__}, {cls.__name__})")
@@ -102,7 +103,7 @@ class Layer:
     # options Darknet reads that only matter for training or post-processing
     training_options: ClassVar[tuple[str, ...]] = ()
     is_head: ClassVar[bool] = False  # a detection head: [yolo], [Gaussian_yolo], [region], [detection]
-    activation: Optional[str] = None
+    activation: str | None = None
     batch_normalize = 0
     dontload = dontloadscales = dontsave = False
 
@@ -146,18 +147,34 @@ class Layer:
         specs = self.arrays()
         if self.dontload or self.dontsave or self.dontloadscales:
             specs = [
-                ArraySpec(s.name, s.shape, s.role, s.torch, s.transposable,
-                          on_load=s.on_load and not self.dontload
-                          and not (self.dontloadscales and s.role in ("scales", "rolling_mean", "rolling_variance")
-                                   and "." not in s.name),
-                          on_save=s.on_save and not self.dontsave)
+                ArraySpec(
+                    s.name,
+                    s.shape,
+                    s.role,
+                    s.torch,
+                    s.transposable,
+                    on_load=s.on_load
+                    and not self.dontload
+                    and not (
+                        self.dontloadscales
+                        and s.role in ("scales", "rolling_mean", "rolling_variance")
+                        and "." not in s.name
+                    ),
+                    on_save=s.on_save and not self.dontsave,
+                )
                 for s in specs
             ]
         return specs
 
-    def shape_error(self, message: str, builder: Builder, evidence: Optional[str] = None) -> ShapeError:
-        return ShapeError(f"{message} (input {self.input})", file=builder.path, line=self.section.line,
-                          layer=self.index, layer_type=self.type, evidence=evidence)
+    def shape_error(self, message: str, builder: Builder, evidence: str | None = None) -> ShapeError:
+        return ShapeError(
+            f"{message} (input {self.input})",
+            file=builder.path,
+            line=self.section.line,
+            layer=self.index,
+            layer_type=self.type,
+            evidence=evidence,
+        )
 
     def describe(self) -> str:
         """Short human summary of the main options, for ``inspect``."""
@@ -171,8 +188,9 @@ class Layer:
 BN_TORCH = {"biases": "bias", "scales": "weight", "rolling_mean": "running_mean", "rolling_variance": "running_var"}
 
 
-def bn_specs(prefix: str, n: int, names: tuple[str, ...] = ("scales", "rolling_mean", "rolling_variance")
-             ) -> list[ArraySpec]:
+def bn_specs(
+    prefix: str, n: int, names: tuple[str, ...] = ("scales", "rolling_mean", "rolling_variance")
+) -> list[ArraySpec]:
     return [ArraySpec(f"{prefix}{name}", (n,), name, f"{prefix}bn.{BN_TORCH[name]}") for name in names]
 
 
@@ -191,8 +209,10 @@ def conv_specs(prefix: str, n: int, c_per_group: int, k: int, bn: bool, module: 
 
 def connected_specs(prefix: str, inputs: int, outputs: int, bn: bool) -> list[ArraySpec]:
     """``load_connected_weights``: biases, weights, then the BN arrays (note: after the weights)."""
-    specs = [ArraySpec(f"{prefix}biases", (outputs,), "biases", f"{prefix}bn.bias" if bn else f"{prefix}fc.bias"),
-             ArraySpec(f"{prefix}weights", (outputs, inputs), "weights", f"{prefix}fc.weight", transposable=True)]
+    specs = [
+        ArraySpec(f"{prefix}biases", (outputs,), "biases", f"{prefix}bn.bias" if bn else f"{prefix}fc.bias"),
+        ArraySpec(f"{prefix}weights", (outputs, inputs), "weights", f"{prefix}fc.weight", transposable=True),
+    ]
     if bn:
         specs += bn_specs(prefix, outputs)
     return specs

@@ -9,7 +9,7 @@ their activation. It lives with the catalogue so that a layer can be built and t
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from ..cfg import CfgFile, Options, Section
 from ..dialects import Dialect
@@ -27,39 +27,57 @@ class Builder:
         self.dialect = dialect
         self.path = cfg.path
         self.strict = dialect.strict_syntax
-        self.layers: list["Layer"] = []
+        self.layers: list[Layer] = []
         self.ignored: list[str] = []  # "key=value (line N)" of options this fork would not read
 
-    def options(self, section: Section, index: Optional[int] = None, family: str = "") -> Options:
-        return Options(section, path=self.path, strict=self.strict, layer=index,
-                       absent=self.dialect.absent(family) if family else frozenset())
+    def options(self, section: Section, index: int | None = None, family: str = "") -> Options:
+        return Options(
+            section,
+            path=self.path,
+            strict=self.strict,
+            layer=index,
+            absent=self.dialect.absent(family) if family else frozenset(),
+        )
 
     def report_unused(self, opts: Options) -> None:
         for opt in opts.unused():
             if self.strict:
-                raise opts.error(f"option {opt.key}={opt.value} is unused or invalid in [{opts.section.name}] "
-                                 "(hank-ai rejects unknown keys)", opt)
+                raise opts.error(
+                    f"option {opt.key}={opt.value} is unused or invalid in [{opts.section.name}] "
+                    "(hank-ai rejects unknown keys)",
+                    opt,
+                )
             dup = opts.section.find(opt.key)
             if dup is not None and dup is not opt:
                 why = f"duplicate of line {dup.line}, the first one wins"
             else:
                 why = "not an option of this section"
                 self.ignored.append(f"{opt.key}= (line {opt.line})")
-            warnings.warn(f"{self.path}:{opt.line}: layer {opts.layer} [{opts.section.name}]: unused option "
-                          f"{opt.key}={opt.value} ({why})", DarkweightsWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.path}:{opt.line}: layer {opts.layer} [{opts.section.name}]: unused option "
+                f"{opt.key}={opt.value} ({why})",
+                DarkweightsWarning,
+                stacklevel=4,
+            )
 
     def resolve(self, value: int, current: int, opts: Options, key: str) -> int:
         """Relative (negative) or absolute layer index; must name an already-parsed layer."""
         index = current + value if value < 0 else value
         if not 0 <= index < current:
-            raise opts.error(f"{key} refers to layer {value} -> {index}, which is not an earlier layer "
-                             f"(this is layer {current})", opts.section.find(key), ShapeError)
+            raise opts.error(
+                f"{key} refers to layer {value} -> {index}, which is not an earlier layer (this is layer {current})",
+                opts.section.find(key),
+                ShapeError,
+            )
         return index
 
-    def activation(self, opts: Options, default: str, layer: "Layer") -> str:
+    def activation(self, opts: Options, default: str, layer: Layer) -> str:
         name = opts.str("activation", default) or default
         known = self.dialect.activations
         if name not in known:
-            raise opts.error(f"unknown activation {name!r} (Darknet would silently use relu); "
-                             f"{self.dialect.title} knows: {', '.join(known)}", opts.section.find("activation"))
+            raise opts.error(
+                f"unknown activation {name!r} (Darknet would silently use relu); "
+                f"{self.dialect.title} knows: {', '.join(known)}",
+                opts.section.find("activation"),
+            )
         return name

@@ -9,7 +9,6 @@ from ..errors import DarkweightsWarning, ShapeError
 from .base import ArraySpec, Layer, Shape, bn_specs, cdiv, connected_specs, conv_specs, read_padding, register
 from .builder import Builder
 
-
 NO_SHARE = -1000000000  # AB's sentinel for "share_index absent"
 
 
@@ -25,8 +24,20 @@ class Convolutional(Layer):
     type = "convolutional"
     headers = ("convolutional", "conv")
     xnor = binary = bin_output = flipped = numload = 0
-    training_options = ("dot", "angle", "grad_centr", "reverse", "sway", "rotate", "stretch", "stretch_sway",
-                        "assisted_excitation", "coordconv", "stream", "wait_stream")
+    training_options = (
+        "dot",
+        "angle",
+        "grad_centr",
+        "reverse",
+        "sway",
+        "rotate",
+        "stretch",
+        "stretch_sway",
+        "assisted_excitation",
+        "coordconv",
+        "stream",
+        "wait_stream",
+    )
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
@@ -55,8 +66,12 @@ class Convolutional(Layer):
             self.share_index = builder.resolve(share, self.index, opts, "share_index")
         self.numload = opts.int("numload", 0)  # pjreddie's partial load
         if not 0 <= self.numload <= self.filters:
-            raise opts.error(f"numload={self.numload} must be between 0 and filters={self.filters}: "
-                             "Darknet would read past the layer's arrays", self.section.find("numload"), ShapeError)
+            raise opts.error(
+                f"numload={self.numload} must be between 0 and filters={self.filters}: "
+                "Darknet would read past the layer's arrays",
+                self.section.find("numload"),
+                ShapeError,
+            )
         if self.dialect.xnor_forces_groups_1:
             self.groups = 1 if self.xnor else max(groups, 1)
         else:
@@ -68,18 +83,27 @@ class Convolutional(Layer):
         if self.stride_x < 1 or self.stride_y < 1:
             raise self.shape_error(f"stride {self.stride_x}x{self.stride_y} must be >= 1", builder)
         if c % self.groups or self.filters % self.groups:
-            warnings.warn(f"{builder.path}:{self.line}: layer {self.index}: groups={self.groups} does not divide "
-                          f"channels={c} and filters={self.filters}; Darknet truncates the counts", DarkweightsWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"{builder.path}:{self.line}: layer {self.index}: groups={self.groups} does not divide "
+                f"channels={c} and filters={self.filters}; Darknet truncates the counts",
+                DarkweightsWarning,
+                stacklevel=2,
+            )
         if self.dilation > 1 and 2 * self.padding != self.size - 1:
-            raise self.shape_error(f"dilation={self.dilation} needs an odd kernel with pad=1 (size={self.size}, "
-                                   f"padding={self.padding}): Darknet's buffer sizes would not match", builder)
+            raise self.shape_error(
+                f"dilation={self.dilation} needs an odd kernel with pad=1 (size={self.size}, "
+                f"padding={self.padding}): Darknet's buffer sizes would not match",
+                builder,
+            )
         sx, sy = (1, 1) if self.antialiasing else (self.stride_x, self.stride_y)
         out_w = cdiv(w + 2 * self.padding - self.size, sx) + 1
         out_h = cdiv(h + 2 * self.padding - self.size, sy) + 1
         if out_w < 1 or out_h < 1:
-            raise self.shape_error(f"kernel {self.size} with padding {self.padding} and stride {sx}x{sy} leaves no "
-                                   f"output ({out_h}x{out_w})", builder)
+            raise self.shape_error(
+                f"kernel {self.size} with padding {self.padding} and stride {sx}x{sy} leaves no "
+                f"output ({out_h}x{out_w})",
+                builder,
+            )
         self.output = Shape.image(self.filters, out_h, out_w)
         self.blur = None
         if self.antialiasing:
@@ -94,16 +118,28 @@ class Convolutional(Layer):
     def _check_share(self, builder: Builder) -> None:
         target = builder.layers[self.share_index] if 0 <= self.share_index < len(builder.layers) else None
         if not isinstance(target, Convolutional) or target.share_index is not None:
-            raise self.shape_error(f"share_index points to layer {self.share_index}, which is not an "
-                                   "already-parsed, non-shared [convolutional] layer", builder)
-        if (target.size, target.input.c, target.filters, target.groups) != (self.size, self.input.c, self.filters,
-                                                                            self.groups):
-            raise self.shape_error(f"share_index={self.share_index}: size, channels, filters or groups differ from "
-                                   f"that layer's ({target.size}, {target.input.c}, {target.filters}, {target.groups})",
-                                   builder)
+            raise self.shape_error(
+                f"share_index points to layer {self.share_index}, which is not an "
+                "already-parsed, non-shared [convolutional] layer",
+                builder,
+            )
+        if (target.size, target.input.c, target.filters, target.groups) != (
+            self.size,
+            self.input.c,
+            self.filters,
+            self.groups,
+        ):
+            raise self.shape_error(
+                f"share_index={self.share_index}: size, channels, filters or groups differ from "
+                f"that layer's ({target.size}, {target.input.c}, {target.filters}, {target.groups})",
+                builder,
+            )
         if self.batch_normalize and not target.batch_normalize:
-            raise self.shape_error(f"share_index={self.share_index}: this layer has batch_normalize but the shared "
-                                   "layer does not (Darknet would dereference missing BN arrays)", builder)
+            raise self.shape_error(
+                f"share_index={self.share_index}: this layer has batch_normalize but the shared "
+                "layer does not (Darknet would dereference missing BN arrays)",
+                builder,
+            )
 
     @property
     def next_input(self) -> Shape:
@@ -118,18 +154,24 @@ class Convolutional(Layer):
         if numload:
             # pjreddie numload=K: the loader reads K-filter arrays; the saver writes all of them
             part = conv_specs("", numload, c_per_group, self.size, bool(self.batch_normalize))
-            return ([ArraySpec(s.name, s.shape, s.role, s.torch, on_load=False) for s in specs]
-                    + [ArraySpec("numload_" + s.name, s.shape, s.role, "", on_save=False) for s in part])
+            return [ArraySpec(s.name, s.shape, s.role, s.torch, on_load=False) for s in specs] + [
+                ArraySpec("numload_" + s.name, s.shape, s.role, "", on_save=False) for s in part
+            ]
         return specs
 
     def describe(self) -> str:
         s = f"{self.filters} {self.size}x{self.size}/{self.stride_x}"
         if self.stride_y != self.stride_x:
             s += f"x{self.stride_y}"
-        extras = [f"g{self.groups}" if self.groups > 1 else "", f"d{self.dilation}" if self.dilation > 1 else "",
-                  "bn" if self.batch_normalize else "", "xnor" if self.xnor else "",
-                  f"aa{self.antialiasing}" if self.antialiasing else "",
-                  f"share={self.share_index}" if self.share_index is not None else "", self.activation or ""]
+        extras = [
+            f"g{self.groups}" if self.groups > 1 else "",
+            f"d{self.dilation}" if self.dilation > 1 else "",
+            "bn" if self.batch_normalize else "",
+            "xnor" if self.xnor else "",
+            f"aa{self.antialiasing}" if self.antialiasing else "",
+            f"share={self.share_index}" if self.share_index is not None else "",
+            self.activation or "",
+        ]
         return " ".join([s] + [e for e in extras if e])
 
 
@@ -184,14 +226,19 @@ class Local(Layer):
         if out_w < 1 or out_h < 1:
             raise self.shape_error("kernel larger than the input", builder)
         if self.pad and 2 * self.pad != self.size - 1:
-            raise self.shape_error(f"pad={self.pad} with size={self.size}: Darknet pads by the raw pad value, so "
-                                   "only pad=0 or 2*pad=size-1 is self-consistent", builder)
+            raise self.shape_error(
+                f"pad={self.pad} with size={self.size}: Darknet pads by the raw pad value, so "
+                "only pad=0 or 2*pad=size-1 is self-consistent",
+                builder,
+            )
         self.output = Shape.image(self.filters, out_h, out_w)
 
     def arrays(self) -> list[ArraySpec]:
         o = self.output
-        return [ArraySpec("biases", (o.c, o.h, o.w), "biases", "bias"),
-                ArraySpec("weights", (o.h * o.w, o.c, self.input.c, self.size, self.size), "weights", "weight")]
+        return [
+            ArraySpec("biases", (o.c, o.h, o.w), "biases", "bias"),
+            ArraySpec("weights", (o.h * o.w, o.c, self.input.c, self.size, self.size), "weights", "weight"),
+        ]
 
 
 @register

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from typing import Optional
 
 from ..cfg import Options
 from ..errors import DarkweightsWarning
 from ..limits import MAX_ANCHORS
 from .base import Layer, Shape, register
 from .builder import Builder
-
 
 YOLO_POINTS = ("center", "left_top", "right_bottom")  # parse_gaussian_yolo
 
@@ -19,21 +17,47 @@ def check_num(opts: Options, key: str, default: int) -> int:
     """The anchor count, before anchors are padded to it (Darknet callocs ``2 * num`` floats)."""
     n = opts.int(key, default)
     if n > MAX_ANCHORS:
-        raise opts.error(f"{key}={n}: more than {MAX_ANCHORS:,} anchors (darkweights.limits.MAX_ANCHORS)",
-                         opts.section.find(key))
+        raise opts.error(
+            f"{key}={n}: more than {MAX_ANCHORS:,} anchors (darkweights.limits.MAX_ANCHORS)", opts.section.find(key)
+        )
     return n
+
+
 NMS_KINDS = ("default", "greedynms", "diounms")  # parse_yolo; parse_gaussian_yolo also knows cornersnms
 
-YOLO_TRAINING = ("max", "jitter", "resize", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "map",
-                 "counters_per_class", "label_smooth_eps", "objectness_smooth", "iou_normalizer", "obj_normalizer",
-                 "cls_normalizer", "delta_normalizer", "iou_loss", "iou_thresh_kind", "max_delta", "focal_loss",
-                 "track_history_size", "sim_thresh", "dets_for_track", "dets_for_show", "track_ciou_norm",
-                 "embedding_layer", "show_details")
+YOLO_TRAINING = (
+    "max",
+    "jitter",
+    "resize",
+    "ignore_thresh",
+    "truth_thresh",
+    "iou_thresh",
+    "random",
+    "map",
+    "counters_per_class",
+    "label_smooth_eps",
+    "objectness_smooth",
+    "iou_normalizer",
+    "obj_normalizer",
+    "cls_normalizer",
+    "delta_normalizer",
+    "iou_loss",
+    "iou_thresh_kind",
+    "max_delta",
+    "focal_loss",
+    "track_history_size",
+    "sim_thresh",
+    "dets_for_track",
+    "dets_for_show",
+    "track_ciou_norm",
+    "embedding_layer",
+    "show_details",
+)
 
 
 class _YoloBase(Layer):
     is_head = True
-    tree: Optional[str] = None  # only [region] reads tree=
+    tree: str | None = None  # only [region] reads tree=
     entries = 5  # x, y, w, h, objectness (+ classes)
 
     def parse(self, opts: Options, builder: Builder) -> None:
@@ -50,19 +74,25 @@ class _YoloBase(Layer):
         self.nms_kind = opts.str("nms_kind", "default") or "default"
         if self.nms_kind not in kinds:
             if self.dialect.strict_syntax:
-                raise opts.error(f"nms_kind={self.nms_kind!r}: expected one of {', '.join(kinds)}",
-                                 self.section.find("nms_kind"))
+                raise opts.error(
+                    f"nms_kind={self.nms_kind!r}: expected one of {', '.join(kinds)}", self.section.find("nms_kind")
+                )
             self.nms_kind = "default"  # AB falls back silently
         self.beta_nms = opts.float("beta_nms", 0.6)
         self.yolo_point = opts.str("yolo_point", "center") if self.type == "gaussian_yolo" else "center"
         if self.yolo_point not in YOLO_POINTS:
             if self.dialect.strict_syntax:  # HK get_yolo_point_types_from_name: fatal
-                raise opts.error(f"yolo_point={self.yolo_point!r}: expected one of {', '.join(YOLO_POINTS)}",
-                                 self.section.find("yolo_point"))
+                raise opts.error(
+                    f"yolo_point={self.yolo_point!r}: expected one of {', '.join(YOLO_POINTS)}",
+                    self.section.find("yolo_point"),
+                )
             # AB parse_gaussian_yolo: anything but left_top/right_bottom silently means center
-            warnings.warn(f"{builder.path}:{self.section.find('yolo_point').line}: yolo_point={self.yolo_point!r} is "
-                          f"not one of {', '.join(YOLO_POINTS)}: Darknet uses center", DarkweightsWarning,
-                          stacklevel=4)
+            warnings.warn(
+                f"{builder.path}:{self.section.find('yolo_point').line}: yolo_point={self.yolo_point!r} is "
+                f"not one of {', '.join(YOLO_POINTS)}: Darknet uses center",
+                DarkweightsWarning,
+                stacklevel=4,
+            )
             self.yolo_point = "center"
         if self.type == "gaussian_yolo":
             opts.ignore("uc_normalizer")
@@ -71,14 +101,20 @@ class _YoloBase(Layer):
         bad = [m for m in self.mask if not 0 <= m < self.total]
         if bad:
             # Darknet accepts this and reads past its anchor array; decoding such a head is undefined
-            warnings.warn(f"{builder.path}:{self.line}: layer {self.index} [{self.section.name}]: mask {bad} refers to "
-                          f"anchors beyond num={self.total}", DarkweightsWarning, stacklevel=2)
+            warnings.warn(
+                f"{builder.path}:{self.line}: layer {self.index} [{self.section.name}]: mask {bad} refers to "
+                f"anchors beyond num={self.total}",
+                DarkweightsWarning,
+                stacklevel=2,
+            )
         n = len(self.mask)
         c = n * (self.classes + self.entries)
         if c != self.input.c:
             raise self.shape_error(
                 f"the [convolutional] before it must have filters={c} = {n} masks x (classes {self.classes} + "
-                f"{self.entries}), not {self.input.c}", builder)
+                f"{self.entries}), not {self.input.c}",
+                builder,
+            )
         self.output = Shape.image(c, self.input.h, self.input.w)
 
     def describe(self) -> str:
@@ -114,9 +150,26 @@ class Region(Layer):
     type = "region"
     is_head = True
     headers = ("region",)
-    training_options = ("max", "log", "sqrt", "rescore", "thresh", "classfix", "absolute", "random", "bias_match",
-                        "coord_scale", "object_scale", "noobject_scale", "mask_scale", "class_scale", "jitter",
-                        "resize", "focal_loss", "map")  # map=: class-id mapping of the truth, training only
+    training_options = (
+        "max",
+        "log",
+        "sqrt",
+        "rescore",
+        "thresh",
+        "classfix",
+        "absolute",
+        "random",
+        "bias_match",
+        "coord_scale",
+        "object_scale",
+        "noobject_scale",
+        "mask_scale",
+        "class_scale",
+        "jitter",
+        "resize",
+        "focal_loss",
+        "map",
+    )  # map=: class-id mapping of the truth, training only
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.coords = opts.int("coords", 4)
@@ -133,13 +186,19 @@ class Region(Layer):
             raise self.shape_error("layer before [region] must output an image", builder)
         c = self.num * (self.coords + self.classes + 1)
         if c * self.input.h * self.input.w != self.input.size:
-            raise self.shape_error(f"the [convolutional] before it must have filters={c} = num {self.num} x "
-                                   f"(coords {self.coords} + classes {self.classes} + 1), not {self.input.c}", builder)
+            raise self.shape_error(
+                f"the [convolutional] before it must have filters={c} = num {self.num} x "
+                f"(coords {self.coords} + classes {self.classes} + 1), not {self.input.c}",
+                builder,
+            )
         self.output = Shape.image(c, self.input.h, self.input.w)
 
     def describe(self) -> str:
-        return (f"{self.num}x({self.coords}+1+{self.classes})" + (" softmax" if self.softmax else "")
-                + (f" tree={self.tree}" if self.tree else ""))
+        return (
+            f"{self.num}x({self.coords}+1+{self.classes})"
+            + (" softmax" if self.softmax else "")
+            + (f" tree={self.tree}" if self.tree else "")
+        )
 
 
 @register
@@ -148,10 +207,21 @@ class Detection(Layer):
 
     type = "detection"
     is_head = True
-    tree: Optional[str] = None
+    tree: str | None = None
     headers = ("detection",)
-    training_options = ("max", "coord_scale", "forced", "object_scale", "noobject_scale", "class_scale", "jitter",
-                        "resize", "random", "reorg", "rescore")
+    training_options = (
+        "max",
+        "coord_scale",
+        "forced",
+        "object_scale",
+        "noobject_scale",
+        "class_scale",
+        "jitter",
+        "resize",
+        "random",
+        "reorg",
+        "rescore",
+    )
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.coords = opts.int("coords", 1)
@@ -162,9 +232,11 @@ class Detection(Layer):
         self.sqrt = opts.int("sqrt", 0)
         need = self.side * self.side * ((1 + self.coords) * self.num + self.classes)
         if need != self.input.size:
-            raise self.shape_error(f"side {self.side}^2 x ((1+coords {self.coords}) x num {self.num} + classes "
-                                   f"{self.classes}) = {need} values expected, the input has {self.input.size}",
-                                   builder)
+            raise self.shape_error(
+                f"side {self.side}^2 x ((1+coords {self.coords}) x num {self.num} + classes "
+                f"{self.classes}) = {need} values expected, the input has {self.input.size}",
+                builder,
+            )
         self.output = Shape.flat(self.input.size)
 
 
@@ -186,9 +258,15 @@ class Softmax(Layer):
         self.output = Shape.flat(self.input.size)
 
     def describe(self) -> str:
-        return " ".join(s for s in (f"groups {self.groups}" if self.groups > 1 else "",
-                                    f"T={self.temperature:g}" if self.temperature != 1 else "",
-                                    f"tree={self.tree}" if self.tree else "") if s)
+        return " ".join(
+            s
+            for s in (
+                f"groups {self.groups}" if self.groups > 1 else "",
+                f"T={self.temperature:g}" if self.temperature != 1 else "",
+                f"tree={self.tree}" if self.tree else "",
+            )
+            if s
+        )
 
 
 class _Loss(Layer):

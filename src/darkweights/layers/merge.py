@@ -39,8 +39,11 @@ class Route(Layer):
                 raise self.shape_error(f"layer {i} ({s}) does not split into groups={self.groups}", builder)
         self.output = Shape(out_c, out_h, out_w, outputs)
         if self.dialect.route_equal_sizes and not self.output.is_image:
-            raise self.shape_error("inputs have different width/height: "
-                                   + ", ".join(f"layer {i}: {s}" for i, s in zip(self.layers, srcs)), builder)
+            raise self.shape_error(
+                "inputs have different width/height: "
+                + ", ".join(f"layer {i}: {s}" for i, s in zip(self.layers, srcs)),
+                builder,
+            )
 
     def describe(self) -> str:
         return ",".join(map(str, self.layers)) + (f" {self.group_id}/{self.groups}" if self.groups > 1 else "")
@@ -91,8 +94,10 @@ class Shortcut(Layer):
                 raise self.shape_error(
                     f"from={i} has spatial size {src.h}x{src.w} but the input is {self.input.h}x{self.input.w}: "
                     f"{self.dialect.title} adds by flat index and asserts equal sizes (only pjreddie samples across "
-                    "resolutions: --dialect pjreddie)", builder,
-                    evidence=f"[shortcut] at line {self.line} across resolutions")
+                    "resolutions: --dialect pjreddie)",
+                    builder,
+                    evidence=f"[shortcut] at line {self.line} across resolutions",
+                )
             if not src.is_image:
                 raise self.shape_error(f"from={i} has no image geometry ({src})", builder)
         self.output = self.input
@@ -112,7 +117,6 @@ class Shortcut(Layer):
 
 
 class _FromLayer(Layer):
-
     def _source(self, opts: Options, builder: Builder) -> Shape:
         raw = opts.ints("from", required=True)
         assert raw is not None
@@ -137,8 +141,9 @@ class ScaleChannels(_FromLayer):
         else:
             ok = inp.w == 1 and inp.h == 1 and inp.c == src.c
         if not ok:
-            raise self.shape_error(f"scale_wh={self.scale_wh} input {inp} does not fit from={self.source} ({src})",
-                                   builder)
+            raise self.shape_error(
+                f"scale_wh={self.scale_wh} input {inp} does not fit from={self.source} ({src})", builder
+            )
         self.output = Shape.image(src.c, src.h, src.w)
 
 

@@ -126,15 +126,17 @@ class _Reorg(Layer):
             self.output = Shape.flat(self.input.size + self.extra)
             return
         if self.reverse:
-            div = s ** 4 if (self.type == "reorg3d") else s * s
+            div = s**4 if (self.type == "reorg3d") else s * s
             if c % div:
                 raise self.shape_error(f"reverse reorg needs channels divisible by {div}", builder)
             self.output = Shape.image(c // (s * s), h * s, w * s)
         else:
             need = c % (s * s) if self.type == "reorg" else 0
             if h % s or w % s or need:
-                raise self.shape_error(f"reorg stride {s} needs height, width (and for [reorg] channels/{s * s}) "
-                                       "divisible by the stride", builder)
+                raise self.shape_error(
+                    f"reorg stride {s} needs height, width (and for [reorg] channels/{s * s}) divisible by the stride",
+                    builder,
+                )
             self.output = Shape.image(c * s * s, h // s, w // s)
 
     def describe(self) -> str:

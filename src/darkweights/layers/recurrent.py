@@ -31,9 +31,11 @@ class RNN(Layer):
 
     def arrays(self) -> list[ArraySpec]:
         bn = bool(self.batch_normalize)
-        return (connected_specs("input_layer.", self.input.size, self.hidden, bn)
-                + connected_specs("self_layer.", self.hidden, self.hidden, bn)
-                + connected_specs("output_layer.", self.hidden, self.outputs, bn))
+        return (
+            connected_specs("input_layer.", self.input.size, self.hidden, bn)
+            + connected_specs("self_layer.", self.hidden, self.hidden, bn)
+            + connected_specs("output_layer.", self.hidden, self.outputs, bn)
+        )
 
 
 @register
@@ -74,8 +76,9 @@ class LSTM(Layer):
     def arrays(self) -> list[ArraySpec]:
         bn, i, o = bool(self.batch_normalize), self.input.size, self.outputs
         order = self.dialect.lstm_gate_order
-        return ([s for g in order for s in connected_specs(f"w{g}.", o, o, bn)]
-                + [s for g in order for s in connected_specs(f"u{g}.", i, o, bn)])
+        return [s for g in order for s in connected_specs(f"w{g}.", o, o, bn)] + [
+            s for g in order for s in connected_specs(f"u{g}.", i, o, bn)
+        ]
 
 
 def _conv_out(size: int, pad: int, k: int, stride: int) -> int:
@@ -126,18 +129,24 @@ class CRNN(_ConvRecurrent):
         self.shortcut = opts.int("shortcut", 0)
         out_h, out_w = self.conv_output(builder)
         if (out_h, out_w) != (self.input.h, self.input.w):
-            raise self.shape_error(f"[crnn] needs a size-preserving kernel (size {self.size}, padding "
-                                   f"{self.padding}, stride {self.stride} gives {out_h}x{out_w})", builder)
+            raise self.shape_error(
+                f"[crnn] needs a size-preserving kernel (size {self.size}, padding "
+                f"{self.padding}, stride {self.stride} gives {out_h}x{out_w})",
+                builder,
+            )
         # pjreddie's parse_crnn passes (w, h) to make_crnn_layer(batch, h, w, ...): its convolutions read
         # the C x H x W buffer as C x W x H, and the layer reports W x H to the next one
-        self.output = Shape.image(self.outputs, out_w, out_h) if self.swapped else Shape.image(self.outputs, out_h,
-                                                                                                 out_w)
+        self.output = (
+            Shape.image(self.outputs, out_w, out_h) if self.swapped else Shape.image(self.outputs, out_h, out_w)
+        )
 
     def arrays(self) -> list[ArraySpec]:
         bn, g, k = bool(self.batch_normalize), self.groups, self.size
-        return (conv_specs("input_layer.", self.hidden, self.input.c // g, k, bn)
-                + conv_specs("self_layer.", self.hidden, self.hidden // g, k, bn)
-                + conv_specs("output_layer.", self.outputs, self.hidden // g, k, bn))
+        return (
+            conv_specs("input_layer.", self.hidden, self.input.c // g, k, bn)
+            + conv_specs("self_layer.", self.hidden, self.hidden // g, k, bn)
+            + conv_specs("output_layer.", self.outputs, self.hidden // g, k, bn)
+        )
 
 
 @register

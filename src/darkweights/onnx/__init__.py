@@ -15,8 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["export_onnx", "pack_onnx", "read_onnx", "onnx_arrays", "run_onnx", "compare_onnx_with_fixture",
-           "compare_onnx_with_torch", "default_opset"]
+__all__ = [
+    "export_onnx",
+    "pack_onnx",
+    "read_onnx",
+    "onnx_arrays",
+    "run_onnx",
+    "compare_onnx_with_fixture",
+    "compare_onnx_with_torch",
+    "default_opset",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,8 +32,15 @@ def __getattr__(name: str) -> Any:
         from . import exporter
 
         return getattr(exporter, name)
-    if name in ("pack_onnx", "read_onnx", "onnx_arrays", "run_onnx", "compare_onnx_with_fixture",
-                "compare_onnx_with_torch", "onnx_session"):
+    if name in (
+        "pack_onnx",
+        "read_onnx",
+        "onnx_arrays",
+        "run_onnx",
+        "compare_onnx_with_fixture",
+        "compare_onnx_with_torch",
+        "onnx_session",
+    ):
         from . import home
 
         return getattr(home, name)

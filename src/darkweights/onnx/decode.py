@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -82,8 +83,9 @@ def _yolo(layer: Any, out: torch.Tensor, net_w: int, net_h: int, thresh: float) 
 
 
 @decoder("gaussian_yolo")
-def _gaussian_yolo(layer: Any, out: torch.Tensor, net_w: int, net_h: int,
-                   thresh: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _gaussian_yolo(
+    layer: Any, out: torch.Tensor, net_w: int, net_h: int, thresh: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``get_gaussian_yolo_detections``: entries x, σx, y, σy, w, σw, h, σh, obj, classes; class scores
     times ``1 - mean(σ)``; ``yolo_point`` shifts the centre by half the box."""
     n, k = len(layer.mask), layer.classes
@@ -111,8 +113,12 @@ def _region(layer: Any, out: torch.Tensor, net_w: int, net_h: int, thresh: float
     """AlexeyAB ``get_region_boxes``: rows already location-major; sigmoid on x, y at decode; anchors in
     grid cells; every candidate has objectness 1, class scores ``scale * class``."""
     if layer.coords != 4:
-        raise UnsupportedError(f"[region] coords={layer.coords}: Darknet's get_region_boxes decodes coords=4 only",
-                               line=layer.line, layer=layer.index, layer_type=layer.type)
+        raise UnsupportedError(
+            f"[region] coords={layer.coords}: Darknet's get_region_boxes decodes coords=4 only",
+            line=layer.line,
+            layer=layer.index,
+            layer_type=layer.type,
+        )
     n, k = layer.num, layer.classes
     h, w = layer.output.h, layer.output.w
     v = out.reshape(-1, h * w * n, 5 + k)
@@ -132,8 +138,14 @@ class _NonMaxSuppression(torch.autograd.Function):
     """ONNX ``NonMaxSuppression`` for the tracer (the eager forward returns no selection)."""
 
     @staticmethod
-    def forward(ctx: Any, boxes: torch.Tensor, scores: torch.Tensor, max_out: torch.Tensor, iou: torch.Tensor,
-                score: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+    def forward(
+        ctx: Any,
+        boxes: torch.Tensor,
+        scores: torch.Tensor,
+        max_out: torch.Tensor,
+        iou: torch.Tensor,
+        score: torch.Tensor,
+    ) -> torch.Tensor:
         return torch.zeros((0, 3), dtype=torch.int64)
 
     @staticmethod
@@ -144,8 +156,9 @@ class _NonMaxSuppression(torch.autograd.Function):
 class Post(nn.Module):
     """Head outputs → ``(boxes, scores)`` (decoded) or ``(detections,)`` (nms)."""
 
-    def __init__(self, net: Any, heads: Sequence[int], kind: str, thresh: float, nms: float,
-                 max_detections: int) -> None:
+    def __init__(
+        self, net: Any, heads: Sequence[int], kind: str, thresh: float, nms: float, max_detections: int
+    ) -> None:
         super().__init__()
         self.layers = [net.layers[i] for i in heads]
         self.net_w, self.net_h = net.width, net.height
@@ -158,9 +171,13 @@ class Post(nn.Module):
         if self.kind == "decoded":
             return boxes, scores
         k, c = boxes.shape[1], scores.shape[2]
-        sel = _NonMaxSuppression.apply(boxes, scores.transpose(1, 2), torch.tensor([self.max_detections]),
-                                       torch.tensor([self.nms], dtype=torch.float32),
-                                       torch.tensor([self.thresh], dtype=torch.float32))
+        sel = _NonMaxSuppression.apply(
+            boxes,
+            scores.transpose(1, 2),
+            torch.tensor([self.max_detections]),
+            torch.tensor([self.nms], dtype=torch.float32),
+            torch.tensor([self.thresh], dtype=torch.float32),
+        )
         b, cls, i = sel[:, 0], sel[:, 1], sel[:, 2]
         score = scores.reshape(-1).index_select(0, (b * k + i) * c + cls)
         box = boxes.reshape(-1, 4).index_select(0, b * k + i)
@@ -169,19 +186,34 @@ class Post(nn.Module):
         return (rows.index_select(0, order),)
 
 
-def build_post(net: Any, model: Any, heads: Sequence[int], *, kind: str, thresh: Optional[float],
-               nms: Optional[float], max_detections: Optional[int], letterbox: bool = False
-               ) -> tuple[nn.Module, list[str], dict, dict[str, str]]:
+def build_post(
+    net: Any,
+    model: Any,
+    heads: Sequence[int],
+    *,
+    kind: str,
+    thresh: float | None,
+    nms: float | None,
+    max_detections: int | None,
+    letterbox: bool = False,
+) -> tuple[nn.Module, list[str], dict, dict[str, str]]:
     """The post-processing module, output names, output layout and metadata for ``kind``."""
     if net.dialect.detector.pipeline != DEFAULT.detector.pipeline:
-        raise UnsupportedError("--outputs decoded/nms follow AlexeyAB's (and hank-ai's) detector; pjreddie's "
-                               "letterbox-only box correction and [detection] heads are not exported",
-                               file=net.path)
+        raise UnsupportedError(
+            "--outputs decoded/nms follow AlexeyAB's (and hank-ai's) detector; pjreddie's "
+            "letterbox-only box correction and [detection] heads are not exported",
+            file=net.path,
+        )
     layers = [net.layers[i] for i in heads]
     for l in layers:
         if l.type not in DECODERS:
-            raise UnsupportedError(f"--outputs {kind}: detect does not decode [{l.type}] heads", file=net.path,
-                                   line=l.line, layer=l.index, layer_type=l.type)
+            raise UnsupportedError(
+                f"--outputs {kind}: detect does not decode [{l.type}] heads",
+                file=net.path,
+                line=l.line,
+                layer=l.index,
+                layer_type=l.type,
+            )
     if len({l.classes for l in layers}) != 1:
         raise UnsupportedError("the detection heads disagree on the number of classes", file=net.path)
     thresh = DEFAULT_THRESH if thresh is None else float(thresh)
@@ -189,25 +221,43 @@ def build_post(net: Any, model: Any, heads: Sequence[int], *, kind: str, thresh:
     k = sum(l.output.h * l.output.w * (l.num if l.type == "region" else len(l.mask)) for l in layers)
     c = layers[0].classes
     max_det = k if not max_detections else int(max_detections)
-    notes = {"thresh": repr(thresh), "letter_box": str(int(bool(getattr(net, "letter_box", 0)) or letterbox)),
-             "box_format": "cx, cy, w, h in network-input pixels"}
+    notes = {
+        "thresh": repr(thresh),
+        "letter_box": str(int(bool(getattr(net, "letter_box", 0)) or letterbox)),
+        "box_format": "cx, cy, w, h in network-input pixels",
+    }
     if kind == "decoded":
         names = ["boxes", "scores"]
-        layout = {"boxes": {"shape": ["N", k, 4], "fields": ["cx", "cy", "w", "h"]},
-                  "scores": {"shape": ["N", k, c], "meaning": "objectness*class where > thresh (Darknet's prob)"}}
+        layout = {
+            "boxes": {"shape": ["N", k, 4], "fields": ["cx", "cy", "w", "h"]},
+            "scores": {"shape": ["N", k, c], "meaning": "objectness*class where > thresh (Darknet's prob)"},
+        }
     else:
         last = layers[-1]
         kind_nms = getattr(last, "nms_kind", "default") or "default"
         exact = kind_nms in EXACT_NMS
-        notes.update({"nms": repr(nms), "nms_kind": kind_nms, "max_detections_per_class": str(max_det),
-                      "nms_exact": "1" if exact else "0"})
+        notes.update(
+            {
+                "nms": repr(nms),
+                "nms_kind": kind_nms,
+                "max_detections_per_class": str(max_det),
+                "nms_exact": "1" if exact else "0",
+            }
+        )
         if not exact:
-            note = (f"the cfg asks for nms_kind={kind_nms} (suppression on DIoU), which ONNX NonMaxSuppression cannot "
-                    "express: the graph suppresses on plain IoU (Darknet's nms_kind=default)")
+            note = (
+                f"the cfg asks for nms_kind={kind_nms} (suppression on DIoU), which ONNX NonMaxSuppression cannot "
+                "express: the graph suppresses on plain IoU (Darknet's nms_kind=default)"
+            )
             notes["nms_note"] = note
             warnings.warn(f"{net.path}: {note}", DarkweightsWarning, stacklevel=3)
         names = ["detections"]
-        layout = {"detections": {"shape": ["M", 7], "fields": ["batch", "class", "score", "cx", "cy", "w", "h"],
-                                 "order": "score descending"}}
+        layout = {
+            "detections": {
+                "shape": ["M", 7],
+                "fields": ["batch", "class", "score", "cx", "cy", "w", "h"],
+                "order": "score descending",
+            }
+        }
     notes["decode_heads"] = json.dumps([l.index for l in layers])
     return Post(net, heads, kind, thresh, nms, max_det), names, layout, notes

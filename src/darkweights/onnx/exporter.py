@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Union
 
 from ..errors import DarkweightsError, UnsupportedError
 from ..weightsfile import layer_name
@@ -65,11 +66,23 @@ class ExportInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, batch: Union[int, str] = 1,
-                fp16: bool = False, outputs: str = "raw", all_outputs: bool = False,
-                names: Optional[Sequence[str]] = None, fuse_bn: bool = False, bug_compatible: bool = False,
-                thresh: Optional[float] = None, nms: Optional[float] = None, max_detections: Optional[int] = None,
-                letterbox: bool = False) -> ExportInfo:
+def export_onnx(
+    net: Network,
+    path: PathLike,
+    *,
+    opset: int | None = None,
+    batch: int | str = 1,
+    fp16: bool = False,
+    outputs: str = "raw",
+    all_outputs: bool = False,
+    names: Sequence[str] | None = None,
+    fuse_bn: bool = False,
+    bug_compatible: bool = False,
+    thresh: float | None = None,
+    nms: float | None = None,
+    max_detections: int | None = None,
+    letterbox: bool = False,
+) -> ExportInfo:
     """Write ``net`` (cfg + weights) as an ONNX model at ``path`` (atomically).
 
     ``batch``: a fixed batch size or ``"dynamic"``; ``fp16``: weights and activations in float16
@@ -107,20 +120,30 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
             raise DarkweightsError(f"--batch must be a positive integer or 'dynamic', not {batch}")
     opset = default_opset() if opset is None else int(opset)
     if not MIN_OPSET <= opset <= max_opset():
-        raise DarkweightsError(f"--opset {opset}: the export writes opsets {MIN_OPSET} to {max_opset()} "
-                               f"(default {default_opset()})")
+        raise DarkweightsError(
+            f"--opset {opset}: the export writes opsets {MIN_OPSET} to {max_opset()} (default {default_opset()})"
+        )
     if not net.input.is_image:
         raise UnsupportedError("the network input has no image geometry (width/height/channels)", file=net.path)
     if not net.has_weights:  # the model would be built from random values: never silently
-        raise DarkweightsError("no weights to export: load the cfg with its .weights (`darkweights init` writes "
-                               "random ones)", file=net.path)
+        raise DarkweightsError(
+            "no weights to export: load the cfg with its .weights (`darkweights init` writes random ones)",
+            file=net.path,
+        )
 
     model = portable_model(build(net, fuse_bn=fuse_bn, bug_compatible=bug_compatible, winograd=False))
-    meta = {**array_metadata(net), "darkweights_version": __version__, "onnx_outputs": outputs,
-            "fused": "1" if fuse_bn else "0",
-            "bug_compatible": "1" if bug_compatible else "0", "precision": "float16" if fp16 else "float32",
-            "batch": "dynamic" if dynamic else str(batch), "opset": str(opset),
-            "input_name": INPUT_NAME, "input_layout": "NCHW float32, values as Darknet's network input (0..1 RGB)"}
+    meta = {
+        **array_metadata(net),
+        "darkweights_version": __version__,
+        "onnx_outputs": outputs,
+        "fused": "1" if fuse_bn else "0",
+        "bug_compatible": "1" if bug_compatible else "0",
+        "precision": "float16" if fp16 else "float32",
+        "batch": "dynamic" if dynamic else str(batch),
+        "opset": str(opset),
+        "input_name": INPUT_NAME,
+        "input_layout": "NCHW float32, values as Darknet's network input (0..1 RGB)",
+    }
     if names is not None:
         meta["names"] = json.dumps(list(names))
     heads = [l.index for l in net.layers if l.index in model.heads]
@@ -129,15 +152,17 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     if outputs == "raw":
         returned = list(range(len(net.layers))) if all_outputs else (heads or [net.output_index])
         out_names = [layer_name(i) for i in returned]
-        layout = {layer_name(i): {"type": net.layers[i].type, "shape": ["N", *model.output_shapes[i]]}
-                  for i in returned}
+        layout = {
+            layer_name(i): {"type": net.layers[i].type, "shape": ["N", *model.output_shapes[i]]} for i in returned
+        }
     else:
         from .decode import build_post
 
         if not heads:
             raise UnsupportedError(f"--outputs {outputs} needs detection heads; this network has none", file=net.path)
-        post, out_names, layout, notes = build_post(net, model, heads, kind=outputs, thresh=thresh, nms=nms,
-                                                    max_detections=max_detections, letterbox=letterbox)
+        post, out_names, layout, notes = build_post(
+            net, model, heads, kind=outputs, thresh=thresh, nms=nms, max_detections=max_detections, letterbox=letterbox
+        )
         returned = heads
         meta.update(notes)
     meta["outputs"] = json.dumps(out_names)
@@ -147,23 +172,35 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     tensors = _tensor_names(net, model, fuse_bn)
     arrays = sum(t.numel() * t.element_size() for t in tensors.values())
     if arrays > MAX_PROTO:  # known now: refuse before the trace
-        raise UnsupportedError(f"its arrays are {arrays:,} bytes; one ONNX file holds at most 2 GiB (protobuf's "
-                               "limit)", file=net.path)
+        raise UnsupportedError(
+            f"its arrays are {arrays:,} bytes; one ONNX file holds at most 2 GiB (protobuf's limit)", file=net.path
+        )
     steps = max(returned) + 1 + (post is not None)
     with bar(total=steps, desc="trace", unit="layer") as progress:
         try:
-            traced = trace_model(model, returned, out_names, names={id(t): n for n, t in tensors.items()}, post=post,
-                                 opset=opset, batch=1 if dynamic else batch, dynamic=dynamic, half=fp16,
-                                 progress=progress)
+            traced = trace_model(
+                model,
+                returned,
+                out_names,
+                names={id(t): n for n, t in tensors.items()},
+                post=post,
+                opset=opset,
+                batch=1 if dynamic else batch,
+                dynamic=dynamic,
+                half=fp16,
+                progress=progress,
+            )
         except UnsupportedError as exc:
             raise _located(net, exc.layer, exc.message) from None
     proto = traced.model
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
-    proto.doc_string = (f"{meta['cfg_name']} ({net.dialect}) exported by darkweights {__version__}: input "
-                        f"'{INPUT_NAME}' (N, {net.channels}, {net.height}, {net.width}) float32; outputs "
-                        f"{', '.join(out_names[:8])}{' ...' if len(out_names) > 8 else ''} (metadata 'output_layout')")
+    proto.doc_string = (
+        f"{meta['cfg_name']} ({net.dialect}) exported by darkweights {__version__}: input "
+        f"'{INPUT_NAME}' (N, {net.channels}, {net.height}, {net.width}) float32; outputs "
+        f"{', '.join(out_names[:8])}{' ...' if len(out_names) > 8 else ''} (metadata 'output_layout')"
+    )
     proto.producer_name, proto.producer_version = "darkweights", __version__
     # the whole graph is checked while the parameters are still typed graph inputs: the initializers that
     # replace them below take their dims and types from the same tensors
@@ -173,30 +210,32 @@ def export_onnx(net: "Network", path: PathLike, *, opset: Optional[int] = None, 
     kept = [i for i in graph.input if i.name == INPUT_NAME]
     del graph.input[:]
     graph.input.extend(kept)
-    with atomic_output(path) as f, bar(total=sum(b.nbytes for b in blobs), desc="write", unit="B",
-                                       unit_scale=True) as progress:
+    with (
+        atomic_output(path) as f,
+        bar(total=sum(b.nbytes for b in blobs), desc="write", unit="B", unit_scale=True) as progress,
+    ):
         size = write_model(f, proto, blobs, progress=progress.update)
-    return ExportInfo(os.fspath(path), size, opset, [INPUT_NAME], out_names,
-                      len(graph.initializer) + len(blobs), meta)
+    return ExportInfo(os.fspath(path), size, opset, [INPUT_NAME], out_names, len(graph.initializer) + len(blobs), meta)
 
 
-def _located(net: "Network", index: Optional[int], message: str) -> UnsupportedError:
+def _located(net: Network, index: int | None, message: str) -> UnsupportedError:
     """An :class:`UnsupportedError` naming the layer, its cfg section and line."""
     if index is None or not 0 <= index < len(net.layers):
         return UnsupportedError(message, file=net.path)
     layer = net.layers[index]
-    return UnsupportedError(f"[{layer.section.name}] {message}", file=net.path, line=layer.line, layer=index,
-                            layer_type=layer.type)
+    return UnsupportedError(
+        f"[{layer.section.name}] {message}", file=net.path, line=layer.line, layer=index, layer_type=layer.type
+    )
 
 
-def _anchors(layer) -> list:  # noqa: ANN001
+def _anchors(layer) -> list:
     a = [float(v) for v in (getattr(layer, "anchors", None) or [])]
     mask = getattr(layer, "mask", None)
-    pairs = [a[i:i + 2] for i in range(0, len(a) - 1, 2)]
+    pairs = [a[i : i + 2] for i in range(0, len(a) - 1, 2)]
     return [pairs[m] for m in mask if m < len(pairs)] if mask else pairs
 
 
-def _tensor_names(net: "Network", model, fuse_bn: bool) -> dict:  # noqa: ANN001
+def _tensor_names(net: Network, model, fuse_bn: bool) -> dict:
     """Every tensor of ``model``'s state under the name its initializer gets: the stable export name
     (``layer_012.weights``) for the stored arrays, the exporter's (``model.layers.12.blur``) for the rest.
     A tensor shared by several layers keeps its first name."""
@@ -215,7 +254,7 @@ def _tensor_names(net: "Network", model, fuse_bn: bool) -> dict:  # noqa: ANN001
     return out
 
 
-def _blobs(net: "Network", used: Sequence[str], tensors: dict) -> list:
+def _blobs(net: Network, used: Sequence[str], tensors: dict) -> list:
     """The initializers to stream, in weights-file order: every parameter the graph reads, then the stored
     arrays it does not read (e.g. BN statistics of an xnor layer whose Darknet CPU path skips BN), so that
     the file holds the whole ``.weights``. Each is read from the model's own tensor when it is written
@@ -235,7 +274,7 @@ def _blobs(net: "Network", used: Sequence[str], tensors: dict) -> list:
     return out
 
 
-def _chunks(t) -> Callable[[], Iterator[memoryview]]:  # noqa: ANN001
+def _chunks(t) -> Callable[[], Iterator[memoryview]]:
     """A tensor's bytes in C order, little-endian, about 8 MiB at a time: blocks along the first axis (a
     non-contiguous tensor is copied one block at a time, never whole)."""
 
@@ -249,6 +288,6 @@ def _chunks(t) -> Callable[[], Iterator[memoryview]]:  # noqa: ANN001
         step = max(1, (8 << 20) // row)
         little = arr.dtype.newbyteorder("<")
         for start in range(0, len(arr), step):
-            yield memoryview(np.ascontiguousarray(arr[start:start + step], dtype=little)).cast("B")
+            yield memoryview(np.ascontiguousarray(arr[start : start + step], dtype=little)).cast("B")
 
     return chunks

@@ -14,15 +14,19 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
 from ..errors import ArrayError, DarkweightsError
 
 PathLike = Union[str, "os.PathLike[str]"]
-LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-          "all": "ORT_ENABLE_ALL"}
+LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 TORCH_TOLERANCE = 1e-4  # onnxruntime against our PyTorch model on one input: two float32 summation orders
 ARRAY_KEY = re.compile(r"^layer_\d{3}\.")
 BN_ARRAYS = ("scales", "rolling_mean", "rolling_variance")
@@ -49,14 +53,16 @@ def read_onnx(path: PathLike) -> Any:
         loc = {e.key: e.value for e in t.external_data}.get("location", "")
         full = os.path.realpath(os.path.join(base, loc))
         if not loc or os.path.isabs(loc) or os.path.commonpath([full, base]) != base:
-            raise ArrayError(f"initializer {t.name!r} keeps its data at {loc!r}, outside the model's folder {base}: "
-                             "refused", file=path)
+            raise ArrayError(
+                f"initializer {t.name!r} keeps its data at {loc!r}, outside the model's folder {base}: refused",
+                file=path,
+            )
     if external:
         external_data_helper.load_external_data_for_model(proto, base)
     return proto
 
 
-def _tensors(graph: Any):  # noqa: ANN202
+def _tensors(graph: Any):
     yield from graph.initializer
     for node in graph.node:
         for attr in node.attribute:
@@ -80,8 +86,15 @@ def onnx_arrays(proto: Any) -> dict[str, np.ndarray]:
     return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if ARRAY_KEY.match(t.name)}
 
 
-def pack_onnx(model_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = None, dialect: Optional[str] = None,
-              header: Any = None, allow_fused: bool = False) -> int:
+def pack_onnx(
+    model_path: PathLike,
+    out: PathLike,
+    *,
+    cfg: PathLike | None = None,
+    dialect: str | None = None,
+    header: Any = None,
+    allow_fused: bool = False,
+) -> int:
     """ONNX model → ``.weights``: byte-identical to the original for an unfused float32 export.
 
     A ``fuse_bn`` export no longer holds the BN statistics; it is refused unless ``allow_fused``,
@@ -93,22 +106,30 @@ def pack_onnx(model_path: PathLike, out: PathLike, *, cfg: Optional[PathLike] = 
     proto = read_onnx(model_path)
     meta = model_metadata(proto)
     if meta.get("format") != "darkweights" and cfg is None:
-        raise ArrayError("this ONNX model was not exported by darkweights (no embedded cfg): pass the cfg",
-                         file=model_path)
+        raise ArrayError(
+            "this ONNX model was not exported by darkweights (no embedded cfg): pass the cfg", file=model_path
+        )
     if meta.get("precision") == "float16":
-        raise ArrayError("a --fp16 export holds float16 weights: the original float32 values cannot be recovered",
-                         file=model_path)
+        raise ArrayError(
+            "a --fp16 export holds float16 weights: the original float32 values cannot be recovered", file=model_path
+        )
     net = network_from_metadata(meta, cfg, dialect)
     arrays: dict[str, Any] = onnx_arrays(proto)
     if meta.get("fused") == "1":
         if not allow_fused:
-            raise ArrayError("exported with BN folded into the convolutions: the BN statistics cannot be recovered. "
-                             "--allow-fused writes the folded weights with an identity BN", file=model_path)
+            raise ArrayError(
+                "exported with BN folded into the convolutions: the BN statistics cannot be recovered. "
+                "--allow-fused writes the folded weights with an identity BN",
+                file=model_path,
+            )
         arrays = _identity_bn(net, arrays)
     missing = [p.key for p in net.params() if p.key not in arrays]
     if missing:
-        raise ArrayError(f"the model has no initializer {missing[0]!r} ({len(missing)} of {len(net.params())} "
-                         "arrays missing): was it exported by darkweights from this cfg?", file=model_path)
+        raise ArrayError(
+            f"the model has no initializer {missing[0]!r} ({len(missing)} of {len(net.params())} "
+            "arrays missing): was it exported by darkweights from this cfg?",
+            file=model_path,
+        )
     hdr = header if header is not None else (json.loads(meta["header"]) if meta.get("header") else None)
     cutoff = int(meta["cutoff"]) if meta.get("cutoff") else None
     return save_weights(arrays, out, net=net, header=hdr, cutoff=cutoff)
@@ -131,7 +152,7 @@ def _identity_bn(net: Any, arrays: dict) -> dict:
     return out
 
 
-def onnx_session(model: Union[PathLike, Any], *, level: str = "extended", threads: Optional[int] = None) -> Any:
+def onnx_session(model: PathLike | Any, *, level: str = "extended", threads: int | None = None) -> Any:
     """An onnxruntime CPU session for a model path or ``ModelProto``."""
     import onnxruntime as ort
 
@@ -147,7 +168,7 @@ def onnx_session(model: Union[PathLike, Any], *, level: str = "extended", thread
     return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
-def run_onnx(model: Union[PathLike, Any], x: np.ndarray, *, level: str = "extended") -> dict[str, np.ndarray]:
+def run_onnx(model: PathLike | Any, x: np.ndarray, *, level: str = "extended") -> dict[str, np.ndarray]:
     """Run the model on ``x`` ``(C, H, W)`` or ``(N, C, H, W)``; ``{output name: array}``."""
     session = onnx_session(model, level=level)
     x = np.asarray(x, np.float32)
@@ -168,8 +189,9 @@ def _input_for(proto: Any, x: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(x, np.float32)[None], max(1, n), axis=0)
 
 
-def compare_onnx_with_fixture(model_path: PathLike, fixture_dir: PathLike, *, tolerance: Optional[float] = None,
-                              level: str = "extended") -> Any:
+def compare_onnx_with_fixture(
+    model_path: PathLike, fixture_dir: PathLike, *, tolerance: float | None = None, level: str = "extended"
+) -> Any:
     """onnxruntime's outputs against the layer outputs Darknet stored in a fixture (every layer when the model
     was exported with ``all_outputs``), with :func:`darkweights.verify.compare_with_fixture`'s end-to-end rule."""
     from ..verify import FUSED_E2E_TOLERANCE, Report, Row, _fixture_tolerance, compare_arrays, load_fixture
@@ -184,13 +206,23 @@ def compare_onnx_with_fixture(model_path: PathLike, fixture_dir: PathLike, *, to
     if not results:
         raise DarkweightsError("the model has no layer_<i> outputs: export it with --outputs raw", file=model_path)
     saved = {l["index"]: l for l in meta["layers"] if l.get("saved", True)}
-    report = Report(Path(fixture_dir).name, "onnx end-to-end",
-                    meta={"fixture": str(fixture_dir), "model": str(model_path), "onnxruntime_level": level,
-                          "tolerance_rule": f"max(1e-5, 4 x float_sensitivity) = {tol:.3g}" if tolerance is None
-                          else f"{tol:g}", "fused": info.get("fused") == "1", "precision": info.get("precision")})
+    report = Report(
+        Path(fixture_dir).name,
+        "onnx end-to-end",
+        meta={
+            "fixture": str(fixture_dir),
+            "model": str(model_path),
+            "onnxruntime_level": level,
+            "tolerance_rule": f"max(1e-5, 4 x float_sensitivity) = {tol:.3g}" if tolerance is None else f"{tol:g}",
+            "fused": info.get("fused") == "1",
+            "precision": info.get("precision"),
+        },
+    )
     if len(results) < len(net.layers):
-        report.meta["note"] = (f"{len(results)} of {len(net.layers)} layers are graph outputs; export with "
-                               "--all-outputs to compare every layer")
+        report.meta["note"] = (
+            f"{len(results)} of {len(net.layers)} layers are graph outputs; export with "
+            "--all-outputs to compare every layer"
+        )
     for i in sorted(results):
         if i not in saved:
             report.skipped.append({"index": i, "type": net.layers[i].type, "reason": "not saved by Darknet ([cost])"})
@@ -204,8 +236,15 @@ def compare_onnx_with_fixture(model_path: PathLike, fixture_dir: PathLike, *, to
     return report
 
 
-def compare_onnx_with_torch(model_path: PathLike, net: Any, x: Optional[np.ndarray] = None, *,
-                            tolerance: float = TORCH_TOLERANCE, seed: int = 0, level: str = "extended") -> Any:
+def compare_onnx_with_torch(
+    model_path: PathLike,
+    net: Any,
+    x: np.ndarray | None = None,
+    *,
+    tolerance: float = TORCH_TOLERANCE,
+    seed: int = 0,
+    level: str = "extended",
+) -> Any:
     """onnxruntime's outputs against our PyTorch model on ``x`` (default: uniform [0, 1) from ``seed``)."""
     import torch
 
@@ -221,8 +260,11 @@ def compare_onnx_with_torch(model_path: PathLike, net: Any, x: Optional[np.ndarr
         raise DarkweightsError("the model has no layer_<i> outputs: export it with --outputs raw", file=model_path)
     model = build(net, fuse_bn=info.get("fused") == "1", bug_compatible=info.get("bug_compatible") == "1")
     ours = model(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None], all_outputs=True)
-    report = Report(Path(model_path).name, "onnx vs torch",
-                    meta={"model": str(model_path), "onnxruntime_level": level, "tolerance_rule": f"{tolerance:g}"})
+    report = Report(
+        Path(model_path).name,
+        "onnx vs torch",
+        meta={"model": str(model_path), "onnxruntime_level": level, "tolerance_rule": f"{tolerance:g}"},
+    )
     for i in sorted(results):
         if i >= len(net.layers):
             continue

@@ -11,7 +11,7 @@ an equivalent written with operations that translate exactly. Every other module
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from ..errors import UnsupportedError
 from ..torch.base import DarknetLayer, dense
 from ..torch.layers import lowest
 
-Override = Callable[[DarknetLayer, torch.Tensor, list], Optional[torch.Tensor]]
+Override = Callable[[DarknetLayer, torch.Tensor, list], torch.Tensor | None]
 OVERRIDES: dict[str, Override] = {}
 
 
@@ -43,7 +43,7 @@ def _window_sum(x: torch.Tensor, c: int, size: int, stride: tuple[int, int]) -> 
 
 
 @override("convolutional")
-def _convolutional(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Tensor]:
+def _convolutional(m: DarknetLayer, x: torch.Tensor, outs: list) -> torch.Tensor | None:
     """Convolution + BN as ONNX ``Conv`` + ``BatchNormalization``, which reads the stored arrays as they are
     (``(x - mean) / sqrt(var + eps) * scale + bias``: Darknet's formula). The inference module's form (mean
     through the convolution bias, the scale computed in the graph) computes the same, but OpenCV's ONNX
@@ -86,7 +86,7 @@ def _yolo(m: DarknetLayer, x: torch.Tensor, outs: list) -> torch.Tensor:
 
 
 @override("maxpool")
-def _maxpool(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Tensor]:
+def _maxpool(m: DarknetLayer, x: torch.Tensor, outs: list) -> torch.Tensor | None:
     if m.mode == "tiles" and not m.depth:
         # the module's strided maxima are an eager NHWC fast path: in the graph, one MaxPool over the same
         # non-overlapping windows (cut to the tiled area first, as the module reads only that)
@@ -117,7 +117,7 @@ def _local_avgpool(m: DarknetLayer, x: torch.Tensor, outs: list) -> torch.Tensor
 
 
 @override("upsample")
-def _upsample(m: DarknetLayer, x: torch.Tensor, outs: list) -> Optional[torch.Tensor]:
+def _upsample(m: DarknetLayer, x: torch.Tensor, outs: list) -> torch.Tensor | None:
     x = m.image(x)
     if m.stride > 0:
         # nearest-neighbour copies: one Resize in the graph (the module's expand + reshape suits NHWC tensors)
@@ -147,9 +147,11 @@ def run_layer(module: DarknetLayer, index: int, x: torch.Tensor, outs: list) -> 
     except UnsupportedError:
         raise
     except Exception as exc:
-        raise UnsupportedError(f"cannot be traced for ONNX: {type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",
-                               layer=index, layer_type=module.kind) from None
+        raise UnsupportedError(
+            f"cannot be traced for ONNX: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+            layer=index,
+            layer_type=module.kind,
+        ) from None
 
 
 class Step(nn.Module):

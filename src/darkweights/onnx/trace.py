@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -38,14 +39,24 @@ class Traced:
     """A joined graph: ``model`` (parameters as typed graph inputs, no initializers) and ``params``, the names
     of those inputs (``layer_012.weights``, ``model.layers.5.blur``...) in first-use order."""
 
-    def __init__(self, model: "onnx.ModelProto", params: list[str]) -> None:
+    def __init__(self, model: onnx.ModelProto, params: list[str]) -> None:
         self.model = model
         self.params = params
 
 
-def trace_model(model: nn.Module, returned: Sequence[int], out_names: Sequence[str], *, names: dict[int, str],
-                post: Optional[nn.Module], opset: int, batch: int, dynamic: bool, half: bool,
-                progress=None) -> Traced:  # noqa: ANN001
+def trace_model(
+    model: nn.Module,
+    returned: Sequence[int],
+    out_names: Sequence[str],
+    *,
+    names: dict[int, str],
+    post: nn.Module | None,
+    opset: int,
+    batch: int,
+    dynamic: bool,
+    half: bool,
+    progress=None,
+) -> Traced:
     """Trace ``model`` (a portable :class:`~darkweights.torch.DarknetModel`) layer by layer up to the last
     of ``returned``; graph outputs are ``out_names`` (the returned layers' outputs, or ``post``'s).
 
@@ -61,15 +72,17 @@ def trace_model(model: nn.Module, returned: Sequence[int], out_names: Sequence[s
     n = 1 if dynamic else batch
 
     nodes: list = []
-    value_info: dict[str, "onnx.ValueInfoProto"] = {}
-    params: dict[str, "onnx.ValueInfoProto"] = {}
+    value_info: dict[str, onnx.ValueInfoProto] = {}
+    params: dict[str, onnx.ValueInfoProto] = {}
     extra_init: list = []
-    first: Optional["onnx.ModelProto"] = None  # its IR version and opsets are the model's
-    graph_input = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
-                                                ["N" if dynamic else batch, *model.input_shape])
+    first: onnx.ModelProto | None = None  # its IR version and opsets are the model's
+    graph_input = helper.make_tensor_value_info(
+        INPUT_NAME, TensorProto.FLOAT, ["N" if dynamic else batch, *model.input_shape]
+    )
     if half:  # the graph input stays float32: cast once
-        nodes.append(helper.make_node("Cast", [INPUT_NAME], [INPUT_NAME + suffix], name="/input/Cast",
-                                      to=TensorProto.FLOAT16))
+        nodes.append(
+            helper.make_node("Cast", [INPUT_NAME], [INPUT_NAME + suffix], name="/input/Cast", to=TensorProto.FLOAT16)
+        )
 
     for i, module in enumerate(layers):
         if i > last:
@@ -98,16 +111,16 @@ def trace_model(model: nn.Module, returned: Sequence[int], out_names: Sequence[s
         args = [torch.zeros((n, *model.output_shapes[i]), dtype=dtype) for i in returned]
         in_names = [f"h{k}" for k in range(len(returned))]
         proto = _trace_one(PostStep(post), args, in_names, list(out_names), opset, dynamic, index=None)
-        _join(proto.graph, "/post", dict(zip(in_names, heads)), {}, names, nodes, value_info, params,
-              extra_init)
+        _join(proto.graph, "/post", dict(zip(in_names, heads)), {}, names, nodes, value_info, params, extra_init)
         outputs = [_info(proto.graph.output, name) for name in out_names]
     else:
-        for i, name in zip(returned, out_names):
+        for name in out_names:
             info = onnx.ValueInfoProto()
             info.CopyFrom(value_info.pop(name + suffix))
             if half:
-                nodes.append(helper.make_node("Cast", [name + suffix], [name], name=f"/output/{name}/Cast",
-                                              to=TensorProto.FLOAT))
+                nodes.append(
+                    helper.make_node("Cast", [name + suffix], [name], name=f"/output/{name}/Cast", to=TensorProto.FLOAT)
+                )
                 value_info[name + suffix] = onnx.ValueInfoProto()
                 value_info[name + suffix].CopyFrom(info)
                 info.name = name
@@ -117,8 +130,14 @@ def trace_model(model: nn.Module, returned: Sequence[int], out_names: Sequence[s
         value_info.pop(o.name, None)
 
     assert first is not None
-    graph = helper.make_graph(nodes, "main_graph", [graph_input, *params.values()], outputs,
-                              initializer=extra_init, value_info=list(value_info.values()))
+    graph = helper.make_graph(
+        nodes,
+        "main_graph",
+        [graph_input, *params.values()],
+        outputs,
+        initializer=extra_init,
+        value_info=list(value_info.values()),
+    )
     out = onnx.ModelProto()
     out.ir_version = first.ir_version
     out.opset_import.extend(first.opset_import)
@@ -168,8 +187,9 @@ def _stand_ins(step: nn.Module, names: dict[int, str]) -> Iterator[dict[str, tor
             names.pop(id(z), None)
 
 
-def _trace_one(step: nn.Module, args: list, in_names: list[str], out_names: list[str], opset: int,
-               dynamic: bool, index: Optional[int]) -> "onnx.ModelProto":
+def _trace_one(
+    step: nn.Module, args: list, in_names: list[str], out_names: list[str], opset: int, dynamic: bool, index: int | None
+) -> onnx.ModelProto:
     """One step through PyTorch's TorchScript exporter, parameters left as graph inputs."""
     import onnx
 
@@ -183,20 +203,40 @@ def _trace_one(step: nn.Module, args: list, in_names: list[str], out_names: list
             # no constant folding: it would fold BN statistics into anonymous constants (pack needs them);
             # no parameters: they become initializers streamed from the model's arrays; parameters kept as
             # inputs: otherwise the exporter merges arrays of equal value (a BN mean equal to its bias)
-            torch.onnx.export(step, tuple(args), buf, dynamo=False, opset_version=opset, input_names=in_names,
-                              output_names=out_names, dynamic_axes=axes, do_constant_folding=False,
-                              export_params=False, keep_initializers_as_inputs=True)
+            torch.onnx.export(
+                step,
+                tuple(args),
+                buf,
+                dynamo=False,
+                opset_version=opset,
+                input_names=in_names,
+                output_names=out_names,
+                dynamic_axes=axes,
+                do_constant_folding=False,
+                export_params=False,
+                keep_initializers_as_inputs=True,
+            )
         except UnsupportedError:
             raise
         except Exception as exc:  # the exporter raises many types
             text = str(exc)
-            raise UnsupportedError(f"the ONNX exporter cannot convert it: "
-                                   f"{text.splitlines()[0][:300] if text else repr(exc)}", layer=index) from None
+            raise UnsupportedError(
+                f"the ONNX exporter cannot convert it: {text.splitlines()[0][:300] if text else repr(exc)}", layer=index
+            ) from None
     return onnx.load_from_string(buf.getvalue())
 
 
-def _join(graph, scope: str, links: dict[str, str], state: dict[str, torch.Tensor],  # noqa: ANN001
-          names: dict[int, str], nodes: list, value_info: dict, params: dict, extra_init: list) -> None:
+def _join(
+    graph,
+    scope: str,
+    links: dict[str, str],
+    state: dict[str, torch.Tensor],
+    names: dict[int, str],
+    nodes: list,
+    value_info: dict,
+    params: dict,
+    extra_init: list,
+) -> None:
     """Append one step's graph: its data inputs renamed by ``links``, its parameter inputs by their name in the
     whole model, every other value and node put under ``scope``."""
     import onnx
@@ -244,7 +284,7 @@ def _scoped(scope: str, name: str) -> str:
     return scope + (name if name.startswith("/") else "/" + name)
 
 
-def _rename_node(node, scope: str, local) -> None:  # noqa: ANN001
+def _rename_node(node, scope: str, local) -> None:
     """Scope a node and its values, and the values of its subgraphs (If/Loop bodies) whole."""
     node.name = _scoped(scope, node.name) if node.name else node.name
     node.input[:] = [local(v) for v in node.input]
@@ -257,6 +297,5 @@ def _rename_node(node, scope: str, local) -> None:  # noqa: ANN001
                 _rename_node(inner, scope, local)
 
 
-def _info(values, name: str):  # noqa: ANN001, ANN202
+def _info(values, name: str):
     return next(v for v in values if v.name == name)
-

@@ -13,7 +13,8 @@ varint lengths, below) is written here.
 
 from __future__ import annotations
 
-from typing import IO, Callable, Iterable, NamedTuple, Optional
+from collections.abc import Callable, Iterable
+from typing import IO, NamedTuple
 
 from ..errors import UnsupportedError
 
@@ -42,12 +43,12 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _field(message_type, name: str) -> bytes:  # noqa: ANN001
+def _field(message_type, name: str) -> bytes:
     """The tag of a length-delimited field (wire type 2), e.g. ``ModelProto.graph``."""
     return _varint(message_type.DESCRIPTOR.fields_by_name[name].number << 3 | 2)
 
 
-def _split(message, name: str) -> tuple[bytes, bytes]:  # noqa: ANN001
+def _split(message, name: str) -> tuple[bytes, bytes]:
     """``message`` serialized as the fields numbered up to field ``name`` (inclusive) and those after."""
     number = message.DESCRIPTOR.fields_by_name[name].number
     before, after = type(message)(), type(message)()
@@ -58,8 +59,7 @@ def _split(message, name: str) -> tuple[bytes, bytes]:  # noqa: ANN001
     return before.SerializeToString(), after.SerializeToString()
 
 
-def write_model(f: IO[bytes], model, blobs: Iterable[Blob],  # noqa: ANN001
-                progress: Optional[Callable[[int], object]] = None) -> int:
+def write_model(f: IO[bytes], model, blobs: Iterable[Blob], progress: Callable[[int], object] | None = None) -> int:
     """Write ``model`` with ``blobs`` appended to its graph's initializers; returns the bytes written.
     ``progress`` is told the size of each block of initializer data written.
 
@@ -84,8 +84,9 @@ def write_model(f: IO[bytes], model, blobs: Iterable[Blob],  # noqa: ANN001
     graph_head = _field(onnx.ModelProto, "graph") + _varint(graph_size)
     total = len(m_before) + len(graph_head) + graph_size + len(m_after)
     if total > MAX_PROTO:
-        raise UnsupportedError(f"the ONNX model would be {total:,} bytes; one ONNX file holds at most 2 GiB "
-                               "(protobuf's limit)")
+        raise UnsupportedError(
+            f"the ONNX model would be {total:,} bytes; one ONNX file holds at most 2 GiB (protobuf's limit)"
+        )
     f.write(m_before)
     f.write(graph_head)
     f.write(g_before)

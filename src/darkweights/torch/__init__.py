@@ -26,5 +26,4 @@ from .base import MODULES, BuildContext, DarknetLayer, register
 from .builder import DarknetModel, build
 from .layers import fold_bn
 
-__all__ = ["build", "DarknetModel", "DarknetLayer", "MODULES", "register", "BuildContext",
-           "activation", "fold_bn"]
+__all__ = ["build", "DarknetModel", "DarknetLayer", "MODULES", "register", "BuildContext", "activation", "fold_bn"]

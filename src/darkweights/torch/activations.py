@@ -14,7 +14,7 @@ caller owns (a fresh layer output), never on another layer's output.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -136,18 +136,43 @@ def _zeros(x: torch.Tensor) -> torch.Tensor:
 
 
 FUNCTIONS: dict[str, Act] = {
-    "linear": _linear, "logistic": _logistic, "loggy": _loggy, "relu": _relu, "relu6": _relu6, "elu": _elu,
-    "selu": _selu, "gelu": _gelu, "relie": _relie, "ramp": _ramp, "leaky": _leaky, "revleaky": _leaky,
-    "tanh": _tanh, "plse": _plse, "stair": _stair, "hardtan": _hardtan, "lhtan": _lhtan, "swish": _swish,
-    "mish": _mish, "hard_mish": _hard_mish, "normalize_channels": _normalize_channels,
+    "linear": _linear,
+    "logistic": _logistic,
+    "loggy": _loggy,
+    "relu": _relu,
+    "relu6": _relu6,
+    "elu": _elu,
+    "selu": _selu,
+    "gelu": _gelu,
+    "relie": _relie,
+    "ramp": _ramp,
+    "leaky": _leaky,
+    "revleaky": _leaky,
+    "tanh": _tanh,
+    "plse": _plse,
+    "stair": _stair,
+    "hardtan": _hardtan,
+    "lhtan": _lhtan,
+    "swish": _swish,
+    "mish": _mish,
+    "hard_mish": _hard_mish,
+    "normalize_channels": _normalize_channels,
     "normalize_channels_softmax": _normalize_channels_softmax,
     "normalize_channels_softmax_maxval": _normalize_channels_softmax_maxval,
 }
 
 # names each Darknet code path evaluates (AB forward_convolutional_layer / forward_shortcut_layer /
 # activate_array); anything else is 0 in Darknet
-SPECIAL = frozenset({"swish", "mish", "hard_mish", "normalize_channels", "normalize_channels_softmax",
-                     "normalize_channels_softmax_maxval"})
+SPECIAL = frozenset(
+    {
+        "swish",
+        "mish",
+        "hard_mish",
+        "normalize_channels",
+        "normalize_channels_softmax",
+        "normalize_channels_softmax_maxval",
+    }
+)
 PATHS: dict[str, frozenset[str]] = {
     "conv": frozenset(FUNCTIONS),
     "shortcut": frozenset(FUNCTIONS) - (SPECIAL - {"swish", "mish"}),
@@ -155,8 +180,9 @@ PATHS: dict[str, frozenset[str]] = {
 }
 
 
-def activation(name: Optional[str], path: str, *, layer: object = None, bug_compatible: bool = False,
-               relu6_missing: bool = False) -> Act:
+def activation(
+    name: str | None, path: str, *, layer: object = None, bug_compatible: bool = False, relu6_missing: bool = False
+) -> Act:
     """The function Darknet applies for ``name`` in code path ``path`` (conv, shortcut, generic)."""
     name = name or "linear"
     if name not in FUNCTIONS:
@@ -166,11 +192,15 @@ def activation(name: Optional[str], path: str, *, layer: object = None, bug_comp
     if name not in PATHS[path]:
         if bug_compatible:
             return _zeros
-        where = {"generic": "layers other than [convolutional] (and [shortcut] for swish/mish)",
-                 "shortcut": "[shortcut]"}[path]
+        where = {
+            "generic": "layers other than [convolutional] (and [shortcut] for swish/mish)",
+            "shortcut": "[shortcut]",
+        }[path]
         raise _unsupported(
             f"activation={name} is not computed by Darknet in {where}: its generic activate() has no case for it "
-            "and outputs zeros. Pass bug_compatible=True to reproduce the zeros", layer)
+            "and outputs zeros. Pass bug_compatible=True to reproduce the zeros",
+            layer,
+        )
     return FUNCTIONS[name]
 
 
@@ -178,5 +208,9 @@ def _unsupported(message: str, layer: object) -> UnsupportedError:
     if layer is None:
         return UnsupportedError(message)
     section = getattr(layer, "section", None)
-    return UnsupportedError(message, line=getattr(section, "line", None), layer=getattr(layer, "index", None),
-                            layer_type=getattr(layer, "type", None))
+    return UnsupportedError(
+        message,
+        line=getattr(section, "line", None),
+        layer=getattr(layer, "index", None),
+        layer_type=getattr(layer, "type", None),
+    )

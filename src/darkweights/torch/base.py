@@ -11,7 +11,8 @@ layer has image geometry, else ``(N, outputs)``. Modules never modify ``x`` or `
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from .activations import Act, activation
 if TYPE_CHECKING:
     from ..network import Network
 
-MODULES: dict[str, type["DarknetLayer"]] = {}
+MODULES: dict[str, type[DarknetLayer]] = {}
 
 
 class ChannelParts(tuple):
@@ -42,7 +43,7 @@ class ChannelParts(tuple):
         for p in self:
             end = start + p.shape[1]
             if start < hi and end > lo:
-                out.append(p if lo <= start and end <= hi else p[:, max(lo, start) - start:min(hi, end) - start])
+                out.append(p if lo <= start and end <= hi else p[:, max(lo, start) - start : min(hi, end) - start])
             start = end
         return out
 
@@ -52,30 +53,37 @@ def dense(x):
     return x.dense() if type(x) is ChannelParts else x
 
 
-def register(*types: str) -> Callable[[type["DarknetLayer"]], type["DarknetLayer"]]:
+def register(*types: str) -> Callable[[type[DarknetLayer]], type[DarknetLayer]]:
     """Class decorator: the module that builds catalogue layers of these ``type`` names."""
 
-    def deco(cls: type["DarknetLayer"]) -> type["DarknetLayer"]:
+    def deco(cls: type[DarknetLayer]) -> type[DarknetLayer]:
         for t in types:
             if t in MODULES:
-                raise RuntimeError(f"torch module for layer type {t!r} registered twice ({MODULES[t].__name__}, "
-                                   f"{cls.__name__})")
+                raise RuntimeError(
+                    f"torch module for layer type {t!r} registered twice ({MODULES[t].__name__}, {cls.__name__})"
+                )
             MODULES[t] = cls
         return cls
 
     return deco
 
 
-def unsupported(layer: Layer, message: str, net: Optional["Network"] = None) -> UnsupportedError:
-    return UnsupportedError(f"[{layer.section.name}] {message}", file=getattr(net, "path", None), line=layer.line,
-                            layer=layer.index, layer_type=layer.type)
+def unsupported(layer: Layer, message: str, net: Network | None = None) -> UnsupportedError:
+    return UnsupportedError(
+        f"[{layer.section.name}] {message}",
+        file=getattr(net, "path", None),
+        line=layer.line,
+        layer=layer.index,
+        layer_type=layer.type,
+    )
 
 
 class BuildContext:
     """What a module needs while it is built: arrays, options, the modules built so far."""
 
-    def __init__(self, net: "Network", *, fuse_bn: bool, bug_compatible: bool, seed: int = 0,
-                 winograd: bool = True) -> None:
+    def __init__(
+        self, net: Network, *, fuse_bn: bool, bug_compatible: bool, seed: int = 0, winograd: bool = True
+    ) -> None:
         self.net = net
         self.winograd = winograd
         self.dialect = net.dialect
@@ -83,7 +91,7 @@ class BuildContext:
         self.bug_compatible = bug_compatible
         self.modules: list[nn.Module] = []
         self.seed = seed
-        self._synth: Optional[dict[int, dict[str, np.ndarray]]] = None
+        self._synth: dict[int, dict[str, np.ndarray]] | None = None
         self._loaded: dict[int, dict[str, np.ndarray]] = {}
         if net.has_weights:
             for key, arr in net.arrays().items():
@@ -141,18 +149,26 @@ class BuildContext:
 
     # -- options ----------------------------------------------------------------------------
 
-    def activation(self, layer: Layer, path: str, name: Optional[str] = None) -> Act:
-        return activation(name if name is not None else layer.activation, path, layer=layer,
-                          bug_compatible=self.bug_compatible,
-                          relu6_missing=self.dialect.relu6_missing_on_cpu)
+    def activation(self, layer: Layer, path: str, name: str | None = None) -> Act:
+        return activation(
+            name if name is not None else layer.activation,
+            path,
+            layer=layer,
+            bug_compatible=self.bug_compatible,
+            relu6_missing=self.dialect.relu6_missing_on_cpu,
+        )
 
     def source(self, layer: Layer, index: int) -> Layer:
         """A layer read by route/shortcut/...: refuse antialiased layers whose data and geometry disagree."""
         src = self.net.layers[index]
         if src.next_input != src.output:
-            raise unsupported(layer, f"reads layer {index}, an antialiased layer with stride > 1: Darknet reads its "
-                              f"stride-1 geometry {src.output} while the buffer holds the blurred {src.next_input} "
-                              "map (a Darknet bug)", self.net)
+            raise unsupported(
+                layer,
+                f"reads layer {index}, an antialiased layer with stride > 1: Darknet reads its "
+                f"stride-1 geometry {src.output} while the buffer holds the blurred {src.next_input} "
+                "map (a Darknet bug)",
+                self.net,
+            )
         return src
 
     def _bin_output_layers(self) -> set[int]:
@@ -185,7 +201,7 @@ class DarknetLayer(nn.Module):
         self.out_shape: Shape = layer.next_input
         self.sources: list[int] = []
 
-    def image(self, x: torch.Tensor, shape: Optional[Shape] = None) -> torch.Tensor:
+    def image(self, x: torch.Tensor, shape: Shape | None = None) -> torch.Tensor:
         """``x`` viewed as ``(N, C, H, W)`` with Darknet's input geometry (flat data is reinterpreted)."""
         s = shape or self.in_shape
         if x.dim() == 4 and tuple(x.shape[1:]) == (s.c, s.h, s.w):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from ..network import Network
 
 
-
 class DarknetModel(nn.Module):
     """A Darknet network as a PyTorch module (eval mode; inference under ``torch.inference_mode``).
 
@@ -28,8 +28,15 @@ class DarknetModel(nn.Module):
     detection heads (yolo, Gaussian_yolo, region, detection).
     """
 
-    def __init__(self, net: "Network", modules: Sequence[DarknetLayer], *, fuse_bn: bool = False,
-                 bug_compatible: bool = False, initialised: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        net: Network,
+        modules: Sequence[DarknetLayer],
+        *,
+        fuse_bn: bool = False,
+        bug_compatible: bool = False,
+        initialised: Sequence[int] = (),
+    ) -> None:
         super().__init__()
         self.network = net
         self.layers = nn.ModuleList(modules)
@@ -57,8 +64,7 @@ class DarknetModel(nn.Module):
             for j in m.sources:
                 readers[j].append(m)
         self._keep = frozenset(returned | {j for m in modules for j in m.sources})
-        self._dense = frozenset(i for i, r in enumerate(readers)
-                                if i in returned or not all(m.takes_parts for m in r))
+        self._dense = frozenset(i for i, r in enumerate(readers) if i in returned or not all(m.takes_parts for m in r))
 
     @property
     def prepack(self) -> bool:
@@ -108,12 +114,14 @@ class DarknetModel(nn.Module):
             x = x.unsqueeze(0)
         if tuple(x.shape[1:]) != tuple(self.input_shape):
             size = "x".join(map(str, self.input_shape))
-            raise ArgumentError(f"input of shape {tuple(x.shape)} does not fit the network input (N, {size}); "
-                             "Darknet fixes the geometry at parse time: load the cfg with "
-                             "darkweights.load(cfg, weights, width=..., height=...)")
+            raise ArgumentError(
+                f"input of shape {tuple(x.shape)} does not fit the network input (N, {size}); "
+                "Darknet fixes the geometry at parse time: load the cfg with "
+                "darkweights.load(cfg, weights, width=..., height=...)"
+            )
         return x
 
-    def forward(self, x: torch.Tensor, all_outputs: bool = False) -> Union[torch.Tensor, list]:
+    def forward(self, x: torch.Tensor, all_outputs: bool = False) -> torch.Tensor | list:
         """Run the network on ``x`` ``(N, C, H, W)`` float32.
 
         ``all_outputs=True``: a list with every layer's output in Darknet's layout (``(N, C, H, W)``
@@ -140,19 +148,22 @@ class DarknetModel(nn.Module):
                 return [outs[i] for i in self.heads]
             return outs[self.output_index]
 
-    def forward_layer(self, index: int, x: torch.Tensor, outs: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
+    def forward_layer(self, index: int, x: torch.Tensor, outs: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """Run one layer on a given input and earlier outputs (teacher forcing)."""
         with torch.inference_mode(not self.training):
             return dense(self.layers[index](x, list(outs)))
 
     def extra_repr(self) -> str:
         net = self.network
-        return (f"input={self.input_shape}, layers={len(self.layers)}, heads={self.heads}, dialect={net.dialect}, "
-                f"fuse_bn={self.fuse_bn}")
+        return (
+            f"input={self.input_shape}, layers={len(self.layers)}, heads={self.heads}, dialect={net.dialect}, "
+            f"fuse_bn={self.fuse_bn}"
+        )
 
 
-def build(net: "Network", *, fuse_bn: bool = False, bug_compatible: bool = False, seed: int = 0,
-          winograd: bool = True) -> DarknetModel:
+def build(
+    net: Network, *, fuse_bn: bool = False, bug_compatible: bool = False, seed: int = 0, winograd: bool = True
+) -> DarknetModel:
     """Rebuild ``net`` in PyTorch.
 
     ``fuse_bn``: fold batch-norm into the convolutions in double precision exactly like Darknet's
@@ -176,11 +187,15 @@ def build(net: "Network", *, fuse_bn: bool = False, bug_compatible: bool = False
         ctx.modules.append(cls(layer, ctx))
     if net.has_weights and ctx.initialised:
         held = sorted(set(ctx.initialised))
-        warnings.warn(f"{net.weights_path or 'weights in memory'}: layers {_ranges(held)} have no weights in the "
-                      "file (partial file, dontload or dontloadscales) and were initialised with random values",
-                      DarkweightsWarning, stacklevel=2)
-    return DarknetModel(net, ctx.modules, fuse_bn=fuse_bn, bug_compatible=bug_compatible,
-                        initialised=sorted(set(ctx.initialised)))
+        warnings.warn(
+            f"{net.weights_path or 'weights in memory'}: layers {_ranges(held)} have no weights in the "
+            "file (partial file, dontload or dontloadscales) and were initialised with random values",
+            DarkweightsWarning,
+            stacklevel=2,
+        )
+    return DarknetModel(
+        net, ctx.modules, fuse_bn=fuse_bn, bug_compatible=bug_compatible, initialised=sorted(set(ctx.initialised))
+    )
 
 
 def _ranges(values: Sequence[int]) -> str:

@@ -16,8 +16,10 @@ from .base import BuildContext, DarknetLayer, register, unsupported
 # AlexeyAB/hank-ai: after the flatten to rows, softmax_tree over each row's entries 5..5+tree.n (temperature 1).
 # pjreddie: softmax_cpu(net.input + coords+1, group_size, .., groups=n*w*h, group_offset=1, stride=n*w*h,
 # l.temperature) on its unflattened buffer, and parse_region never sets temperature (0): NaN.
-PJ_REGION_TREE = ("tree= in the pjreddie dialect: its CPU forward_region_layer softmaxes with temperature 0 "
-                  "(parse_region never sets it) across anchors and cells, so Darknet's output is NaN")
+PJ_REGION_TREE = (
+    "tree= in the pjreddie dialect: its CPU forward_region_layer softmaxes with temperature 0 "
+    "(parse_region never sets it) across anchors and cells, so Darknet's output is NaN"
+)
 
 
 class TreeSoftmax(torch.nn.Module):
@@ -95,8 +97,11 @@ class Region(DarknetLayer):
             self.tree = TreeSoftmax(load_tree(layer, ctx.net, layer.classes))
         self.background = bool(layer.background)
         if not self.pj and layer.coords != 4:
-            raise unsupported(layer, f"coords={layer.coords}: AlexeyAB's region forward hard-codes entry 4 as "
-                              "objectness and 5.. as classes", ctx.net)
+            raise unsupported(
+                layer,
+                f"coords={layer.coords}: AlexeyAB's region forward hard-codes entry 4 as objectness and 5.. as classes",
+                ctx.net,
+            )
         self.out_shape = layer.output  # image geometry is reported, data is flat
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
@@ -110,7 +115,7 @@ class Region(DarknetLayer):
             k = 5 + self.tree.segment.numel()
             rows[:, :, 5:k] = self.tree(rows[:, :, 5:k])
         elif self.softmax:
-            rows[:, :, 5:5 + self.classes] = torch.softmax(rows[:, :, 5:5 + self.classes], dim=-1)
+            rows[:, :, 5 : 5 + self.classes] = torch.softmax(rows[:, :, 5 : 5 + self.classes], dim=-1)
         return rows.reshape(n, -1)
 
     def _pjreddie(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,9 +127,9 @@ class Region(DarknetLayer):
         first = self.coords + (0 if self.background else 1)
         if self.softmax:
             count = self.classes + (1 if self.background else 0)
-            y[:, :, first:first + count] = torch.softmax(y[:, :, first:first + count], dim=2)
+            y[:, :, first : first + count] = torch.softmax(y[:, :, first : first + count], dim=2)
         else:
-            y[:, :, self.coords + 1:].sigmoid_()
+            y[:, :, self.coords + 1 :].sigmoid_()
         return y.reshape(n, -1)
 
 
@@ -155,14 +160,16 @@ class Softmax(DarknetLayer):
 
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__(layer, ctx)
-        self.tree = TreeSoftmax(load_tree(layer, ctx.net, layer.input.size), layer.temperature) \
-            if layer.tree else None
+        self.tree = TreeSoftmax(load_tree(layer, ctx.net, layer.input.size), layer.temperature) if layer.tree else None
         self.groups = layer.groups
         self.temperature = float(layer.temperature)
         if layer.spatial:
-            warnings.warn(f"{ctx.net.path}:{layer.line}: layer {layer.index} [softmax] spatial=1 is honoured only by "
-                          "Darknet's GPU build; like its CPU build, this model ignores it", DarkweightsWarning,
-                          stacklevel=4)
+            warnings.warn(
+                f"{ctx.net.path}:{layer.line}: layer {layer.index} [softmax] spatial=1 is honoured only by "
+                "Darknet's GPU build; like its CPU build, this model ignores it",
+                DarkweightsWarning,
+                stacklevel=4,
+            )
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         n = x.shape[0]

@@ -7,7 +7,6 @@ Heads (yolo, region, detection, softmax ...) live in :mod:`.heads`, recurrent la
 from __future__ import annotations
 
 import warnings
-from typing import Optional
 
 import numpy as np
 import torch
@@ -27,13 +26,15 @@ FLT_MAX = float(np.finfo(np.float32).max)
 def lowest(dtype: torch.dtype) -> float:
     """Darknet's ``-FLT_MAX`` padding value, or the lowest finite value of a narrower type (float16)."""
     return max(-FLT_MAX, float(torch.finfo(dtype).min))
+
+
 _PREPACK_OK = [hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()]
 
 
 class Holder(nn.Module):
     """A named bag of parameters/buffers, so that state_dict keys read ``conv.weight``, ``bn.running_var``."""
 
-    def __init__(self, params: Optional[dict] = None, buffers: Optional[dict] = None) -> None:
+    def __init__(self, params: dict | None = None, buffers: dict | None = None) -> None:
         super().__init__()
         for k, v in (params or {}).items():
             if v is not None:
@@ -49,11 +50,13 @@ class Holder(nn.Module):
 
 def make_bn(ctx: BuildContext, arrays: dict, prefix: str = "", *, biases: bool = True) -> Holder:
     """BatchNorm holder: ``weight``/``bias`` parameters, ``running_mean``/``running_var`` buffers."""
-    a = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    a = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
     n = a["scales"].shape[0]
     bias = ctx.param(a["biases"]) if biases and "biases" in a else nn.Parameter(torch.zeros(n), requires_grad=False)
-    bn = Holder({"weight": ctx.param(a["scales"]), "bias": bias},
-                {"running_mean": ctx.tensor(a["rolling_mean"]), "running_var": ctx.tensor(a["rolling_variance"])})
+    bn = Holder(
+        {"weight": ctx.param(a["scales"]), "bias": bias},
+        {"running_mean": ctx.tensor(a["rolling_mean"]), "running_var": ctx.tensor(a["rolling_variance"])},
+    )
     bn.eps = ctx.dialect.bn_eps
     bn.eps_inside_sqrt = ctx.dialect.bn_eps_inside_sqrt
     return bn
@@ -72,8 +75,14 @@ def batchnorm_(y: torch.Tensor, bn: nn.Module, centered: bool = False) -> torch.
     return y.mul_(k.view(shape)).add_(bn.bias.view(shape))
 
 
-def fold_bn(weights: np.ndarray, biases: np.ndarray, scales: np.ndarray, mean: np.ndarray, var: np.ndarray,
-            dialect: Dialect = dialects.DEFAULT) -> tuple[np.ndarray, np.ndarray]:
+def fold_bn(
+    weights: np.ndarray,
+    biases: np.ndarray,
+    scales: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    dialect: Dialect = dialects.DEFAULT,
+) -> tuple[np.ndarray, np.ndarray]:
     """``fuse_conv_batchnorm`` (AB network.c), in double precision as Darknet does it, with the
     fork's batch-norm formula."""
     v = var.astype(np.float64)
@@ -85,8 +94,10 @@ def fold_bn(weights: np.ndarray, biases: np.ndarray, scales: np.ndarray, mean: n
     return w, b
 
 
-BLUR = {1: (np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16.0, 1),
-        2: (np.full((2, 2), 0.25, np.float32), 0)}
+BLUR = {
+    1: (np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16.0, 1),
+    2: (np.full((2, 2), 0.25, np.float32), 0),
+}
 
 
 class Blur(nn.Module):
@@ -111,10 +122,28 @@ class ConvUnit(nn.Module):
     the catalogue's state_dict names.
     """
 
-    def __init__(self, layer: Layer, ctx: BuildContext, arrays: dict, *, prefix: str = "", filters: int,
-                 channels: int, size: int, stride_x: int, stride_y: int, padding: int, dilation: int, groups: int,
-                 batch_normalize: bool, activation: str, fuse: bool, xnor: bool = False, flipped: bool = False,
-                 share: Optional["ConvUnit"] = None) -> None:
+    def __init__(
+        self,
+        layer: Layer,
+        ctx: BuildContext,
+        arrays: dict,
+        *,
+        prefix: str = "",
+        filters: int,
+        channels: int,
+        size: int,
+        stride_x: int,
+        stride_y: int,
+        padding: int,
+        dilation: int,
+        groups: int,
+        batch_normalize: bool,
+        activation: str,
+        fuse: bool,
+        xnor: bool = False,
+        flipped: bool = False,
+        share: ConvUnit | None = None,
+    ) -> None:
         super().__init__()
         self.stride = (stride_y, stride_x)
         self.padding = padding * dilation  # AB im2col_cpu_ext pads by padding*dilation
@@ -127,14 +156,19 @@ class ConvUnit(nn.Module):
         self.filters, self.c_per_group, self.size = filters, channels // groups, size
         self._share = [share] if share is not None else []  # a list: not registered, no duplicate state_dict keys
         # activations oneDNN can apply inside the convolution with Darknet's exact arithmetic
-        self.post = {"leaky": ("leaky_relu", [0.1]), "revleaky": ("leaky_relu", [0.1]), "relu": ("relu", []),
-                     "linear": ("none", [])}.get(activation)
+        self.post = {
+            "leaky": ("leaky_relu", [0.1]),
+            "revleaky": ("leaky_relu", [0.1]),
+            "relu": ("relu", []),
+            "linear": ("none", []),
+        }.get(activation)
         if self.act.__name__ == "_zeros":
             self.post = None
         self.prepack = True
         # 3x3 stride-1 convolutions at inference: Winograd F(2,3) where it pays (see .winograd)
         self.winograd_eligible = not xnor and winograd.eligible(
-            size, self.stride, padding, dilation, groups, channels, filters)
+            size, self.stride, padding, dilation, groups, channels, filters
+        )
         self.winograd = ctx.winograd and self.winograd_eligible
         self.has_bn = bool(batch_normalize)
         self.skip_bn = False
@@ -144,11 +178,17 @@ class ConvUnit(nn.Module):
                 self.has_bn = False
             self.folded = share.folded
             return
-        a = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        a = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
         self.folded = False
         if batch_normalize and fuse:
-            w, b = fold_bn(self._effective_np(a["weights"]), a["biases"], a["scales"], a["rolling_mean"],
-                           a["rolling_variance"], ctx.dialect)
+            w, b = fold_bn(
+                self._effective_np(a["weights"]),
+                a["biases"],
+                a["scales"],
+                a["rolling_mean"],
+                a["rolling_variance"],
+                ctx.dialect,
+            )
             self.flipped = False
             self.conv = Holder({"weight": ctx.param(w), "bias": ctx.param(b)})
             self.has_bn, self.folded = False, True
@@ -161,7 +201,7 @@ class ConvUnit(nn.Module):
     def _effective_np(self, w: np.ndarray) -> np.ndarray:
         if not self.flipped:
             return w
-        k = self.c_per_group * self.groups * self.size ** 2 if self.flip_all_channels else w.size // self.filters
+        k = self.c_per_group * self.groups * self.size**2 if self.flip_all_channels else w.size // self.filters
         return np.ascontiguousarray(w.reshape(-1)[: k * self.filters].reshape(k, self.filters).T).reshape(w.shape)
 
     def weight(self) -> torch.Tensor:
@@ -169,7 +209,7 @@ class ConvUnit(nn.Module):
             return self._share[0].weight()
         w = self.conv.weight
         if self.flipped:  # stored K x n, Darknet transposes after loading (§2.1.8)
-            k = self.c_per_group * self.groups * self.size ** 2 if self.flip_all_channels else w.numel() // self.filters
+            k = self.c_per_group * self.groups * self.size**2 if self.flip_all_channels else w.numel() // self.filters
             w = w.reshape(-1)[: k * self.filters].reshape(k, self.filters).t().reshape(w.shape)
         return w
 
@@ -199,7 +239,7 @@ class ConvUnit(nn.Module):
             return self._conv(x, self.bias(), self.post)
         return self.act(self._conv(x, self.bias(), None))
 
-    def _conv(self, x: torch.Tensor, bias: Optional[torch.Tensor], post: Optional[tuple]) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, bias: torch.Tensor | None, post: tuple | None) -> torch.Tensor:
         """The convolution (plus, with ``post``, its activation fused into the oneDNN call).
 
         At inference on CPU the weights are reordered once into oneDNN's blocked layout and cached
@@ -207,16 +247,30 @@ class ConvUnit(nn.Module):
         call. The cache is keyed on the weight tensor's identity and version, so in-place updates
         (``load_state_dict``) invalidate it.
         """
-        if _PREPACK_OK[0] and self.prepack and x.device.type == "cpu" and x.dtype == torch.float32 \
-                and torch.is_inference_mode_enabled():
+        if (
+            _PREPACK_OK[0]
+            and self.prepack
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and torch.is_inference_mode_enabled()
+        ):
             try:
                 if self.winograd:
                     return self._winograd(x, bias, post)
                 packed = self._packed(x)
                 attr, scalars = post if post is not None else ("none", [])
                 return torch.ops.mkldnn._convolution_pointwise(
-                    x, packed, bias, [self.padding] * 2, list(self.stride), [self.dilation] * 2, self.groups, attr,
-                    scalars, "")
+                    x,
+                    packed,
+                    bias,
+                    [self.padding] * 2,
+                    list(self.stride),
+                    [self.dilation] * 2,
+                    self.groups,
+                    attr,
+                    scalars,
+                    "",
+                )
             except (RuntimeError, AttributeError):  # pragma: no cover - op missing in this torch build
                 _PREPACK_OK[0] = False
         y = F.conv2d(x, self.weight(), bias, self.stride, self.padding, self.dilation, self.groups)
@@ -233,15 +287,16 @@ class ConvUnit(nn.Module):
         if self.winograd:  # the transformed filters, as the grouped 1x1 convolution that uses them
             n, c, h, wd = x.shape
             packed = torch.ops.mkldnn._reorder_convolution_weight(
-                winograd.transform_weights(w), [0, 0], [1, 1], [1, 1], 16, [n, 16 * c, -(-h // 2), -(-wd // 2)])
+                winograd.transform_weights(w), [0, 0], [1, 1], [1, 1], 16, [n, 16 * c, -(-h // 2), -(-wd // 2)]
+            )
         else:
             packed = torch.ops.mkldnn._reorder_convolution_weight(
-                w.contiguous(), [self.padding] * 2, list(self.stride), [self.dilation] * 2, self.groups,
-                list(x.shape))
+                w.contiguous(), [self.padding] * 2, list(self.stride), [self.dilation] * 2, self.groups, list(x.shape)
+            )
         self.__dict__["_pack_cache"] = (key, packed)
         return packed
 
-    def _winograd(self, x: torch.Tensor, bias: Optional[torch.Tensor], post: Optional[tuple]) -> torch.Tensor:
+    def _winograd(self, x: torch.Tensor, bias: torch.Tensor | None, post: tuple | None) -> torch.Tensor:
         y = winograd.conv3x3(x, self._packed(x), winograd.transform_bias(bias, self.filters), self.filters)
         if post is None or post[0] == "none":
             return y
@@ -280,9 +335,13 @@ def numload_arrays(layer: Layer, ctx: BuildContext) -> dict:
         full[:k] = arrays["numload_" + spec.name]
         out[spec.name] = full
     if k < layer.filters:
-        warnings.warn(f"{ctx.net.path}:{layer.line}: layer {layer.index} numload={k}: filters {k}..{layer.filters - 1} "
-                      "are not in the weights file; Darknet leaves them at its random initial weights, this model "
-                      "at zero weights (bias 0, BN scale 1, mean and variance 0)", DarkweightsWarning, stacklevel=5)
+        warnings.warn(
+            f"{ctx.net.path}:{layer.line}: layer {layer.index} numload={k}: filters {k}..{layer.filters - 1} "
+            "are not in the weights file; Darknet leaves them at its random initial weights, this model "
+            "at zero weights (bias 0, BN scale 1, mean and variance 0)",
+            DarkweightsWarning,
+            stacklevel=5,
+        )
     return out
 
 
@@ -296,17 +355,33 @@ class Convolutional(DarknetLayer):
         net = ctx.net
         # Darknet's CPU 1x1 GEMM shortcut: AB takes it at stride_x 1, pjreddie at any stride
         any_stride = ctx.dialect.conv1x1_fast_path_any_stride
-        if layer.size == 1 and layer.dilation == 1 and (layer.stride_x == 1 or any_stride) and (
-                layer.padding or (layer.stride_x if any_stride else layer.stride_y) != 1):
-            raise unsupported(layer, f"size=1 with padding={layer.padding}, stride {layer.stride_x}x{layer.stride_y}: "
-                              "Darknet's CPU 1x1 fast path ignores padding/stride here and computes garbage", net)
+        if (
+            layer.size == 1
+            and layer.dilation == 1
+            and (layer.stride_x == 1 or any_stride)
+            and (layer.padding or (layer.stride_x if any_stride else layer.stride_y) != 1)
+        ):
+            raise unsupported(
+                layer,
+                f"size=1 with padding={layer.padding}, stride {layer.stride_x}x{layer.stride_y}: "
+                "Darknet's CPU 1x1 fast path ignores padding/stride here and computes garbage",
+                net,
+            )
         if layer.xnor:
             if layer.stride_x != layer.stride_y or layer.dilation != 1 or layer.antialiasing:
-                raise unsupported(layer, "xnor=1 with stride_x != stride_y, dilation or antialiasing: Darknet's "
-                                  "bit-packed CPU path does not implement these", net)
+                raise unsupported(
+                    layer,
+                    "xnor=1 with stride_x != stride_y, dilation or antialiasing: Darknet's "
+                    "bit-packed CPU path does not implement these",
+                    net,
+                )
         if layer.flipped and ctx.dialect.flip_counts_all_channels and layer.groups > 1:
-            raise unsupported(layer, "flipped=1 with groups > 1: pjreddie transposes c*size*size x filters values, "
-                              "more than the layer stores", net)
+            raise unsupported(
+                layer,
+                "flipped=1 with groups > 1: pjreddie transposes c*size*size x filters values, "
+                "more than the layer stores",
+                net,
+            )
         share = None
         if layer.share_index is not None:
             target = ctx.modules[layer.share_index]
@@ -318,12 +393,25 @@ class Convolutional(DarknetLayer):
         activation = layer.activation
         if layer.xnor and layer.index in ctx.bin_output:
             activation = "linear"  # calculate_binary_weights switches bin_output layers to linear
-        unit = ConvUnit(layer, ctx, arrays, filters=layer.filters, channels=layer.input.c, size=layer.size,
-                        stride_x=1 if layer.antialiasing else layer.stride_x,
-                        stride_y=1 if layer.antialiasing else layer.stride_y, padding=layer.padding,
-                        dilation=layer.dilation, groups=layer.groups, batch_normalize=bool(layer.batch_normalize),
-                        activation=activation, fuse=ctx.fuse_bn, xnor=bool(layer.xnor), flipped=bool(layer.flipped),
-                        share=share)
+        unit = ConvUnit(
+            layer,
+            ctx,
+            arrays,
+            filters=layer.filters,
+            channels=layer.input.c,
+            size=layer.size,
+            stride_x=1 if layer.antialiasing else layer.stride_x,
+            stride_y=1 if layer.antialiasing else layer.stride_y,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            batch_normalize=bool(layer.batch_normalize),
+            activation=activation,
+            fuse=ctx.fuse_bn,
+            xnor=bool(layer.xnor),
+            flipped=bool(layer.flipped),
+            share=share,
+        )
         if layer.xnor and unit.has_bn and ctx.bug_compatible:
             unit.skip_bn = True  # AB's unfused CPU xnor path returns before batch-norm
         # the unit computes; its children are registered here so that state_dict keys are the
@@ -331,8 +419,9 @@ class Convolutional(DarknetLayer):
         object.__setattr__(self, "unit", unit)
         for name, child in unit.named_children():
             self.add_module(name, child)
-        self.blur = Blur(layer.antialiasing, layer.filters, layer.stride_x, layer.stride_y) if layer.antialiasing \
-            else None
+        self.blur = (
+            Blur(layer.antialiasing, layer.filters, layer.stride_x, layer.stride_y) if layer.antialiasing else None
+        )
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         y = self.unit(self.image(x))
@@ -356,8 +445,9 @@ class Deconvolutional(DarknetLayer):
         self.act = ctx.activation(layer, "generic")
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
-        y = F.conv_transpose2d(self.image(x), self.deconv.weight, None if self.has_bn else self.deconv.bias,
-                               self.stride, self.padding)
+        y = F.conv_transpose2d(
+            self.image(x), self.deconv.weight, None if self.has_bn else self.deconv.bias, self.stride, self.padding
+        )
         if self.has_bn:
             y = batchnorm_(y, self.bn)
         return self.act(y)
@@ -367,10 +457,11 @@ class FCUnit(nn.Module):
     """A Darknet connected layer on ``(N, inputs)``: ``W x`` then BN (and biases) or ``+ b``, then the
     generic activation. Used by ``[connected]`` and the recurrent layers' sub-layers."""
 
-    def __init__(self, layer: Layer, ctx: BuildContext, arrays: dict, prefix: str = "",
-                 activation: Optional[str] = None) -> None:
+    def __init__(
+        self, layer: Layer, ctx: BuildContext, arrays: dict, prefix: str = "", activation: str | None = None
+    ) -> None:
         super().__init__()
-        a = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        a = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
         self.has_bn = "scales" in a
         if self.has_bn:
             self.fc = Holder({"weight": ctx.param(a["weights"])})
@@ -514,12 +605,12 @@ class Maxpool(DarknetLayer):
         NHWC data several times faster than ``max_pool2d`` (which also computes indices)."""
         k = self.size
         oh, ow = self.tiles
-        rows = x[:, :, 0:oh * k:k]
+        rows = x[:, :, 0 : oh * k : k]
         for i in range(1, k):
-            rows = torch.maximum(rows, x[:, :, i:oh * k:k])
-        y = rows[..., 0:ow * k:k]
+            rows = torch.maximum(rows, x[:, :, i : oh * k : k])
+        y = rows[..., 0 : ow * k : k]
         for j in range(1, k):
-            y = torch.maximum(y, rows[..., j:ow * k:k])
+            y = torch.maximum(y, rows[..., j : ow * k : k])
         return y
 
 
@@ -591,8 +682,9 @@ class Route(DarknetLayer):
         # channel slices when every input is an image tensor of the output's size that splits evenly;
         # otherwise Darknet's flat slices
         self.channel_mode = out.is_image and all(
-            len(natural_shape(s)) == 3 and (s.output.h, s.output.w) == (out.h, out.w)
-            and s.output.c % self.groups == 0 for s in srcs)
+            len(natural_shape(s)) == 3 and (s.output.h, s.output.w) == (out.h, out.w) and s.output.c % self.groups == 0
+            for s in srcs
+        )
         self.parts = [s.output.size // self.groups for s in srcs]
         self.chans = [s.output.c // self.groups for s in srcs]
 
@@ -608,7 +700,7 @@ class Route(DarknetLayer):
                     src = ChannelParts((src,))
                 parts += src if self.groups == 1 else src.channels(g * c, (g + 1) * c)
             return parts[0] if len(parts) == 1 else ChannelParts(parts)
-        parts = [self.flat(dense(outs[i]))[:, g * p:(g + 1) * p] for i, p in zip(self.sources, self.parts)]
+        parts = [self.flat(dense(outs[i]))[:, g * p : (g + 1) * p] for i, p in zip(self.sources, self.parts)]
         return self.shaped(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
 
 
@@ -637,7 +729,7 @@ class Shortcut(DarknetLayer):
         self.src_c = [min(c, ctx.net.layers[i].output.c) for i in self.sources]
         self.src_shapes = [ctx.net.layers[i].output for i in self.sources]
 
-    def _weights(self) -> Optional[torch.Tensor]:
+    def _weights(self) -> torch.Tensor | None:
         """(m+1, C or 1) effective weights after normalisation."""
         if self.weights_type == "none":
             return None
@@ -679,7 +771,7 @@ class Shortcut(DarknetLayer):
         mc, mh, mw = min(c1, c2), min(h1, h2), min(w1, w2)
         y = x.clone()
         dst = (slice(None), slice(0, mc), slice(0, mh * sample, sample), slice(0, mw * sample, sample))
-        src = f[:, :mc, 0:mh * stride:stride, 0:mw * stride:stride]
+        src = f[:, :mc, 0 : mh * stride : stride, 0 : mw * stride : stride]
         y[dst] = self.alpha * y[dst] + self.beta * src
         return y
 
@@ -748,9 +840,12 @@ class Reorg(DarknetLayer):
         self.mode = "gather"
         s = layer.stride
         if layer.type == "reorg3d" and layer.reverse:
-            warnings.warn(f"{ctx.net.path}:{layer.line}: layer {layer.index} [reorg3d] reverse=1 reproduces Darknet "
-                          "literally, which is not the inverse of the forward mapping (a Darknet bug)",
-                          DarkweightsWarning, stacklevel=4)
+            warnings.warn(
+                f"{ctx.net.path}:{layer.line}: layer {layer.index} [reorg3d] reverse=1 reproduces Darknet "
+                "literally, which is not the inverse of the forward mapping (a Darknet bug)",
+                DarkweightsWarning,
+                stacklevel=4,
+            )
         if layer.type == "reorg":  # reorg_cpu(input, l.w, l.h, l.c, stride, forward=reverse)
             w, h, c = layer.input.w, layer.input.h, layer.input.c
         else:  # reorg3d: reorg_cpu(input, l.out_w, l.out_h, l.out_c, stride, forward=reverse)
@@ -827,7 +922,7 @@ class Iseg(DarknetLayer):
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
         y = self.image(x).clone()
-        y[:, :self.classes].sigmoid_()
+        y[:, : self.classes].sigmoid_()
         return y
 
 
@@ -843,7 +938,7 @@ class Crop(DarknetLayer):
         self.noadjust = bool(layer.noadjust)
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:
-        y = self.image(x)[:, :, self.dh:self.dh + self.ch, self.dw:self.dw + self.cw]
+        y = self.image(x)[:, :, self.dh : self.dh + self.ch, self.dw : self.dw + self.cw]
         return y.clone() if self.noadjust else y * 2.0 - 1.0
 
 
@@ -858,14 +953,18 @@ class Normalization(DarknetLayer):
         super().__init__(layer, ctx)
         c = layer.input.c
         if layer.size // 2 >= c:
-            raise unsupported(layer, f"size={layer.size} needs more than {2 * (layer.size // 2)} channels: Darknet "
-                              "reads past the channel buffer", ctx.net)
+            raise unsupported(
+                layer,
+                f"size={layer.size} needs more than {2 * (layer.size // 2)} channels: Darknet "
+                "reads past the channel buffer",
+                ctx.net,
+            )
         self.alpha, self.beta, self.kappa, self.size = layer.alpha, layer.beta, layer.kappa, layer.size
         lo = np.maximum(0, np.arange(c) - (self.size - 1) // 2)
         hi = np.minimum(c - 1, np.arange(c) + self.size // 2)
         m = np.zeros((c, c), np.float32)
         for k in range(c):
-            m[k, lo[k]:hi[k] + 1] = 1.0
+            m[k, lo[k] : hi[k] + 1] = 1.0
         m[:, self.size // 2] -= 1.0
         self.register_buffer("window", torch.from_numpy(m), persistent=False)
 

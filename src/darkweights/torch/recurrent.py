@@ -94,14 +94,23 @@ class CRNN(DarknetLayer):
         if layer.xnor:
             raise unsupported(layer, "xnor=1 sub-layers are not supported", ctx.net)
         a = ctx.arrays(layer)
-        common = dict(size=layer.size, stride_x=layer.stride, stride_y=layer.stride, padding=layer.padding,
-                      dilation=layer.dilation, groups=layer.groups, batch_normalize=bool(layer.batch_normalize),
-                      activation=layer.activation, fuse=False)
+        common = dict(
+            size=layer.size,
+            stride_x=layer.stride,
+            stride_y=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            batch_normalize=bool(layer.batch_normalize),
+            activation=layer.activation,
+            fuse=False,
+        )
         c, hidden = layer.input.c, layer.hidden
         self.input_layer = ConvUnit(layer, ctx, a, prefix="input_layer.", filters=hidden, channels=c, **common)
         self.self_layer = ConvUnit(layer, ctx, a, prefix="self_layer.", filters=hidden, channels=hidden, **common)
-        self.output_layer = ConvUnit(layer, ctx, a, prefix="output_layer.", filters=layer.outputs, channels=hidden,
-                                     **common)
+        self.output_layer = ConvUnit(
+            layer, ctx, a, prefix="output_layer.", filters=layer.outputs, channels=hidden, **common
+        )
         self.hidden = hidden
         self.swapped = layer.swapped
 
@@ -128,21 +137,40 @@ class ConvLSTM(DarknetLayer):
         if layer.xnor:
             raise unsupported(layer, "xnor=1 sub-layers are not supported", ctx.net)
         if layer.bottleneck:
-            raise unsupported(layer, "bottleneck=1: Darknet's CPU forward asserts on it (the W convolution reads "
-                              "twice the channels); only its GPU path runs it", ctx.net)
+            raise unsupported(
+                layer,
+                "bottleneck=1: Darknet's CPU forward asserts on it (the W convolution reads "
+                "twice the channels); only its GPU path runs it",
+                ctx.net,
+            )
         if (layer.output.h, layer.output.w) != (layer.input.h, layer.input.w):
-            raise unsupported(layer, f"the gates' output {layer.output.h}x{layer.output.w} differs from the input "
-                              f"{layer.input.h}x{layer.input.w}: Darknet's W/V convolutions read the state at the "
-                              "input geometry", ctx.net)
+            raise unsupported(
+                layer,
+                f"the gates' output {layer.output.h}x{layer.output.w} differs from the input "
+                f"{layer.input.h}x{layer.input.w}: Darknet's W/V convolutions read the state at the "
+                "input geometry",
+                ctx.net,
+            )
         a = ctx.arrays(layer)
-        common = dict(size=layer.size, stride_x=layer.stride, stride_y=layer.stride, padding=layer.padding,
-                      dilation=layer.dilation, groups=layer.groups, batch_normalize=bool(layer.batch_normalize),
-                      activation=layer.activation, fuse=False)
+        common = dict(
+            size=layer.size,
+            stride_x=layer.stride,
+            stride_y=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            batch_normalize=bool(layer.batch_normalize),
+            activation=layer.activation,
+            fuse=False,
+        )
         o, c = layer.outputs, layer.input.c
         self.peephole = bool(layer.peephole)
         for name in (("vf", "vi", "vo") if self.peephole else ()) + ("wf", "wi", "wg", "wo", "uf", "ui", "ug", "uo"):
-            setattr(self, name, ConvUnit(layer, ctx, a, prefix=f"{name}.", filters=o,
-                                         channels=c if name[0] == "u" else o, **common))
+            setattr(
+                self,
+                name,
+                ConvUnit(layer, ctx, a, prefix=f"{name}.", filters=o, channels=c if name[0] == "u" else o, **common),
+            )
         self.outputs = o
 
     def forward(self, x: torch.Tensor, outs: list) -> torch.Tensor:

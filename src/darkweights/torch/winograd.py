@@ -18,8 +18,6 @@ Layout (NHWC throughout, batch ``N``):
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
@@ -32,11 +30,18 @@ BIAS_GROUP = 5  # (i, j) = (1, 1): A^T e_1 = (1, 1), so this product reaches all
 MIN_CHANNELS = 128
 
 
-def eligible(size: int, stride: tuple[int, int], padding: int, dilation: int, groups: int, channels: int,
-             filters: int) -> bool:
+def eligible(
+    size: int, stride: tuple[int, int], padding: int, dilation: int, groups: int, channels: int, filters: int
+) -> bool:
     """A 3x3, stride 1, pad 1, dense convolution wide enough to gain from Winograd."""
-    return (size == 3 and stride == (1, 1) and padding == 1 and dilation == 1 and groups == 1
-            and min(channels, filters) >= MIN_CHANNELS)
+    return (
+        size == 3
+        and stride == (1, 1)
+        and padding == 1
+        and dilation == 1
+        and groups == 1
+        and min(channels, filters) >= MIN_CHANNELS
+    )
 
 
 def transform_weights(w: torch.Tensor) -> torch.Tensor:
@@ -47,7 +52,7 @@ def transform_weights(w: torch.Tensor) -> torch.Tensor:
     return u.reshape(16 * k, c, 1, 1).to(torch.float32).contiguous()
 
 
-def transform_bias(bias: Optional[torch.Tensor], filters: int) -> torch.Tensor:
+def transform_bias(bias: torch.Tensor | None, filters: int) -> torch.Tensor:
     out = torch.zeros(16, filters, dtype=torch.float32)
     if bias is not None:
         out[BIAS_GROUP] = bias.detach()
@@ -67,14 +72,14 @@ def conv3x3(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor, filters: 
 
     # rows: B^T d over the row index of every tile, for whole padded rows at once
     r = torch.empty(n, th, wp, 4, c, dtype=x.dtype)
-    row = lambda i: p[:, i:i + 2 * th:2]  # noqa: E731  rows 2t + i
+    row = lambda i: p[:, i : i + 2 * th : 2]  # noqa: E731  rows 2t + i
     torch.sub(row(0), row(2), out=r[:, :, :, 0])
     torch.add(row(1), row(2), out=r[:, :, :, 1])
     torch.sub(row(2), row(1), out=r[:, :, :, 2])
     torch.sub(row(1), row(3), out=r[:, :, :, 3])
     # columns: (B^T d) B
     v = torch.empty(n, th, tw, 4, 4, c, dtype=x.dtype)
-    col = lambda j: r[:, :, j:j + 2 * tw:2]  # noqa: E731  columns 2u + j
+    col = lambda j: r[:, :, j : j + 2 * tw : 2]  # noqa: E731  columns 2u + j
     torch.sub(col(0), col(2), out=v[:, :, :, :, 0])
     torch.add(col(1), col(2), out=v[:, :, :, :, 1])
     torch.sub(col(2), col(1), out=v[:, :, :, :, 2])
