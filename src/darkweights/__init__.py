@@ -50,13 +50,18 @@ __all__ = [
     "ArrayError",
     "UnsupportedError",
     "DarkweightsWarning",
+    "val",
     "__version__",
 ]
 
 
-def __getattr__(name: str) -> object:  # LayerView is imported on first use: `import darkweights` stays light
+def __getattr__(name: str) -> object:  # imported on first use: `import darkweights` stays light
     if name == "LayerView":
         from .view import LayerView
 
         return LayerView
+    if name == "val":  # the package, callable as darkweights.val(data, model, weights, ...)
+        from . import val
+
+        return val
     raise AttributeError(f"module 'darkweights' has no attribute {name!r}")

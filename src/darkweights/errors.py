@@ -85,3 +85,8 @@ class UnsupportedError(DarkweightsError):
 
 class DarkweightsWarning(UserWarning):
     """Something Darknet accepts silently but that is probably not what the user meant."""
+
+
+class DatasetError(DarkweightsError):
+    """A Darknet dataset that cannot be evaluated or trained on: a ``.data`` file, an image list or a label file
+    that is missing, malformed or disagrees with the network (class counts)."""

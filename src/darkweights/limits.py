@@ -29,3 +29,7 @@ PNG_PIXELS_PER_BYTE = 8 * 1032
 def int_in_range(value: int) -> bool:
     """Fits Darknet's C ``int``."""
     return -INT_MAX - 1 <= value <= INT_MAX
+
+
+# Darknet dataset text (``.data`` files, image lists, label files, ``.names``): read whole, so bounded first.
+MAX_DATA_TEXT_BYTES = 1 << 30

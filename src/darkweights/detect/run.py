@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -167,13 +167,18 @@ class Detector:
                 f"{net.dialect.title}'s detector test always letterboxes: letterbox=False is not supported"
             )
         self.nms = pipeline.nms(net, self.heads)
-        self.model = net.to_torch(fuse_bn=rules.fuse_bn)
         # YOLO9000 [region] tree= (the model has read it already; here for the decoding)
         self.trees = {L.index: load_tree(L, net, L.classes) for L in self.heads if L.tree}
         classes = self.heads[-1].classes
         self.names = list(names) if names is not None else [str(i) for i in range(classes)]
         self.letterbox = rules.always_letterbox or (bool(net.letter_box) if letterbox is None else letterbox)
         self.thresh = rules.thresh
+
+    @cached_property
+    def model(self) -> Any:
+        """The PyTorch model (BN folded as the dialect's ``detector test`` does), built on first use: a detector
+        whose heads another backend computes (``darkweights val --backend onnxruntime``) never builds it."""
+        return self.net.to_torch(fuse_bn=self.rules.fuse_bn)
 
     def __call__(self, image: Any, *, thresh: float | None = None, nms_thresh: float = 0.45) -> list[dict]:
         """Detections on an image file (or a ``(3, H, W)`` float array in [0, 1]); ``thresh`` defaults
@@ -208,7 +213,8 @@ class Detector:
         self, outs: Any, im_w: int, im_h: int, *, thresh: float | None = None, nms_thresh: float = 0.45
     ) -> Detections:
         """Boxes from every head's output (``outs[layer index]``: a list of all outputs or a dict of the
-        heads'; ``get_network_boxes``), then NMS: Darknet's detection array, in its order."""
+        heads', tensors or arrays with a batch dimension, item 0 read; ``get_network_boxes``), then NMS:
+        Darknet's detection array, in its order."""
         net = self.net
         thresh = self.thresh if thresh is None else thresh
         parts = []
@@ -216,7 +222,7 @@ class Detector:
             common = dict(classes=L.classes, net_w=net.width, net_h=net.height, im_w=im_w, im_h=im_h, thresh=thresh)
             if L.index in self.trees:
                 common["tree"] = self.trees[L.index]
-            parts.append(self.pipeline.heads[L.type](L, outs[L.index][0].numpy(), self.letterbox, common))
+            parts.append(self.pipeline.heads[L.type](L, np.asarray(outs[L.index][0]), self.letterbox, common))
         dets = Detections.concatenate(parts)
         if nms_thresh > 0:
             dets = self.nms(dets, nms_thresh)

@@ -1,0 +1,303 @@
+"""``darkweights val``: AlexeyAB's ``darknet detector map`` without Darknet, on any backend.
+
+What ``validate_detector_map`` runs, step by step: the ``.data`` file's ``valid=`` list and ``names=``
+(:mod:`.data`); the names counted against the last layer's ``classes`` (Darknet stops on a mismatch); each image
+loaded and resized, or letterboxed when the cfg says ``letter_box=1``; the network (BN folded); every head decoded at
+``thresh = .005`` (``hier_thresh`` 0); NMS at ``.45`` with the last detection layer's ``nms_kind``/``beta_nms`` (the
+detector's own rules: :class:`darkweights.detect.run.Detector`); the labels by ``replace_image_to_label``; then
+:mod:`.metric`. pjreddie's Darknet has no ``map``: with its dialect the metric is AlexeyAB's over pjreddie's
+detector (always letterboxed, its decoders and NMS).
+
+The model is built once, each image decoded once (the next batch decoded while the backend runs), and the forward
+batched where the backend allows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from ..errors import ArgumentError, DarkweightsError, DarkweightsWarning, DatasetError
+from .data import DataFile, Labels, ListEntry, label_path, read_data_file, read_image_list, read_labels, read_names
+from .metric import MapAccumulator
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+DECODE_THRESH = 0.005  # validate_detector_map's `thresh`
+NMS_THRESH = 0.45  # its `nms`
+BATCH = 4  # images per forward when the backend takes any batch size
+
+
+def val(
+    data: PathLike,
+    model: Any = None,
+    weights: Any = None,
+    *,
+    backend: Any = None,
+    dialect: Any = "auto",
+    width: int | None = None,
+    height: int | None = None,
+    iou_thresh: float = 0.5,
+    thresh: float = 0.25,
+    points: int = 0,
+    coco: bool = False,
+    batch: int | None = None,
+) -> dict[str, Any]:
+    """Darknet's ``detector map`` on the ``valid=`` images of the ``.data`` file ``data``, as a record.
+
+    ``model``: a cfg path or bundled name (with ``weights``), a darkweights ``.onnx`` raw export (cfg and settings
+    from its metadata), or a :class:`~darkweights.Network`; default the bundled Yolo-Fastest 1.1. ``backend``:
+    ``"torch"`` (the default for a cfg), ``"onnxruntime"`` (the default for ``.onnx``; a cfg is exported to a
+    temporary raw ONNX file first), ``"openvino"``, a :class:`darkweights.backends.Backend`, or any callable
+    ``fn(batch (N, C, H, W) float32) -> head outputs`` (a list in head order or a dict by layer index, Darknet's
+    layout). ``iou_thresh``, ``thresh`` (the confidence for precision/recall/F1/TP/FP/FN/average IoU) and
+    ``points`` (0: area under the curve, 11: VOC2007, 101: COCO) are ``detector map``'s ``-iou_thresh``,
+    ``-thresh`` and ``-points``. ``coco=True`` adds COCO's AP@[.5:.95] (``pycocotools``, extra ``[coco]``).
+
+    Returns ``{"map", "iou_thresh", "points", "conf_thresh", "precision", "recall", "f1", "tp", "fp", "fn",
+    "average_iou", "classes": [{"class_id", "name", "ap", "tp", "fp", "truths", "detections"}, ...], "images",
+    "missing_labels", ...}``, all fractions (NaN, where Darknet divides 0 by 0, as ``None``);
+    :func:`darkweights.val.metric.printout` renders it as Darknet prints it.
+    """
+    if points < 0 or not isinstance(points, int):
+        raise ArgumentError(f"points must be 0 (area under the curve) or a number of recall points, not {points!r}")
+    with tempfile.TemporaryDirectory(prefix="darkweights-val-") as workdir:
+        job = Job.open(data, model, weights, backend, dialect, width, height, workdir)
+        return job.run(iou_thresh=iou_thresh, thresh=thresh, points=points, coco=coco, batch=batch)
+
+
+class Job:
+    """One evaluation: the dataset, the network, its detector and the backend, checked before any image is read."""
+
+    def __init__(
+        self, data: DataFile, net: Any, backend: Any, names: list[str], images: list[ListEntry], difficult: list | None
+    ) -> None:
+        from ..detect.run import Detector
+
+        self.data, self.net, self.backend, self.names = data, net, backend, names
+        self.images, self.difficult = images, difficult
+        self.detector = Detector(net, names)
+        self.classes = self.detector.heads[-1].classes  # validate_detector_map's `l.classes`: the last head's
+
+    @classmethod
+    def open(
+        cls,
+        data: PathLike,
+        model: Any,
+        weights: Any,
+        backend: Any,
+        dialect: Any,
+        width: int | None,
+        height: int | None,
+        workdir: PathLike,
+    ) -> Job:
+        from ..backends import Backend, CallableBackend, open_backend
+
+        datafile = read_data_file(data)
+        net, onnx = _network(model, weights, dialect, width, height)
+        if net.dialect.name == "pjreddie":
+            warnings.warn(
+                "pjreddie's Darknet has no `detector map`: this is AlexeyAB's metric over pjreddie's detector "
+                "(letterboxed, its decoders and NMS)",
+                DarkweightsWarning,
+                stacklevel=3,
+            )
+        names = _check_classes(datafile, net)
+        images = read_image_list(datafile.path_of("valid", "list of images to evaluate"))
+        if not images:
+            raise DatasetError("the valid= list names no images", file=datafile.path_of("valid", ""))
+        difficult = None
+        if datafile.get("difficult") is not None:
+            difficult = read_image_list(datafile.path_of("difficult", "list of difficult objects"), images=False)
+            if len(difficult) != len(images):
+                raise DatasetError(
+                    f"difficult= lists {len(difficult)} images, valid= {len(images)}: Darknet pairs them line by line",
+                    file=datafile.path,
+                    line=datafile.line("difficult"),
+                )
+        if isinstance(backend, Backend):
+            runner = backend
+        elif callable(backend):
+            runner = CallableBackend(backend, [L.index for L in net.layers if L.is_head])
+        else:
+            name = backend or ("onnxruntime" if onnx is not None else "torch")
+            runner = open_backend(name, net, onnx, workdir=workdir)
+        return cls(datafile, net, runner, names, images, difficult)
+
+    def run(
+        self, *, iou_thresh: float = 0.5, thresh: float = 0.25, points: int = 0, coco: bool = False, batch: int | None
+    ) -> dict[str, Any]:
+        from ..progress import bar
+
+        acc = MapAccumulator(self.classes, iou_thresh=iou_thresh, thresh=thresh)
+        collector = None
+        if coco:
+            from .coco import CocoCollector
+
+            collector = CocoCollector(self.classes)
+        size = self.backend.batch or batch or BATCH
+        heads = self.backend.heads
+        missing: list[Path] = []
+        start = time.perf_counter()
+        chunks = [self.images[i : i + size] for i in range(0, len(self.images), size)]
+        with ThreadPoolExecutor(max_workers=1) as pool, bar(total=len(self.images), desc="val", unit="img") as progress:
+            pending = pool.submit(self._load, chunks[0])
+            for n, chunk in enumerate(chunks):
+                x, sizes = pending.result()
+                if n + 1 < len(chunks):
+                    pending = pool.submit(self._load, chunks[n + 1])  # decode the next batch while this one runs
+                outs = self.backend.run(x)
+                for i, (entry, (w, h)) in enumerate(zip(chunk, sizes)):
+                    dets = self.detector.boxes(
+                        {L: o[i : i + 1] for L, o in zip(heads, outs)},
+                        w,
+                        h,
+                        thresh=DECODE_THRESH,
+                        nms_thresh=NMS_THRESH,
+                    )
+                    truth = self._labels(entry)
+                    if truth.missing:
+                        missing.append(truth.path)
+                    hard = self._difficult(n * size + i)
+                    acc.add(dets.boxes, dets.probs, truth.ids, truth.boxes, *hard)
+                    if collector is not None:
+                        collector.add(w, h, dets.boxes, dets.probs, truth.ids, truth.boxes)
+                progress.update(len(chunk))
+        seconds = time.perf_counter() - start
+        if missing:
+            warnings.warn(
+                f"{len(missing)} of {len(self.images)} images have no label file (e.g. {missing[0]}): "
+                "no objects, as Darknet counts them",
+                DarkweightsWarning,
+                stacklevel=2,
+            )
+        if acc.images and not acc.entries:
+            warnings.warn(
+                "no detections at all: every AP is 0 (Darknet reads outside its arrays here)",
+                DarkweightsWarning,
+                stacklevel=2,
+            )
+        record = acc.result(points, self.names).to_dict()
+        record.update(
+            images=len(self.images),
+            missing_labels=len(missing),
+            backend=self.backend.name,
+            seconds=seconds,
+        )
+        if collector is not None:
+            record.update(collector.evaluate())
+        return record
+
+    def _load(self, chunk: Sequence[ListEntry]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        from ..detect.image import network_input
+
+        net = self.net
+        x = np.empty((len(chunk), net.channels, net.height, net.width), np.float32)
+        sizes = []
+        for i, entry in enumerate(chunk):
+            x[i], w, h = network_input(entry.path, net.width, net.height, self.detector.letterbox)
+            sizes.append((w, h))
+        return x, sizes
+
+    def _labels(self, entry: ListEntry) -> Labels:
+        return _read_truth(entry, self.classes)
+
+    def _difficult(self, index: int) -> tuple[np.ndarray, np.ndarray] | tuple[()]:
+        if self.difficult is None:
+            return ()
+        truth = _read_truth(self.difficult[index], self.classes)
+        return truth.ids, truth.boxes
+
+
+def _read_truth(entry: ListEntry, classes: int) -> Labels:
+    """The labels of a list entry: ``replace_image_to_label`` of the path as written, found as the image was."""
+    written = label_path(entry.written)
+    if not str(written).endswith(".txt"):
+        # Darknet warns "Failed to infer label file name" and reads the image itself as text: no boxes
+        warnings.warn(
+            f"{entry.written}: no label file name for this extension (Darknet reads no objects for it)",
+            DarkweightsWarning,
+            stacklevel=3,
+        )
+        return Labels(np.zeros(0, np.int32), np.zeros((0, 4), np.float32), written, missing=True)
+    found = written
+    if not written.exists() and entry.path != Path(entry.written):  # the image was found beside the list
+        found = label_path(entry.path)
+    return read_labels(found, classes)
+
+
+def _network(model: Any, weights: Any, dialect: Any, width: int | None, height: int | None) -> tuple[Any, Any]:
+    """The network to evaluate and the ONNX file that holds it (``None`` for a cfg)."""
+    from ..network import Network, load
+
+    if model is None:
+        from ..api import default_model
+
+        bundled = default_model()
+        model, weights = bundled.cfg, bundled.weights
+    if isinstance(model, Network):
+        net, onnx = model, None
+    elif str(model).lower().endswith(".onnx"):
+        from ..backends.onnx_backend import onnx_network
+
+        if weights is not None:
+            raise ArgumentError("an .onnx model holds its weights: give no weights file")
+        if width or height:
+            raise ArgumentError("an .onnx model has a fixed input size: --width/--height do not apply")
+        net, _ = onnx_network(model, dialect=None if dialect == "auto" else dialect)
+        onnx = model
+    else:
+        net, onnx = load(model, weights, dialect=dialect, width=width, height=height), None
+    if onnx is None:
+        _require_complete(net)
+    return net, onnx
+
+
+def _require_complete(net: Any) -> None:
+    """Weights for every layer: a cfg alone or a partial file (``.conv.N``) would measure random or zero heads."""
+    check: Callable[[], None] | None = getattr(net, "require_complete", None)
+    if check is not None:  # the library's one refusal policy, where it exists
+        check()
+        return
+    if not net.has_weights:
+        raise DarkweightsError("val needs the trained weights: name the .weights file after the cfg", file=net.path)
+    if net.cutoff is not None:
+        raise DarkweightsError(
+            f"partial weights (layers 0..{net.cutoff - 1} of {len(net.layers)}): the later layers, heads included, "
+            "have no trained values to evaluate",
+            file=net.weights_path or net.path,
+        )
+
+
+def _check_classes(data: DataFile, net: Any) -> list[str]:
+    """The class names, checked as ``validate_detector_map`` checks them (names = the last layer's ``classes``,
+    else Darknet stops) and ``classes=`` against the network (Darknet's ``map`` ignores it; training reads it)."""
+    last = net.layers[-1]
+    classes = getattr(last, "classes", 0) or 0
+    names_path = data.path_of("names", "class names file", default="data/names.list")
+    names = read_names(names_path)
+    if len(names) != classes:
+        blank = sum(1 for n in names if not n)
+        note = f" ({blank} of them blank: Darknet counts every line)" if blank else ""
+        raise DatasetError(
+            f"{len(names)} names{note}, but the last layer (layer {last.index} [{last.type}], cfg line {last.line}) "
+            f"has classes={classes}; Darknet's detector map stops here",
+            file=names_path,
+        )
+    declared = data.classes
+    if declared is not None and declared != classes:
+        raise DatasetError(
+            f"classes={declared}, but the network's last layer has classes={classes} (layer {last.index}, cfg "
+            f"{net.path} line {last.line})",
+            file=data.path,
+            line=data.line("classes"),
+        )
+    return names
