@@ -61,7 +61,7 @@ def __getattr__(name: str) -> object:  # imported on first use: `import darkweig
 
         return LayerView
     if name == "val":  # the package, callable as darkweights.val(data, model, weights, ...)
-        from . import val
+        import importlib
 
-        return val
+        return importlib.import_module(".val", __name__)
     raise AttributeError(f"module 'darkweights' has no attribute {name!r}")

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "init": "write a valid weights file of random values for a cfg",
     "verify": "compare our forward pass with Darknet's fixture or OpenCV, layer by layer",
     "detect": "run a detector on images (default: the bundled Yolo-Fastest 1.1)",
+    "val": "mAP on a labelled set exactly as Darknet's `detector map` (torch, onnxruntime, openvino)",
     "diff": "per-layer change between two weights of one cfg (exit 0 same, 1 different)",
     "plot": "PNG of per-layer weight distributions and the first conv's filters",
     "report": "one self-contained HTML page: layers, graph, statistics, plots",
@@ -48,6 +49,8 @@ EXTRAS = {
     "tqdm": "progress",
     "onnx": "onnx",
     "onnxruntime": "onnx",
+    "openvino": "openvino",
+    "pycocotools": "coco",
 }
 
 

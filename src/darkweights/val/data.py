@@ -180,11 +180,18 @@ def read_data_file(path: PathLike) -> DataFile:
 
 @dataclass(frozen=True)
 class ListEntry:
-    """One line of an image list: the path as written, where it was found, and the list's line."""
+    """One line of an image list: the path as written, where it was found, the list file and its line."""
 
     written: str
     path: Path
     line: int
+    source: Path
+
+    def label_file(self, rule: str = "alexeyab") -> Path:
+        """The image's label file (:func:`label_path` of the path as written), found as the image was: from the
+        working directory, else beside the list."""
+        written = label_path(self.written, rule)
+        return resolve(os.fspath(written), self.source) or written
 
 
 def read_image_list(path: PathLike, *, images: bool = True) -> list[ListEntry]:
@@ -209,7 +216,7 @@ def read_image_list(path: PathLike, *, images: bool = True) -> list[ListEntry]:
             raise DatasetError(
                 f"no such image {written!r} (from the working directory or beside the list)", file=path, line=number
             )
-        entries.append(ListEntry(written, found, number))
+        entries.append(ListEntry(written, found, number, Path(path)))
     return entries
 
 

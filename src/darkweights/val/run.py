@@ -18,15 +18,16 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from ..errors import ArgumentError, DarkweightsError, DarkweightsWarning, DatasetError
-from .data import DataFile, Labels, ListEntry, label_path, read_data_file, read_image_list, read_labels, read_names
+from .data import DataFile, Labels, ListEntry, read_data_file, read_image_list, read_labels, read_names
 from .metric import MapAccumulator
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -132,28 +133,20 @@ class Job:
             runner = open_backend(name, net, onnx, workdir=workdir)
         return cls(datafile, net, runner, names, images, difficult)
 
-    def run(
-        self, *, iou_thresh: float = 0.5, thresh: float = 0.25, points: int = 0, coco: bool = False, batch: int | None
-    ) -> dict[str, Any]:
+    def detections(self, *, batch: int | None = None) -> Iterator[ImageResult]:
+        """Each image's post-NMS detections and labels, in list order (the model built once, each image decoded
+        once, the next batch decoded while the backend runs); a progress bar over the images."""
         from ..progress import bar
 
-        acc = MapAccumulator(self.classes, iou_thresh=iou_thresh, thresh=thresh)
-        collector = None
-        if coco:
-            from .coco import CocoCollector
-
-            collector = CocoCollector(self.classes)
         size = self.backend.batch or batch or BATCH
         heads = self.backend.heads
-        missing: list[Path] = []
-        start = time.perf_counter()
         chunks = [self.images[i : i + size] for i in range(0, len(self.images), size)]
         with ThreadPoolExecutor(max_workers=1) as pool, bar(total=len(self.images), desc="val", unit="img") as progress:
             pending = pool.submit(self._load, chunks[0])
             for n, chunk in enumerate(chunks):
                 x, sizes = pending.result()
                 if n + 1 < len(chunks):
-                    pending = pool.submit(self._load, chunks[n + 1])  # decode the next batch while this one runs
+                    pending = pool.submit(self._load, chunks[n + 1])
                 outs = self.backend.run(x)
                 for i, (entry, (w, h)) in enumerate(zip(chunk, sizes)):
                     dets = self.detector.boxes(
@@ -163,37 +156,26 @@ class Job:
                         thresh=DECODE_THRESH,
                         nms_thresh=NMS_THRESH,
                     )
-                    truth = self._labels(entry)
-                    if truth.missing:
-                        missing.append(truth.path)
-                    hard = self._difficult(n * size + i)
-                    acc.add(dets.boxes, dets.probs, truth.ids, truth.boxes, *hard)
-                    if collector is not None:
-                        collector.add(w, h, dets.boxes, dets.probs, truth.ids, truth.boxes)
+                    index = n * size + i
+                    hard = None if self.difficult is None else _read_truth(self.difficult[index], self.classes)
+                    yield ImageResult(entry, w, h, dets.boxes, dets.probs, _read_truth(entry, self.classes), hard)
                 progress.update(len(chunk))
-        seconds = time.perf_counter() - start
-        if missing:
-            warnings.warn(
-                f"{len(missing)} of {len(self.images)} images have no label file (e.g. {missing[0]}): "
-                "no objects, as Darknet counts them",
-                DarkweightsWarning,
-                stacklevel=2,
-            )
-        if acc.images and not acc.entries:
-            warnings.warn(
-                "no detections at all: every AP is 0 (Darknet reads outside its arrays here)",
-                DarkweightsWarning,
-                stacklevel=2,
-            )
-        record = acc.result(points, self.names).to_dict()
-        record.update(
-            images=len(self.images),
-            missing_labels=len(missing),
-            backend=self.backend.name,
-            seconds=seconds,
+
+    def run(
+        self, *, iou_thresh: float = 0.5, thresh: float = 0.25, points: int = 0, coco: bool = False, batch: int | None
+    ) -> dict[str, Any]:
+        """The evaluation record (:func:`val`)."""
+        start = time.perf_counter()
+        record = score(
+            self.detections(batch=batch),
+            self.classes,
+            self.names,
+            iou_thresh=iou_thresh,
+            thresh=thresh,
+            points=points,
+            coco=coco,
         )
-        if collector is not None:
-            record.update(collector.evaluate())
+        record.update(backend=self.backend.name, seconds=time.perf_counter() - start)
         return record
 
     def _load(self, chunk: Sequence[ListEntry]) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -207,31 +189,78 @@ class Job:
             sizes.append((w, h))
         return x, sizes
 
-    def _labels(self, entry: ListEntry) -> Labels:
-        return _read_truth(entry, self.classes)
 
-    def _difficult(self, index: int) -> tuple[np.ndarray, np.ndarray] | tuple[()]:
-        if self.difficult is None:
-            return ()
-        truth = _read_truth(self.difficult[index], self.classes)
-        return truth.ids, truth.boxes
+@dataclass
+class ImageResult:
+    """One evaluated image: its list entry and size, Darknet's post-NMS detection array (``boxes (N, 4)`` relative
+    ``x, y, w, h``, ``probs (N, classes)``), its labels and its difficult labels (``difficult=``)."""
+
+    entry: ListEntry
+    width: int
+    height: int
+    boxes: np.ndarray
+    probs: np.ndarray
+    truth: Labels
+    difficult: Labels | None = None
+
+
+def score(
+    results: Iterable[ImageResult],
+    classes: int,
+    names: Sequence[str],
+    *,
+    iou_thresh: float = 0.5,
+    thresh: float = 0.25,
+    points: int = 0,
+    coco: bool = False,
+) -> dict[str, Any]:
+    """``validate_detector_map``'s numbers for evaluated images (:mod:`.metric`), as :func:`val`'s record."""
+    acc = MapAccumulator(classes, iou_thresh=iou_thresh, thresh=thresh)
+    collector = None
+    if coco:
+        from .coco import CocoCollector
+
+        collector = CocoCollector(classes)
+    missing: list[Path] = []
+    for r in results:
+        if r.truth.missing:
+            missing.append(r.truth.path)
+        hard = () if r.difficult is None else (r.difficult.ids, r.difficult.boxes)
+        acc.add(r.boxes, r.probs, r.truth.ids, r.truth.boxes, *hard)
+        if collector is not None:
+            collector.add(r.width, r.height, r.boxes, r.probs, r.truth.ids, r.truth.boxes)
+    if missing:
+        warnings.warn(
+            f"{len(missing)} of {acc.images} images have no label file (e.g. {missing[0]}): no objects, as "
+            "Darknet counts them",
+            DarkweightsWarning,
+            stacklevel=2,
+        )
+    if acc.images and not acc.entries:
+        warnings.warn(
+            "no detections at all: every AP is 0 (Darknet reads outside its arrays here)",
+            DarkweightsWarning,
+            stacklevel=2,
+        )
+    record = acc.result(points, list(names)).to_dict()
+    record.update(images=acc.images, missing_labels=len(missing))
+    if collector is not None:
+        record.update(collector.evaluate())
+    return record
 
 
 def _read_truth(entry: ListEntry, classes: int) -> Labels:
-    """The labels of a list entry: ``replace_image_to_label`` of the path as written, found as the image was."""
-    written = label_path(entry.written)
-    if not str(written).endswith(".txt"):
-        # Darknet warns "Failed to infer label file name" and reads the image itself as text: no boxes
+    """The labels of a list entry (:meth:`.data.ListEntry.label_file`)."""
+    path = entry.label_file()
+    if path.suffix != ".txt":
+        # Darknet warns "Failed to infer label file name" and reads the image itself as labels: no boxes
         warnings.warn(
             f"{entry.written}: no label file name for this extension (Darknet reads no objects for it)",
             DarkweightsWarning,
             stacklevel=3,
         )
-        return Labels(np.zeros(0, np.int32), np.zeros((0, 4), np.float32), written, missing=True)
-    found = written
-    if not written.exists() and entry.path != Path(entry.written):  # the image was found beside the list
-        found = label_path(entry.path)
-    return read_labels(found, classes)
+        return Labels(np.zeros(0, np.int32), np.zeros((0, 4), np.float32), path, missing=True)
+    return read_labels(path, classes)
 
 
 def _network(model: Any, weights: Any, dialect: Any, width: int | None, height: int | None) -> tuple[Any, Any]:
