@@ -33,6 +33,7 @@ class Case:
 CASES = [
     Case("repo5_p0", "labels-xl", "fastest", shared=False),
     Case("repo5_p101", "labels-xl", "fastest", shared=False, settings={"points": 101}),
+    Case("repo5_thresh999", "labels-xl", "fastest", shared=False, settings={"thresh": 0.999}),  # 0/0: -nan
     Case("fastest_p0", "labels-xl", "fastest"),
     Case("fastest_p11", "labels-xl", "fastest", settings={"points": 11}),
     Case("fastest_p101", "labels-xl", "fastest", settings={"points": 101}),

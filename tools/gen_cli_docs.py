@@ -49,6 +49,9 @@ def render() -> str:
                 "```",
                 "",
             ]
+            example = getattr(cli.command(name), "EXAMPLE", None)
+            if example:
+                out += ["Example (a real run):", "", "```text", example.rstrip("\n"), "```", ""]
         return "\n".join(out)
     finally:
         if old is None:

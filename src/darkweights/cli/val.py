@@ -9,15 +9,28 @@ from ..errors import DarkweightsError
 from .common import add_json, add_model_options
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "openvino")
+# shown in docs/cli.md; tests/test_val.py runs it from the repository root and finds these lines in its output
+# (Darknet ends most lines with a space: compared without trailing spaces)
+EXAMPLE = """\
+$ darkweights val tests/data/val/repo5/coco.data
+ detections_count = 474, unique_truth_count = 8
+class_id = 0, name = person, ap = 100.00%   \t (TP = 2, FP = 1)
+...
+ for conf_thresh = 0.25, precision = 0.75, recall = 0.75, F1-score = 0.75
+ for conf_thresh = 0.25, TP = 6, FP = 2, FN = 2, average IoU = 61.61 %
+
+ IoU threshold = 50 %, used Area-Under-Curve for each unique Recall
+ mean average precision (mAP@0.50) = 0.060417, or 6.04 %
+"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "paths",
         nargs="+",
-        metavar="[CFG WEIGHTS | MODEL.onnx] DATA",
-        help="a Darknet .data file (valid=, names=), after the model: a cfg and its weights, or a darkweights "
-        "raw ONNX export (default model: Yolo-Fastest 1.1)",
+        metavar="PATH",
+        help="[CFG WEIGHTS | MODEL.onnx] DATA: a Darknet .data file (valid=, names=), after the model: a cfg and "
+        "its weights, or a darkweights raw ONNX export (default model: Yolo-Fastest 1.1)",
     )
     p.add_argument(
         "--backend",

@@ -76,17 +76,22 @@ def val(
 
 
 class Job:
-    """One evaluation: the dataset, the network, its detector and the backend, checked before any image is read."""
+    """One evaluation: the dataset (every label file read and checked first), the network, its detector and the
+    backend; nothing runs until :meth:`detections`."""
 
     def __init__(
-        self, data: DataFile, net: Any, backend: Any, names: list[str], images: list[ListEntry], difficult: list | None
+        self,
+        net: Any,
+        detector: Any,
+        backend: Any,
+        names: list[str],
+        images: list[ListEntry],
+        truths: list[Labels],
+        difficult: list[Labels] | None,
     ) -> None:
-        from ..detect.run import Detector
-
-        self.data, self.net, self.backend, self.names = data, net, backend, names
-        self.images, self.difficult = images, difficult
-        self.detector = Detector(net, names)
-        self.classes = self.detector.heads[-1].classes  # validate_detector_map's `l.classes`: the last head's
+        self.net, self.detector, self.backend, self.names = net, detector, backend, names
+        self.images, self.truths, self.difficult = images, truths, difficult
+        self.classes = detector.heads[-1].classes  # validate_detector_map's `l.classes`: the last head's
 
     @classmethod
     def open(
@@ -101,6 +106,7 @@ class Job:
         workdir: PathLike,
     ) -> Job:
         from ..backends import Backend, CallableBackend, open_backend
+        from ..detect.run import Detector
 
         datafile = read_data_file(data)
         net, onnx = _network(model, weights, dialect, width, height)
@@ -112,18 +118,22 @@ class Job:
                 stacklevel=3,
             )
         names = _check_classes(datafile, net)
+        detector = Detector(net, names)
+        classes = detector.heads[-1].classes
         images = read_image_list(datafile.path_of("valid", "list of images to evaluate"))
         if not images:
             raise DatasetError("the valid= list names no images", file=datafile.path_of("valid", ""))
+        truths = [_read_truth(e, classes) for e in images]
         difficult = None
         if datafile.get("difficult") is not None:
-            difficult = read_image_list(datafile.path_of("difficult", "list of difficult objects"), images=False)
-            if len(difficult) != len(images):
+            hard = read_image_list(datafile.path_of("difficult", "list of difficult objects"), images=False)
+            if len(hard) != len(images):
                 raise DatasetError(
-                    f"difficult= lists {len(difficult)} images, valid= {len(images)}: Darknet pairs them line by line",
+                    f"difficult= lists {len(hard)} images, valid= {len(images)}: Darknet pairs them line by line",
                     file=datafile.path,
                     line=datafile.line("difficult"),
                 )
+            difficult = [_read_truth(e, classes) for e in hard]
         if isinstance(backend, Backend):
             runner = backend
         elif callable(backend):
@@ -131,7 +141,7 @@ class Job:
         else:
             name = backend or ("onnxruntime" if onnx is not None else "torch")
             runner = open_backend(name, net, onnx, workdir=workdir)
-        return cls(datafile, net, runner, names, images, difficult)
+        return cls(net, detector, runner, names, images, truths, difficult)
 
     def detections(self, *, batch: int | None = None) -> Iterator[ImageResult]:
         """Each image's post-NMS detections and labels, in list order (the model built once, each image decoded
@@ -157,8 +167,8 @@ class Job:
                         nms_thresh=NMS_THRESH,
                     )
                     index = n * size + i
-                    hard = None if self.difficult is None else _read_truth(self.difficult[index], self.classes)
-                    yield ImageResult(entry, w, h, dets.boxes, dets.probs, _read_truth(entry, self.classes), hard)
+                    hard = None if self.difficult is None else self.difficult[index]
+                    yield ImageResult(entry, w, h, dets.boxes, dets.probs, self.truths[index], hard)
                 progress.update(len(chunk))
 
     def run(
