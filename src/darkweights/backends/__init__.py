@@ -96,40 +96,54 @@ def _numpy(x: Any) -> np.ndarray:
     return np.asarray(x, np.float32)
 
 
-def _torch(net: Any, onnx: PathLike | None) -> Backend:
+def _torch(net: Any, onnx: PathLike | None, threads: int | None) -> Backend:
     from .torch_backend import TorchBackend
 
-    if net.has_weights:
-        return TorchBackend(net)
-    from .onnx_backend import network_with_onnx_weights
+    if not net.has_weights:
+        from .onnx_backend import network_with_onnx_weights
 
-    return TorchBackend(network_with_onnx_weights(net, onnx))
+        net = network_with_onnx_weights(net, onnx)
+    return TorchBackend(net, threads=threads)
 
 
-def _onnxruntime(net: Any, onnx: PathLike | None) -> Backend:
+def _onnxruntime(net: Any, onnx: PathLike | None, threads: int | None) -> Backend:
     from .onnx_backend import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(onnx)
+    return OnnxRuntimeBackend(_need(onnx), threads=threads)
 
 
-def _openvino(net: Any, onnx: PathLike | None) -> Backend:
+def _openvino(net: Any, onnx: PathLike | None, threads: int | None) -> Backend:
     from .onnx_backend import OpenVinoBackend
 
-    return OpenVinoBackend(onnx)
+    return OpenVinoBackend(_need(onnx), threads=threads)
 
 
-# name -> (needs an ONNX file, factory(net, onnx path))
-BACKENDS: dict[str, tuple[bool, Callable[[Any, PathLike | None], Backend]]] = {
+def _need(onnx: PathLike | None) -> PathLike:
+    if onnx is None:
+        raise ArgumentError("this backend runs an ONNX export: none given")
+    return onnx
+
+
+# name -> (needs an ONNX file, factory(net, onnx path, threads))
+BACKENDS: dict[str, tuple[bool, Callable[[Any, PathLike | None, int | None], Backend]]] = {
     "torch": (False, _torch),
     "onnxruntime": (True, _onnxruntime),
     "openvino": (True, _openvino),
 }
 
 
-def open_backend(name: str, net: Any, onnx: PathLike | None = None, *, workdir: PathLike | None = None) -> Backend:
+def open_backend(
+    name: str,
+    net: Any,
+    onnx: PathLike | None = None,
+    *,
+    workdir: PathLike | None = None,
+    threads: int | None = None,
+) -> Backend:
     """The backend ``name`` for ``net`` (a :class:`~darkweights.Network`, with weights unless ``onnx`` holds them).
     The ONNX backends run ``onnx``, a raw export; without one, the network is exported (raw, float32) into
-    ``workdir`` first."""
+    ``workdir`` first. ``threads``: the backend's intra-op threads (default: its own; torch's setting is
+    process-wide)."""
     try:
         needs_onnx, factory = BACKENDS[name]
     except KeyError:
@@ -143,4 +157,4 @@ def open_backend(name: str, net: Any, onnx: PathLike | None = None, *, workdir: 
         export_onnx(net, onnx, batch="dynamic")
     if not needs_onnx and onnx is None and not net.has_weights:
         raise ArgumentError("the network has no weights to run", file=net.path)
-    return factory(net, onnx)
+    return factory(net, onnx, threads)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def network_with_onnx_weights(net: Any, path: PathLike | None) -> Any:
     if path is None:
         raise ArrayError("the network has no weights to run", file=net.path)
     buf = io.BytesIO()
-    pack_onnx(path, buf)
+    pack_onnx(path, cast(Any, buf))  # written like any output: save_weights takes an open binary file
     return net.load_weights(buf.getvalue())
 
 
@@ -92,7 +92,7 @@ class OpenVinoBackend(Backend):
 
     name = "openvino"
 
-    def __init__(self, path: PathLike, *, precision: str = "f32") -> None:
+    def __init__(self, path: PathLike, *, precision: str = "f32", threads: int | None = None) -> None:
         import openvino as ov
 
         self.path = path
@@ -100,7 +100,10 @@ class OpenVinoBackend(Backend):
         self.precision = meta.get("precision", "float32")
         core = ov.Core()
         model = core.read_model(os.fspath(path))
-        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(model, "CPU", config)
         self.heads = [L.index for L in net.layers if L.is_head]
         names = [o.get_any_name() for o in self.compiled.outputs]
         self.outputs = [self.compiled.output(n) for n in head_outputs(path, names, self.heads)]

@@ -11,11 +11,16 @@ from . import Backend
 
 class TorchBackend(Backend):
     """Our PyTorch model of ``net`` (with weights), BN folded when the dialect's detector folds it (AlexeyAB's
-    ``detector test``/``detector map`` run ``fuse_conv_batchnorm``; pjreddie does not); any batch size."""
+    ``detector test``/``detector map`` run ``fuse_conv_batchnorm``; pjreddie does not); any batch size.
+    ``threads`` sets torch's intra-op threads, for the whole process (``torch.set_num_threads``)."""
 
     name = "torch"
 
-    def __init__(self, net: Any, *, fuse_bn: bool | None = None, model: Any = None) -> None:
+    def __init__(self, net: Any, *, fuse_bn: bool | None = None, model: Any = None, threads: int | None = None) -> None:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         self.net = net
         if model is None:
             fuse = net.dialect.detector.fuse_bn if fuse_bn is None else fuse_bn

@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--coco", action="store_true", help="also COCO's AP@[.5:.95], by pycocotools (extra [coco])")
     p.add_argument("--batch", type=int, help="images per forward (default: 4; a fixed-batch export its own)")
+    p.add_argument(
+        "--threads", type=int, help="the backend's threads (default: its own; 1 is fastest on a crowded machine)"
+    )
     add_json(p)
     add_model_options(p)
 
@@ -70,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise DarkweightsError(f"val: {model[0]}: name the weights after the cfg (or give a .onnx export)")
     if args.points < 0:
         raise DarkweightsError(f"--points {args.points}: 0 (area under the curve) or a number of recall points")
-    if args.batch is not None and args.batch < 1:
-        raise DarkweightsError(f"--batch {args.batch}: must be at least 1")
+    for opt in ("batch", "threads"):
+        value = getattr(args, opt)
+        if value is not None and value < 1:
+            raise DarkweightsError(f"--{opt} {value}: must be at least 1")
     record = val(
         data,
         *model,
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         points=args.points,
         coco=args.coco,
         batch=args.batch,
+        threads=args.threads,
     )
     if args.json:
         print(json.dumps(record, indent=1))

@@ -51,6 +51,7 @@ def val(
     points: int = 0,
     coco: bool = False,
     batch: int | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Darknet's ``detector map`` on the ``valid=`` images of the ``.data`` file ``data``, as a record.
 
@@ -62,6 +63,7 @@ def val(
     layout). ``iou_thresh``, ``thresh`` (the confidence for precision/recall/F1/TP/FP/FN/average IoU) and
     ``points`` (0: area under the curve, 11: VOC2007, 101: COCO) are ``detector map``'s ``-iou_thresh``,
     ``-thresh`` and ``-points``. ``coco=True`` adds COCO's AP@[.5:.95] (``pycocotools``, extra ``[coco]``).
+    ``batch``: images per forward (default 4, or the export's fixed batch); ``threads``: the backend's threads.
 
     Returns ``{"map", "iou_thresh", "points", "conf_thresh", "precision", "recall", "f1", "tp", "fp", "fn",
     "average_iou", "classes": [{"class_id", "name", "ap", "tp", "fp", "truths", "detections"}, ...], "images",
@@ -71,7 +73,7 @@ def val(
     if points < 0 or not isinstance(points, int):
         raise ArgumentError(f"points must be 0 (area under the curve) or a number of recall points, not {points!r}")
     with tempfile.TemporaryDirectory(prefix="darkweights-val-") as workdir:
-        job = Job.open(data, model, weights, backend, dialect, width, height, workdir)
+        job = Job.open(data, model, weights, backend, dialect, width, height, workdir, threads=threads)
         return job.run(iou_thresh=iou_thresh, thresh=thresh, points=points, coco=coco, batch=batch)
 
 
@@ -104,6 +106,8 @@ class Job:
         width: int | None,
         height: int | None,
         workdir: PathLike,
+        *,
+        threads: int | None = None,
     ) -> Job:
         from ..backends import Backend, CallableBackend, open_backend
         from ..detect.run import Detector
@@ -140,25 +144,29 @@ class Job:
             runner = CallableBackend(backend, [L.index for L in net.layers if L.is_head])
         else:
             name = backend or ("onnxruntime" if onnx is not None else "torch")
-            runner = open_backend(name, net, onnx, workdir=workdir)
+            runner = open_backend(name, net, onnx, workdir=workdir, threads=threads)
         return cls(net, detector, runner, names, images, truths, difficult)
 
     def detections(self, *, batch: int | None = None) -> Iterator[ImageResult]:
-        """Each image's post-NMS detections and labels, in list order (the model built once, each image decoded
-        once, the next batch decoded while the backend runs); a progress bar over the images."""
+        """Each image's post-NMS detections and labels, in list order, with a progress bar over the images. The
+        model is built once; each image is decoded once, the next batch in a thread while the backend runs. (Not
+        in processes: a worker started by spawn or forkserver re-runs the caller's unguarded ``__main__``, and fork
+        after torch has started its threads is unsafe.)"""
         from ..progress import bar
 
         size = self.backend.batch or batch or BATCH
         heads = self.backend.heads
-        chunks = [self.images[i : i + size] for i in range(0, len(self.images), size)]
+        chunks = [[e.path for e in self.images[i : i + size]] for i in range(0, len(self.images), size)]
+        net = self.net
+        geometry = (net.channels, net.height, net.width, bool(self.detector.letterbox))
         with ThreadPoolExecutor(max_workers=1) as pool, bar(total=len(self.images), desc="val", unit="img") as progress:
-            pending = pool.submit(self._load, chunks[0])
-            for n, chunk in enumerate(chunks):
+            pending = pool.submit(load_batch, chunks[0], *geometry)
+            for n in range(len(chunks)):
                 x, sizes = pending.result()
                 if n + 1 < len(chunks):
-                    pending = pool.submit(self._load, chunks[n + 1])
+                    pending = pool.submit(load_batch, chunks[n + 1], *geometry)
                 outs = self.backend.run(x)
-                for i, (entry, (w, h)) in enumerate(zip(chunk, sizes)):
+                for i, (w, h) in enumerate(sizes):
                     dets = self.detector.boxes(
                         {L: o[i : i + 1] for L, o in zip(heads, outs)},
                         w,
@@ -168,8 +176,8 @@ class Job:
                     )
                     index = n * size + i
                     hard = None if self.difficult is None else self.difficult[index]
-                    yield ImageResult(entry, w, h, dets.boxes, dets.probs, self.truths[index], hard)
-                progress.update(len(chunk))
+                    yield ImageResult(self.images[index], w, h, dets.boxes, dets.probs, self.truths[index], hard)
+                progress.update(len(sizes))
 
     def run(
         self, *, iou_thresh: float = 0.5, thresh: float = 0.25, points: int = 0, coco: bool = False, batch: int | None
@@ -188,16 +196,20 @@ class Job:
         record.update(backend=self.backend.name, seconds=time.perf_counter() - start)
         return record
 
-    def _load(self, chunk: Sequence[ListEntry]) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        from ..detect.image import network_input
 
-        net = self.net
-        x = np.empty((len(chunk), net.channels, net.height, net.width), np.float32)
-        sizes = []
-        for i, entry in enumerate(chunk):
-            x[i], w, h = network_input(entry.path, net.width, net.height, self.detector.letterbox)
-            sizes.append((w, h))
-        return x, sizes
+def load_batch(
+    paths: Sequence[Path], channels: int, height: int, width: int, letterbox: bool
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """What ``validate_detector_map``'s loader threads make of each image (``load_image`` then ``resize_image``, or
+    ``letterbox_image``), as one batch, and the images' sizes."""
+    from ..detect.image import network_input
+
+    x = np.empty((len(paths), channels, height, width), np.float32)
+    sizes = []
+    for i, path in enumerate(paths):
+        x[i], w, h = network_input(path, width, height, letterbox)
+        sizes.append((w, h))
+    return x, sizes
 
 
 @dataclass
