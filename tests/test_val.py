@@ -361,3 +361,22 @@ def test_cli_reference_example() -> None:
     command, *shown = EXAMPLE.splitlines()
     assert f"```text\n{EXAMPLE}```" in (REPO / "docs" / "cli.md").read_text()
     shown_lines_are_printed(command.removeprefix("$ "), "\n".join(shown))
+
+
+def test_pjreddie_has_no_map_so_its_detector_gets_alexeyabs_metric() -> None:
+    pytest.importorskip("torch", reason="the [torch] extra is not installed")
+    import darkweights
+
+    with pytest.warns(DarkweightsWarning, match="pjreddie's Darknet has no `detector map`"):
+        record = darkweights.val(REPO5 / "coco.data", dialect="pjreddie")
+    assert record["images"] == 5 and 0 < record["map"] < 1
+
+
+def test_an_image_without_a_label_name_rule_has_no_objects(tmp_path: Path) -> None:
+    from darkweights.val.data import ListEntry
+    from darkweights.val.run import _read_truth
+
+    entry = ListEntry("x.webp", tmp_path / "x.webp", 1, tmp_path / "list.txt")
+    with pytest.warns(DarkweightsWarning, match="no label file name for this extension"):
+        truth = _read_truth(entry, 80)
+    assert truth.missing and len(truth) == 0

@@ -66,7 +66,17 @@ def network_with_onnx_weights(net: Any, path: PathLike | None) -> Any:
     return net.load_weights(buf.getvalue())
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxFileBackend(Backend):
+    """What both ONNX runtimes share: the export's network (for its heads) and precision, from its metadata."""
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = path
+        net, meta = onnx_network(path)
+        self.precision = meta.get("precision", "float32")
+        self.heads = [L.index for L in net.layers if L.is_head]
+
+
+class OnnxRuntimeBackend(OnnxFileBackend):
     """A raw export in onnxruntime's CPU provider (``level``: graph optimisation, as ``verify --onnx``)."""
 
     name = "onnxruntime"
@@ -74,12 +84,9 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, path: PathLike, *, level: str = "extended", threads: int | None = None) -> None:
         from ..onnx.home import onnx_session
 
-        self.path = path
-        net, meta = onnx_network(path)
-        self.precision = meta.get("precision", "float32")
+        super().__init__(path)
         self.session = onnx_session(path, level=level, threads=threads)
         self.input = self.session.get_inputs()[0].name
-        self.heads = [L.index for L in net.layers if L.is_head]
         self.outputs = head_outputs(path, [o.name for o in self.session.get_outputs()], self.heads)
         self.batch = _fixed_batch(self.session.get_inputs()[0].shape)
 
@@ -87,7 +94,7 @@ class OnnxRuntimeBackend(Backend):
         return self.session.run(self.outputs, {self.input: np.ascontiguousarray(batch, np.float32)})
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoBackend(OnnxFileBackend):
     """A raw export compiled by OpenVINO for its CPU plugin, in float32 (``INFERENCE_PRECISION_HINT``)."""
 
     name = "openvino"
@@ -95,16 +102,13 @@ class OpenVinoBackend(Backend):
     def __init__(self, path: PathLike, *, precision: str = "f32", threads: int | None = None) -> None:
         import openvino as ov
 
-        self.path = path
-        net, meta = onnx_network(path)
-        self.precision = meta.get("precision", "float32")
+        super().__init__(path)
         core = ov.Core()
         model = core.read_model(os.fspath(path))
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(model, "CPU", config)
-        self.heads = [L.index for L in net.layers if L.is_head]
         names = [o.get_any_name() for o in self.compiled.outputs]
         self.outputs = [self.compiled.output(n) for n in head_outputs(path, names, self.heads)]
         shape = self.compiled.input(0).get_partial_shape()
