@@ -299,7 +299,10 @@ def exports(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("kind, backend, tol", [("raw", None, 1e-3), ("raw", "openvino", 1e-3), ("fp16", None, 5e-3)])
+@pytest.mark.parametrize(
+    "kind, backend, tol",
+    [("raw", None, 1e-3), ("raw", "openvino", 1e-3), ("fp16", None, 5e-3), ("raw", "torch", 5e-7)],
+)
 def test_onnx_exports(exports, kind, backend, tol, capsys) -> None:
     if backend == "openvino":
         pytest.importorskip("openvino", reason="openvino is not installed (the [openvino] extra)")
