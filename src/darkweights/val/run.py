@@ -35,6 +35,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 DECODE_THRESH = 0.005  # validate_detector_map's `thresh`
 NMS_THRESH = 0.45  # its `nms`
 BATCH = 4  # images per forward when the backend takes any batch size
+# fork -> what val computes for it instead of that fork's own `detector map`
+METRIC_NOTICES = {
+    "pjreddie": "pjreddie's Darknet has no `detector map`: this is AlexeyAB's metric over pjreddie's detector "
+    "(letterboxed, its decoders and NMS)",
+    "hankai": "hank-ai rewrote `detector map` in v5.1 (src-lib/detector_map.cpp, which also clamps label boxes to "
+    "the image): this is AlexeyAB's metric, and its label rules, over hank-ai's detector",
+}
 
 
 def val(
@@ -114,13 +121,9 @@ class Job:
 
         datafile = read_data_file(data)
         net, onnx = _network(model, weights, dialect, width, height)
-        if net.dialect.name == "pjreddie":
-            warnings.warn(
-                "pjreddie's Darknet has no `detector map`: this is AlexeyAB's metric over pjreddie's detector "
-                "(letterboxed, its decoders and NMS)",
-                DarkweightsWarning,
-                stacklevel=3,
-            )
+        notice = METRIC_NOTICES.get(net.dialect.name)
+        if notice:
+            warnings.warn(notice, DarkweightsWarning, stacklevel=3)
         names = _check_classes(datafile, net)
         detector = Detector(net, names)
         classes = detector.heads[-1].classes
