@@ -259,9 +259,6 @@ class Options:
             opt.used = True
         return opt
 
-    def has(self, key: str) -> bool:
-        return key not in self.absent and self.section.find(key) is not None
-
     def reads(self, key: str) -> bool:
         """Whether the fork's parser reads ``key`` in this section at all."""
         return key not in self.absent
@@ -286,13 +283,6 @@ class Options:
             )
         return float(m.group(0))
 
-    def int(self, key: str, default: int) -> int:
-        opt = self._take(key)
-        if opt is None:
-            return default
-        # atoi truncates; hank-ai truncates toward zero too
-        return self._int_value(opt, self._number(opt, "int"))
-
     def _int_value(self, opt: Option, value: float) -> int:
         """Darknet reads into a C int: refuse what does not fit (its arithmetic would overflow)."""
         if not (-INT_MAX - 1 <= value <= INT_MAX):  # also NaN and inf
@@ -302,32 +292,6 @@ class Options:
                 opt,
             )
         return int(value)
-
-    def float(self, key: str, default: float) -> float:
-        opt = self._take(key)
-        return default if opt is None else self._number(opt, "float")
-
-    def str(self, key: str, default: str | None) -> str | None:
-        opt = self._take(key)
-        if opt is None:
-            return default
-        if opt.comment and not self.strict:
-            opt.misread = True
-            warnings.warn(
-                f"{self.path}:{opt.line}: inline comment after {opt.key}={opt.value}: Darknet would read "
-                f"the value as {opt.value + '#' + opt.comment!r}",
-                DarkweightsWarning,
-                stacklevel=3,
-            )
-        return opt.value
-
-    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
-        opt = self._take(key)
-        value = self.str(key, default)
-        assert value is not None
-        if value not in choices:
-            raise self.error(f"{key}={value!r} is not valid here; expected one of: {', '.join(choices)}", opt)
-        return value
 
     def _list(self, key: str, kind: str) -> list[float] | None:
         opt = self._take(key)
@@ -385,3 +349,36 @@ class Options:
 
     def unused(self) -> Iterator[Option]:
         return (opt for opt in self.section.options if not opt.used)
+
+    def int(self, key: str, default: int) -> int:
+        opt = self._take(key)
+        if opt is None:
+            return default
+        # atoi truncates; hank-ai truncates toward zero too
+        return self._int_value(opt, self._number(opt, "int"))
+
+    def float(self, key: str, default: float) -> float:
+        opt = self._take(key)
+        return default if opt is None else self._number(opt, "float")
+
+    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
+        opt = self._take(key)
+        value = self.str(key, default)
+        assert value is not None
+        if value not in choices:
+            raise self.error(f"{key}={value!r} is not valid here; expected one of: {', '.join(choices)}", opt)
+        return value
+
+    def str(self, key: str, default: str | None) -> str | None:
+        opt = self._take(key)
+        if opt is None:
+            return default
+        if opt.comment and not self.strict:
+            opt.misread = True
+            warnings.warn(
+                f"{self.path}:{opt.line}: inline comment after {opt.key}={opt.value}: Darknet would read "
+                f"the value as {opt.value + '#' + opt.comment!r}",
+                DarkweightsWarning,
+                stacklevel=3,
+            )
+        return opt.value

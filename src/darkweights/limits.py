@@ -24,8 +24,3 @@ MAX_IMAGE_PIXELS = 1 << 26
 # expands at most ~1032:1 and a PNG row of 1-bit pixels packs 8 pixels a byte.
 JPEG_PIXELS_PER_BYTE = 512
 PNG_PIXELS_PER_BYTE = 8 * 1032
-
-
-def int_in_range(value: int) -> bool:
-    """Fits Darknet's C ``int``."""
-    return -INT_MAX - 1 <= value <= INT_MAX

@@ -30,14 +30,15 @@ class Builder:
         self.layers: list[Layer] = []
         self.ignored: list[str] = []  # "key=value (line N)" of options this fork would not read
 
-    def options(self, section: Section, index: int | None = None, family: str = "") -> Options:
-        return Options(
-            section,
-            path=self.path,
-            strict=self.strict,
-            layer=index,
-            absent=self.dialect.absent(family) if family else frozenset(),
-        )
+    def options(self, section: Section, index: int | None = None, unread: frozenset[str] = frozenset()) -> Options:
+        """``section``'s options under this fork's rules; ``unread``: keys its parser never reads there."""
+        return Options(section, path=self.path, strict=self.strict, layer=index, absent=unread)
+
+    def keep_float_output(self, *indexes: int) -> None:
+        """AB ``parse_network_cfg_custom``: layers read by a route, shortcut, scale_channels or sam lose their
+        ``use_bin_output`` (an xnor layer's binary output)."""
+        for i in indexes:
+            self.layers[i].use_bin_output = False
 
     def report_unused(self, opts: Options) -> None:
         for opt in opts.unused():

@@ -111,13 +111,14 @@ def export_onnx(
     if all_outputs and outputs != "raw":
         raise DarkweightsError("--all-outputs applies to --outputs raw")
     dynamic = batch == "dynamic"
+    size = 1  # the traced batch
     if not dynamic:
         try:
-            batch = int(batch)
+            size = int(batch)
         except (TypeError, ValueError):
             raise DarkweightsError(f"--batch must be a positive integer or 'dynamic', not {batch!r}") from None
-        if batch < 1:
-            raise DarkweightsError(f"--batch must be a positive integer or 'dynamic', not {batch}")
+        if size < 1:
+            raise DarkweightsError(f"--batch must be a positive integer or 'dynamic', not {size}")
     opset = default_opset() if opset is None else int(opset)
     if not MIN_OPSET <= opset <= max_opset():
         raise DarkweightsError(
@@ -139,15 +140,16 @@ def export_onnx(
         "fused": "1" if fuse_bn else "0",
         "bug_compatible": "1" if bug_compatible else "0",
         "precision": "float16" if fp16 else "float32",
-        "batch": "dynamic" if dynamic else str(batch),
+        "batch": "dynamic" if dynamic else str(size),
         "opset": str(opset),
         "input_name": INPUT_NAME,
         "input_layout": "NCHW float32, values as Darknet's network input (0..1 RGB)",
     }
     if names is not None:
         meta["names"] = json.dumps(list(names))
-    heads = [l.index for l in net.layers if l.index in model.heads]
-    meta["anchors"] = json.dumps({layer_name(i): _anchors(net.layers[i]) for i in heads})
+    records = [h for h in (L.head() for L in net.layers) if h is not None]
+    heads = [h.index for h in records]
+    meta["anchors"] = json.dumps({layer_name(h.index): [list(p) for p in h.anchors] for h in records})
     post = None
     if outputs == "raw":
         returned = list(range(len(net.layers))) if all_outputs else (heads or [net.output_index])
@@ -161,7 +163,14 @@ def export_onnx(
         if not heads:
             raise UnsupportedError(f"--outputs {outputs} needs detection heads; this network has none", file=net.path)
         post, out_names, layout, notes = build_post(
-            net, model, heads, kind=outputs, thresh=thresh, nms=nms, max_detections=max_detections, letterbox=letterbox
+            net,
+            model,
+            heads,
+            outputs=outputs,
+            thresh=thresh,
+            nms=nms,
+            max_detections=max_detections,
+            letterbox=letterbox,
         )
         returned = heads
         meta.update(notes)
@@ -185,13 +194,15 @@ def export_onnx(
                 names={id(t): n for n, t in tensors.items()},
                 post=post,
                 opset=opset,
-                batch=1 if dynamic else batch,
+                batch=size,
                 dynamic=dynamic,
                 half=fp16,
                 progress=progress,
             )
         except UnsupportedError as exc:
-            raise _located(net, exc.layer, exc.message) from None
+            if exc.layer is None or not 0 <= exc.layer < len(net.layers):
+                raise UnsupportedError(exc.message, file=net.path) from None
+            raise net.layers[exc.layer].unsupported(exc.message) from None
     proto = traced.model
     for k, v in meta.items():
         entry = proto.metadata_props.add()
@@ -216,23 +227,6 @@ def export_onnx(
     ):
         size = write_model(f, proto, blobs, progress=progress.update)
     return ExportInfo(os.fspath(path), size, opset, [INPUT_NAME], out_names, len(graph.initializer) + len(blobs), meta)
-
-
-def _located(net: Network, index: int | None, message: str) -> UnsupportedError:
-    """An :class:`UnsupportedError` naming the layer, its cfg section and line."""
-    if index is None or not 0 <= index < len(net.layers):
-        return UnsupportedError(message, file=net.path)
-    layer = net.layers[index]
-    return UnsupportedError(
-        f"[{layer.section.name}] {message}", file=net.path, line=layer.line, layer=index, layer_type=layer.type
-    )
-
-
-def _anchors(layer) -> list:
-    a = [float(v) for v in (getattr(layer, "anchors", None) or [])]
-    mask = getattr(layer, "mask", None)
-    pairs = [a[i : i + 2] for i in range(0, len(a) - 1, 2)]
-    return [pairs[m] for m in mask if m < len(pairs)] if mask else pairs
 
 
 def _tensor_names(net: Network, model, fuse_bn: bool) -> dict:
@@ -288,6 +282,6 @@ def _chunks(t) -> Callable[[], Iterator[memoryview]]:
         step = max(1, (8 << 20) // row)
         little = arr.dtype.newbyteorder("<")
         for start in range(0, len(arr), step):
-            yield memoryview(np.ascontiguousarray(arr[start : start + step], dtype=little)).cast("B")
+            yield np.ascontiguousarray(arr[start : start + step], dtype=little).data.cast("B")
 
     return chunks

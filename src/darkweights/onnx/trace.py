@@ -19,7 +19,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ from .portable import PostStep, Step
 
 if TYPE_CHECKING:
     import onnx
+
+    from ..torch.base import DarknetLayer
+    from ..torch.builder import DarknetModel
 
 INPUT_NAME = "input"
 HALF_SUFFIX = ".fp16"  # internal float16 values of an --fp16 export; the graph's inputs/outputs stay float32
@@ -45,7 +48,7 @@ class Traced:
 
 
 def trace_model(
-    model: nn.Module,
+    model: DarknetModel,
     returned: Sequence[int],
     out_names: Sequence[str],
     *,
@@ -65,7 +68,7 @@ def trace_model(
     import onnx
     from onnx import TensorProto, helper
 
-    layers = model.layers
+    layers = cast("list[DarknetLayer]", list(model.layers))
     last = max(returned)
     dtype = torch.float16 if half else torch.float32
     suffix = HALF_SUFFIX if half else ""
@@ -89,12 +92,12 @@ def trace_model(
             break
         x_name = layer_name(i - 1) + suffix if i else INPUT_NAME + suffix
         x_shape = model.output_shapes[i - 1] if i else tuple(model.input_shape)
-        srcs = list(module.sources)
+        srcs = list(module.reads)
         args = [torch.zeros((n, *x_shape), dtype=dtype)]
         args += [torch.zeros((n, *model.output_shapes[j]), dtype=dtype) for j in srcs]
         in_names = ["x", *[f"s{k}" for k in range(len(srcs))]]
         links = {"x": x_name, **{f"s{k}": layer_name(j) + suffix for k, j in enumerate(srcs)}}
-        share = getattr(model.network.layers[i], "share_index", None)
+        share = model.network.layers[i].share_index
         step = Step(module, i, [layers[share]] if share is not None else [])
         with _stand_ins(step, names) as local:
             proto = _trace_one(step, args, in_names, [layer_name(i) + suffix], opset, dynamic, index=i)
@@ -206,7 +209,7 @@ def _trace_one(
             torch.onnx.export(
                 step,
                 tuple(args),
-                buf,
+                buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to a file object too
                 dynamo=False,
                 opset_version=opset,
                 input_names=in_names,

@@ -28,7 +28,7 @@ class Blob(NamedTuple):
     dims: tuple[int, ...]
     data_type: int  # onnx.TensorProto.FLOAT, FLOAT16, ...
     nbytes: int
-    chunks: Callable[[], Iterable[bytes]]
+    chunks: Callable[[], Iterable[bytes | memoryview]]
 
 
 def _varint(value: int) -> bytes:
