@@ -126,7 +126,7 @@ def test_internal_errors_are_one_line_too(monkeypatch, capsys, files):
     def boom(args):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(cli_module, "cmd_inspect", boom)
+    monkeypatch.setattr(cli_module.command("inspect"), "run", boom)
     assert cli_module.main(["inspect", str(files / "ok.cfg")]) == cli_module.EXIT_INTERNAL
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error KeyError" in err and "--debug" in err

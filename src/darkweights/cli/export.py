@@ -1,0 +1,61 @@
+"""``darkweights export``: cfg + weights -> ONNX model."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import WEIGHTS_HELP, add_force, add_model_options, check_output, info, load
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cfg")
+    p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
+    p.add_argument("-o", "--output", required=True, help="OUT.onnx")
+    p.add_argument("--opset", type=int, help="ONNX opset, 13 to 23 (default 20)")
+    p.add_argument("--batch", default="1", help="batch size, or 'dynamic' (default: 1)")
+    p.add_argument("--fp16", action="store_true", help="float16 weights and activations (input/outputs float32)")
+    p.add_argument(
+        "--outputs",
+        choices=("raw", "decoded", "nms"),
+        default="raw",
+        help="raw head outputs (Darknet's layout), decoded boxes + scores, or NMS in the graph",
+    )
+    p.add_argument("--all-outputs", action="store_true", help="every layer's output as layer_<i> (raw)")
+    p.add_argument("--names", help="class names file, stored in the model's metadata")
+    p.add_argument("--fuse-bn", action="store_true", help="fold batch-norm like darknet detector test")
+    p.add_argument("--bug-compatible", action="store_true", help="reproduce Darknet CPU bugs instead of refusing")
+    p.add_argument("--thresh", type=float, help="decoded/nms: score threshold (default 0.25)")
+    p.add_argument("--nms", type=float, help="nms: IoU threshold (default 0.45)")
+    p.add_argument("--max-detections", type=int, help="nms: per class (default: every candidate)")
+    add_model_options(p)
+    add_force(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..onnx.exporter import export_onnx
+
+    check_output(args, args.cfg, args.weights)
+    net = load(args, args.cfg, args.weights)
+    names = None
+    if args.names:
+        from pathlib import Path
+
+        names = [line.strip() for line in Path(args.names).read_text().splitlines() if line.strip()]
+    exported = export_onnx(
+        net,
+        args.output,
+        opset=args.opset,
+        batch=args.batch,
+        fp16=args.fp16,
+        outputs=args.outputs,
+        all_outputs=args.all_outputs,
+        names=names,
+        fuse_bn=args.fuse_bn,
+        bug_compatible=args.bug_compatible,
+        thresh=args.thresh,
+        nms=args.nms,
+        max_detections=args.max_detections,
+    )
+    shown = ", ".join(exported.outputs[:6]) + (" ..." if len(exported.outputs) > 6 else "")
+    info(args, f"wrote {args.output} ({exported.bytes:,} bytes, opset {exported.opset}, outputs {shown})")
+    return 0
