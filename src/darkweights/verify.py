@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from .report import Column, Table
 from .weightsfile import layer_name
 
 
-def _g(spec: str):  # a number written with a format spec
+def _g(spec: str) -> Callable[[Any], str]:  # a number written with a format spec
     return lambda v: format(v, spec)
 
 
@@ -47,7 +48,7 @@ VERIFY_COLUMNS = [
     Column("note", ""),
 ]
 
-PathLike = str | Path
+PathLike = str | os.PathLike[str]
 
 TEACHER_FORCED_TOLERANCE = 1e-5
 E2E_FACTOR = 4.0
@@ -180,7 +181,7 @@ def _fixture_tolerance(meta: dict) -> float:
     return max(E2E_FLOOR, E2E_FACTOR * float(value))
 
 
-def load_fixture(fixture_dir: PathLike, dialect: Any = "auto"):
+def load_fixture(fixture_dir: PathLike, dialect: Any = "auto") -> tuple[Any, dict, np.ndarray, Any]:
     """``(net, meta, x, ref)`` of a fixture directory (model.cfg, model.weights, input.npy, outputs.npz).
 
     With ``dialect="auto"`` the fork is told from the files, trusting the maker that ``layers.json``

@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import DarkweightsError, UnsupportedError
 from ..weightsfile import layer_name
@@ -229,7 +229,7 @@ def export_onnx(
     return ExportInfo(os.fspath(path), size, opset, [INPUT_NAME], out_names, len(graph.initializer) + len(blobs), meta)
 
 
-def _tensor_names(net: Network, model, fuse_bn: bool) -> dict:
+def _tensor_names(net: Network, model: Any, fuse_bn: bool) -> dict:
     """Every tensor of ``model``'s state under the name its initializer gets: the stable export name
     (``layer_012.weights``) for the stored arrays, the exporter's (``model.layers.12.blur``) for the rest.
     A tensor shared by several layers keeps its first name."""
@@ -268,7 +268,7 @@ def _blobs(net: Network, used: Sequence[str], tensors: dict) -> list:
     return out
 
 
-def _chunks(t) -> Callable[[], Iterator[memoryview]]:
+def _chunks(t: Any) -> Callable[[], Iterator[memoryview]]:
     """A tensor's bytes in C order, little-endian, about 8 MiB at a time: blocks along the first axis (a
     non-contiguous tensor is copied one block at a time, never whole)."""
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -58,7 +58,7 @@ def trace_model(
     batch: int,
     dynamic: bool,
     half: bool,
-    progress=None,
+    progress: Any = None,
 ) -> Traced:
     """Trace ``model`` (a portable :class:`~darkweights.torch.DarknetModel`) layer by layer up to the last
     of ``returned``; graph outputs are ``out_names`` (the returned layers' outputs, or ``post``'s).
@@ -230,7 +230,7 @@ def _trace_one(
 
 
 def _join(
-    graph,
+    graph: Any,
     scope: str,
     links: dict[str, str],
     state: dict[str, torch.Tensor],
@@ -287,7 +287,7 @@ def _scoped(scope: str, name: str) -> str:
     return scope + (name if name.startswith("/") else "/" + name)
 
 
-def _rename_node(node, scope: str, local) -> None:
+def _rename_node(node: Any, scope: str, local: Callable[[str], str]) -> None:
     """Scope a node and its values, and the values of its subgraphs (If/Loop bodies) whole."""
     node.name = _scoped(scope, node.name) if node.name else node.name
     node.input[:] = [local(v) for v in node.input]
@@ -300,5 +300,5 @@ def _rename_node(node, scope: str, local) -> None:
                 _rename_node(inner, scope, local)
 
 
-def _info(values, name: str):
+def _info(values: Any, name: str) -> Any:
     return next(v for v in values if v.name == name)
