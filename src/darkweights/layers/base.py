@@ -71,7 +71,8 @@ class ArraySpec(NamedTuple):
     :mod:`darkweights.torch` (built from :mod:`.names`). ``transposable`` marks connected weights, stored as
     ``shape[::-1]`` when the header's transpose flag is set (§1.4). ``on_load``/``on_save`` reproduce
     Darknet's asymmetries (``dontload``, ``dontloadscales``, pjreddie's ``dontsave``). ``fan_in`` (weights
-    only) is the number of inputs each output sums over, for the random-init range (:meth:`Layer.init_range`).
+    only) is the number of inputs each output sums over, for the random-init range (:meth:`Layer.init_range`;
+    0 in a degenerate layer, e.g. more groups than input channels, counts as 1).
     """
 
     name: str
@@ -81,7 +82,7 @@ class ArraySpec(NamedTuple):
     transposable: bool = False
     on_load: bool = True
     on_save: bool = True
-    fan_in: int = 0
+    fan_in: int = -1  # -1: not declared
 
     @property
     def count(self) -> int:  # type: ignore[override]  # the element count; tuple.count is never used on specs
@@ -191,12 +192,12 @@ class Layer:
             return 0.5, 1.5
         if spec.role in ("biases", "rolling_mean"):
             return -0.1, 0.1
-        if spec.fan_in < 1:
+        if spec.fan_in < 0:
             raise NotImplementedError(
                 f"layer family {type(self).__name__}: array {spec.name} declares no fan_in: set ArraySpec.fan_in "
                 "or override init_range"
             )
-        limit = math.sqrt(3.0 / spec.fan_in)
+        limit = math.sqrt(3.0 / max(spec.fan_in, 1))
         return -limit, limit
 
     def cells(self) -> Cells:

@@ -106,8 +106,9 @@ class DarknetModel(nn.Module):
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
-        first = next(self.parameters(), None)
-        dtype = first.dtype if first is not None else torch.float32  # float32, or as .double()'d
+        # float32, or as .double()'d: the first floating tensor's type (a network may have no parameters)
+        first = next((t for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()), None)
+        dtype = first.dtype if first is not None else torch.float32
         if x.dtype != dtype:
             x = x.to(dtype)
         if x.dim() == len(self.input_shape):
