@@ -226,6 +226,31 @@ def _yolo_head(
     return Head(index=-1, type="", classes=classes, anchors=used, grid=grid, entries=classes + entries, **kw)
 
 
+def _region_head(
+    output: np.ndarray,
+    anchors: Sequence[float],
+    num: int,
+    classes: int,
+    grid: tuple[int, int],
+    formula: str,
+    entries: int,
+    **kw: object,
+) -> tuple[np.ndarray, Head]:
+    """A ``[region]`` output checked for its size and anchors, flat, and its head record."""
+    flat = np.asarray(output, dtype=F32).reshape(-1)
+    want = grid[0] * grid[1] * num * entries
+    if flat.size != want:
+        raise ArgumentError(f"[region] output has {flat.size} values, expected {formula} = {want}")
+    pairs = _anchor_pairs(anchors)
+    if pairs.shape[0] < num:
+        raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
+    used = tuple((float(a), float(b)) for a, b in pairs[:num])
+    head = Head(
+        index=-1, type="region", classes=classes, anchors=used, grid=grid, entries=entries, anchor_units="grid", **kw
+    )
+    return flat, head
+
+
 def get_yolo_detections(
     output: np.ndarray,
     *,
@@ -343,25 +368,15 @@ def get_region_detections(
     if coords != 4:
         # get_region_boxes hard-codes a row stride of classes+5
         raise ArgumentError("[region] decoding supports coords=4 only (as Darknet's get_region_boxes)")
-    flat = np.asarray(output, dtype=F32).reshape(-1)
-    cells = grid_w * grid_h
-    if flat.size != cells * num * (classes + 5):
-        raise ArgumentError(
-            f"[region] output has {flat.size} values, expected grid_w*grid_h*num*(classes+5) = "
-            f"{cells * num * (classes + 5)}"
-        )
-    pairs = _anchor_pairs(anchors)
-    if pairs.shape[0] < num:
-        raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
-    head = Head(
-        index=-1,
-        type="region",
-        classes=classes,
-        anchors=tuple((float(a), float(b)) for a, b in pairs[:num]),
-        grid=(grid_h, grid_w),
-        entries=classes + 5,
+    flat, head = _region_head(
+        output,
+        anchors,
+        num,
+        classes,
+        (grid_h, grid_w),
+        "grid_w*grid_h*num*(classes+5)",
+        classes + 5,
         layout="rows",
-        anchor_units="grid",
         xy_logistic=True,
         objectness_rule=CONSTANT,
     )
@@ -449,30 +464,18 @@ def get_region_detections_pjreddie(
     ``objectness = scale if scale > thresh else 0`` (``scale`` = 1 with ``background=1``; AB:
     always 1), class probs ``scale*p`` kept when ``> thresh``, all 0 when objectness is 0.
     """
-    entries = coords + 1 + classes
-    entries = coords + 1 + classes
-    cells = grid_w * grid_h
-    flat = np.asarray(output, dtype=F32).reshape(-1)
-    if flat.size != num * entries * cells:
-        raise ArgumentError(
-            f"[region] output has {flat.size} values, expected num*(coords+1+classes)*grid_h*grid_w "
-            f"= {num * entries * cells}"
-        )
-    pairs = _anchor_pairs(anchors)
-    if pairs.shape[0] < num:
-        raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
-    head = Head(
-        index=-1,
-        type="region",
-        classes=classes,
-        anchors=tuple((float(a), float(b)) for a, b in pairs[:num]),
-        grid=(grid_h, grid_w),
-        entries=entries,
+    flat, head = _region_head(
+        output,
+        anchors,
+        num,
+        classes,
+        (grid_h, grid_w),
+        "num*(coords+1+classes)*grid_h*grid_w",
+        coords + 1 + classes,
         coords=coords,
         objectness=None if background else coords,
         first_class=coords + 1,
         order="slot",
-        anchor_units="grid",
         objectness_rule=GATE,
     )
     dets = head_detections(head, flat, net_w=net_w, net_h=net_h, thresh=thresh)

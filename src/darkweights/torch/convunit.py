@@ -8,6 +8,8 @@ Winograd F(2,3) for wide 3x3 stride-1 convolutions (:mod:`.winograd`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -225,3 +227,19 @@ class ConvUnit(nn.Module):
             xb = F.pad(xb, (p, p, p, p), value=-1.0)
         y = F.conv2d(xb, wb, None, self.stride, 0, 1, 1)
         return y.mul_(mean.view(1, -1, 1, 1))
+
+
+def sub_layer_options(layer: Any) -> dict[str, Any]:
+    """The :class:`ConvUnit` options every convolution of a recurrent layer (``[crnn]``, ``[conv_lstm]``) shares:
+    the layer's geometry, BN and activation, never folded (Darknet folds no sub-layer)."""
+    return dict(
+        size=layer.size,
+        stride_x=layer.stride_x,
+        stride_y=layer.stride_y,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        groups=layer.groups,
+        batch_normalize=bool(layer.batch_normalize),
+        activation=layer.activation,
+        fuse=False,
+    )

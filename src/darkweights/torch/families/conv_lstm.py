@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ...layers.recurrent import ConvLSTM as ConvLSTMLayer
 from ..base import BuildContext, DarknetLayer, register
-from ..convunit import ConvUnit
+from ..convunit import ConvUnit, sub_layer_options
 
 
 @register("conv_lstm")
@@ -47,17 +45,7 @@ class ConvLSTM(DarknetLayer):
                 "input geometry"
             )
         a = ctx.arrays(layer)
-        common: dict[str, Any] = dict(
-            size=layer.size,
-            stride_x=layer.stride_x,
-            stride_y=layer.stride_y,
-            padding=layer.padding,
-            dilation=layer.dilation,
-            groups=layer.groups,
-            batch_normalize=bool(layer.batch_normalize),
-            activation=layer.activation,
-            fuse=False,
-        )
+        common = sub_layer_options(layer)
         o, c = layer.outputs, layer.input.c
         self.peephole = bool(layer.peephole)
         for name in (("vf", "vi", "vo") if self.peephole else ()) + ("wf", "wi", "wg", "wo", "uf", "ui", "ug", "uo"):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ...layers.recurrent import CRNN as CRNNLayer
 from ..base import BuildContext, DarknetLayer, register
-from ..convunit import ConvUnit
+from ..convunit import ConvUnit, sub_layer_options
 
 
 @register("crnn")
@@ -20,17 +18,7 @@ class CRNN(DarknetLayer):
         if layer.xnor:
             raise layer.unsupported("xnor=1 sub-layers are not supported")
         a = ctx.arrays(layer)
-        common: dict[str, Any] = dict(
-            size=layer.size,
-            stride_x=layer.stride_x,
-            stride_y=layer.stride_y,
-            padding=layer.padding,
-            dilation=layer.dilation,
-            groups=layer.groups,
-            batch_normalize=bool(layer.batch_normalize),
-            activation=layer.activation,
-            fuse=False,
-        )
+        common = sub_layer_options(layer)
         c, hidden = layer.input.c, layer.hidden
         self.input_layer = ConvUnit(layer, ctx, a, prefix="input_layer.", filters=hidden, channels=c, **common)
         self.self_layer = ConvUnit(layer, ctx, a, prefix="self_layer.", filters=hidden, channels=hidden, **common)
