@@ -11,25 +11,15 @@ yolo, connected ...) have ``None``.
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
+
+from .layers.base import GIGA, f32, i32  # Darknet's C number rules, which the families count with
 
 if TYPE_CHECKING:
     from .layers import Layer
     from .network import Network
 
-GIGA = 1000000000.0
-
-
-def f32(x: float) -> float:
-    """Round a Python float to the nearest float32 (what assigning to a C ``float`` does)."""
-    return struct.unpack("<f", struct.pack("<f", x))[0]
-
-
-def i32(x: int) -> int:
-    """A C ``int`` product: wrap to 32 bits."""
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x >= 1 << 31 else x
+__all__ = ["GIGA", "f32", "i32", "layer_bflops", "network_bflops"]
 
 
 def layer_bflops(layer: Layer) -> float | None:

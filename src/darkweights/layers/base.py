@@ -14,18 +14,20 @@ them tests a layer's type.
 
 from __future__ import annotations
 
-import builtins
 import math
+import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from ..cfg import Option, Options, Section
 from ..dialects import DIALECTS
 from ..errors import DarkweightsError, ShapeError, UnsupportedError
-from . import names
 from .builder import Builder
+from .names import BIAS, BN, BN_FIELDS, CONV, FC, WEIGHT
 
 if TYPE_CHECKING:
+    import builtins
+
     from ..heads import Head
 
 # the forks, by Dialect.name, for Layer.forks
@@ -159,7 +161,7 @@ class Layer:
         self.path = builder.path
         self.output: Shape = inp
         self._reads: tuple[int, ...] = ()
-        opts = builder.options(section, index, self.unread_by(self.dialect.name) | self.dialect.unread_everywhere)
+        opts = builder.options(section, index, builder.unread(type(self)))
         self.dontload = bool(opts.int("dontload", 0))
         self.dontloadscales = bool(opts.int("dontloadscales", 0))
         self.dontsave = bool(opts.int("dontsave", 0))  # pjreddie only (absent elsewhere)
@@ -169,6 +171,7 @@ class Layer:
 
     @classmethod
     def unread_by(cls, fork: str) -> frozenset[str]:
+        """The options of this family that ``fork``'s parser never reads."""
         return cls.unread.get(fork, frozenset())
 
     # -- to be provided by each family ------------------------------------------------------
@@ -308,36 +311,29 @@ class Layer:
 def bn_specs(
     prefix: str, n: int, fields: tuple[str, ...] = ("scales", "rolling_mean", "rolling_variance")
 ) -> list[ArraySpec]:
-    return [ArraySpec(f"{prefix}{f}", (n,), f, names.key(prefix, names.BN, names.BN_FIELDS[f])) for f in fields]
+    return [ArraySpec(f"{prefix}{f}", (n,), f, f"{prefix}{BN}.{BN_FIELDS[f]}") for f in fields]
 
 
-def conv_specs(prefix: str, n: int, c_per_group: int, k: int, bn: bool, holder: str = names.CONV) -> list[ArraySpec]:
+def conv_specs(prefix: str, n: int, c_per_group: int, k: int, bn: bool, holder: str = CONV) -> list[ArraySpec]:
     """``load_convolutional_weights``: biases, [scales, rolling_mean, rolling_variance], weights.
 
     With BN the biases are BN's shift (the convolution itself has no bias).
     """
-    bias = names.key(prefix, names.BN, names.BIAS) if bn else names.key(prefix, holder, names.BIAS)
-    specs = [ArraySpec(f"{prefix}biases", (n,), "biases", bias)]
+    specs = [ArraySpec(f"{prefix}biases", (n,), "biases", f"{prefix}{BN if bn else holder}.{BIAS}")]
     if bn:
         specs += bn_specs(prefix, n)
-    weight = names.key(prefix, holder, names.WEIGHT)
-    specs.append(ArraySpec(f"{prefix}weights", (n, c_per_group, k, k), "weights", weight, fan_in=c_per_group * k * k))
+    weight = f"{prefix}{holder}.{WEIGHT}"
+    specs.append(
+        ArraySpec(f"{prefix}weights", (n, c_per_group, k, k), "weights", weight, False, True, True, c_per_group * k * k)
+    )
     return specs
 
 
 def connected_specs(prefix: str, inputs: int, outputs: int, bn: bool) -> list[ArraySpec]:
     """``load_connected_weights``: biases, weights, then the BN arrays (note: after the weights)."""
-    bias = names.key(prefix, names.BN if bn else names.FC, names.BIAS)
     specs = [
-        ArraySpec(f"{prefix}biases", (outputs,), "biases", bias),
-        ArraySpec(
-            f"{prefix}weights",
-            (outputs, inputs),
-            "weights",
-            names.key(prefix, names.FC, names.WEIGHT),
-            transposable=True,
-            fan_in=inputs,
-        ),
+        ArraySpec(f"{prefix}biases", (outputs,), "biases", f"{prefix}{BN if bn else FC}.{BIAS}"),
+        ArraySpec(f"{prefix}weights", (outputs, inputs), "weights", f"{prefix}{FC}.{WEIGHT}", True, True, True, inputs),
     ]
     if bn:
         specs += bn_specs(prefix, outputs)
@@ -357,6 +353,20 @@ def cdiv(a: int, b: int) -> int:
         raise ZeroDivisionError
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b >= 0) else -q
+
+
+GIGA = 1000000000.0
+
+
+def f32(x: float) -> float:
+    """Round a Python float to the nearest float32 (what assigning to a C ``float`` does)."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def i32(x: int) -> int:
+    """A C ``int`` product: wrap to 32 bits."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >= 1 << 31 else x
 
 
 def window_size(k: int, sx: int, sy: int, dilation: int = 1) -> str:

@@ -29,10 +29,18 @@ class Builder:
         self.strict = dialect.strict_syntax
         self.layers: list[Layer] = []
         self.ignored: list[str] = []  # "key=value (line N)" of options this fork would not read
+        self._unread: dict[type, frozenset[str]] = {}
 
     def options(self, section: Section, index: int | None = None, unread: frozenset[str] = frozenset()) -> Options:
         """``section``'s options under this fork's rules; ``unread``: keys its parser never reads there."""
         return Options(section, path=self.path, strict=self.strict, layer=index, absent=unread)
+
+    def unread(self, family: type[Layer]) -> frozenset[str]:
+        """The options this fork never reads in a ``family`` section: the family's own and those of every section."""
+        keys = self._unread.get(family)
+        if keys is None:
+            keys = self._unread[family] = family.unread_by(self.dialect.name) | self.dialect.unread_everywhere
+        return keys
 
     def keep_float_output(self, *indexes: int) -> None:
         """AB ``parse_network_cfg_custom``: layers read by a route, shortcut, scale_channels or sam lose their

@@ -6,11 +6,11 @@ import warnings
 
 from ..cfg import Options
 from ..errors import DarkweightsWarning, ShapeError
-from ..flops import GIGA, f32, i32
 from . import names
 from .base import (
     AB,
     ALL_FORKS,
+    GIGA,
     HK,
     PJ,
     ArraySpec,
@@ -21,6 +21,8 @@ from .base import (
     cdiv,
     connected_specs,
     conv_specs,
+    f32,
+    i32,
     read_padding,
     register,
     window_size,

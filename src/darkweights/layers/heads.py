@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 from ..cfg import Options
 from ..errors import DarkweightsWarning
-from ..heads import CONSTANT, GATE, Head
 from ..limits import MAX_ANCHORS
 from .base import AB, ALL_FORKS, HK, PJ, Layer, Shape, register
 from .builder import Builder
+
+if TYPE_CHECKING:
+    from ..heads import Head
 
 YOLO_POINTS = ("center", "left_top", "right_bottom")  # parse_gaussian_yolo
 
@@ -117,6 +120,8 @@ class _YoloBase(Layer):
         self.output = Shape.image(c, self.input.h, self.input.w)
 
     def head(self) -> Head:
+        from ..heads import Head  # imported on use: `import darkweights` stays light
+
         pairs = [(self.anchors[2 * m], self.anchors[2 * m + 1]) for m in self.mask if 0 <= m < self.num]
         problem = (
             "" if len(pairs) == len(self.mask) else f"mask {self.mask} refers to anchors beyond the {self.num} given"
@@ -229,6 +234,8 @@ class Region(Layer):
         self.output = Shape.image(c, self.input.h, self.input.w)
 
     def head(self) -> Head:
+        from ..heads import CONSTANT, GATE, Head  # imported on use: `import darkweights` stays light
+
         pairs = [(self.anchors[2 * i], self.anchors[2 * i + 1]) for i in range(self.num)]
         common = dict(
             index=self.index,
@@ -301,6 +308,8 @@ class Detection(Layer):
         self.output = Shape.flat(self.input.size)
 
     def head(self) -> Head:
+        from ..heads import Head  # imported on use: `import darkweights` stays light
+
         # YOLOv1 boxes are per cell, not anchors (get_detection_detections)
         entries = (1 + self.coords) * self.num + self.classes
         problem = "detect does not decode [detection] heads"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ..cfg import Options
-from ..flops import GIGA, f32, i32
 from . import names
-from .base import AB, ALL_FORKS, HK, PJ, ArraySpec, Cells, Layer, Shape, register
+from .base import AB, ALL_FORKS, GIGA, HK, PJ, ArraySpec, Cells, Layer, Shape, f32, i32, register
 from .builder import Builder
 
 

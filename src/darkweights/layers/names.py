@@ -18,7 +18,3 @@ BIAS = "bias"
 # Darknet's batch-norm arrays -> the attribute of the BN holder (torch.nn.BatchNorm's names)
 BN_FIELDS = {"biases": BIAS, "scales": WEIGHT, "rolling_mean": "running_mean", "rolling_variance": "running_var"}
 
-
-def key(prefix: str, holder: str, field: str) -> str:
-    """``prefix`` (a sub-layer's ``"wf."`` or ``""``) + ``holder.field``: ``"wf.bn.running_var"``."""
-    return f"{prefix}{holder}.{field}"

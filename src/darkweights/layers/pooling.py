@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ..cfg import Options
-from ..flops import GIGA, f32, i32
-from .base import AB, ALL_FORKS, HK, PJ, Cells, Layer, Shape, cdiv, register, window_size
+from .base import AB, ALL_FORKS, GIGA, HK, PJ, Cells, Layer, Shape, cdiv, f32, i32, register, window_size
 from .builder import Builder
 from .conv import blur_geometry
 

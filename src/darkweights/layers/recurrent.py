@@ -7,8 +7,21 @@ dialect; only the file order differs between forks (§2.6–2.10).
 from __future__ import annotations
 
 from ..cfg import Options
-from ..flops import GIGA, f32
-from .base import AB, ALL_FORKS, PJ, ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, read_padding, register
+from .base import (
+    AB,
+    ALL_FORKS,
+    GIGA,
+    PJ,
+    ArraySpec,
+    Layer,
+    Shape,
+    cdiv,
+    connected_specs,
+    conv_specs,
+    f32,
+    read_padding,
+    register,
+)
 from .builder import Builder
 from .conv import conv_bflops
 
