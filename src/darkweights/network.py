@@ -10,15 +10,14 @@ zero-copy views.
 from __future__ import annotations
 
 import os
-import struct
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Union
 
 from . import dialects
 from .cfg import CfgFile, read_cfg, read_cfg_text
 from .dialects import Choice, Dialect, DialectLike, Trial
-from .errors import ArgumentError, CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
+from .errors import CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
 from .layers import HEADERS, Layer, Shape
 from .layers.builder import Builder
 from .limits import INT_MAX
@@ -30,6 +29,7 @@ from .weightsfile import (
     export_key,
     map_body,
     parse_key,
+    peek_revision,
     read_floats,
     read_header,
     source_name,
@@ -516,11 +516,19 @@ class Network:
         return write_weights(path, header, params, arrays, source=source, inputs=[self.weights_path, self.path])
 
     def save(self, path: PathLike | IO[bytes], **options: object) -> int:
-        """``net.save(path)`` = ``darkweights.save_weights(net, path)``: the bound arrays, byte-identical
-        to the file they came from (``options``: ``header=``, ``seen=``, ``cutoff=``)."""
-        from .api import save_weights
+        """Write the network in the format of ``path``'s extension (``.weights`` byte-identical to the file it
+        came from, ``.npz``, ``.safetensors``, ``.pt``, ``.onnx``): :func:`darkweights.save` (``options``:
+        ``header=``, ``seen=``, ``cutoff=`` for ``.weights``; the export options for ``.onnx``)."""
+        from .export import save
 
-        return save_weights(self, path, **options)  # type: ignore[arg-type]
+        return save(self, path, **options)
+
+    def check_usable(self, purpose: str, *, allow_partial: bool = False, allow_nonfinite: bool = False) -> None:
+        """Refuse weights that would run as if whole: a partial file (``.conv.N``), NaN/Inf values (the one
+        policy of ``detect``, ``export``, ``verify``, ``val``; see :mod:`darkweights.policy`)."""
+        from .policy import check_usable
+
+        check_usable(self, purpose, allow_partial=allow_partial, allow_nonfinite=allow_nonfinite)
 
 
 def load(
@@ -564,27 +572,6 @@ def load(
     return net
 
 
-def _header_revision(weights: Source | None) -> int | None:
-    """The revision field of a weights header (``None`` if there is no readable header)."""
-    if weights is None:
-        return None
-    from .weightsfile import as_buffer
-
-    try:
-        buf = as_buffer(weights)
-        if buf is not None:
-            head = bytes(buf[:12])
-        else:
-            with open(weights, "rb") as f:  # type: ignore[arg-type]
-                head = f.read(12)
-    except (OSError, WeightsError):
-        return None
-    if len(head) < 12:
-        return None
-    major, minor, revision = struct.unpack("<iii", head)
-    return revision if (major, minor) == (0, 2) else None
-
-
 def _trial(cfg: PathLike, text: str, fork: Dialect, sizes: dict) -> tuple[Trial, Network | None, list]:
     """Build the network under one fork's rules, keeping its warnings for later."""
     with warnings.catch_warnings(record=True) as caught:
@@ -611,7 +598,7 @@ def _auto_network(
     one parse.
     """
     text = cfg_text if cfg_text is not None else read_cfg_text(cfg)
-    revision = _header_revision(weights)
+    revision = peek_revision(weights)
     first, net, caught = _trial(cfg, text, dialects.DEFAULT, sizes)
     results = {dialects.DEFAULT.name: (first, net, caught)}
     doubt = (
@@ -638,22 +625,3 @@ def _auto_network(
         warnings.warn(f"{net.path}: {choice.note}", DarkweightsWarning, stacklevel=3)
     net.dialect_choice = choice
     return net
-
-
-def header_from(value: Header | Mapping | Sequence[int] | None, dialect: DialectLike) -> Header | None:
-    """Accept a Header, a dict from ``Header.as_dict`` or ``(major, minor, revision[, seen])``."""
-    if value is None or isinstance(value, Header):
-        return value
-    try:
-        if isinstance(value, Mapping):
-            vals = [int(value["major"]), int(value["minor"]), int(value["revision"]), int(value.get("seen", 0))]
-        else:
-            vals = [int(v) for v in value]
-            vals += [0] * (len(vals) == 3)
-        if len(vals) != 4 or not all(-(2**31) <= v < 2**31 for v in vals[:3]) or not 0 <= vals[3] < 2**64:
-            raise ValueError
-    except (ValueError, TypeError, KeyError, OverflowError):
-        raise ArgumentError(
-            f"header {value!r:.80}: expected major, minor, revision[, seen] (32-bit ints, seen unsigned)"
-        ) from None
-    return Header.make(vals[0], vals[1], vals[2], vals[3], dialect)
