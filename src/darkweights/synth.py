@@ -15,7 +15,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import ArgumentError, CfgError, WeightsError
 from .network import Network
 from .progress import bar
 from .weightsfile import FLOAT, Header, Param, output
@@ -34,6 +34,14 @@ def value_range(net: Network, p: Param) -> tuple[float, float]:
         lo, hi = 0.5, 1.5
     elif layer.type == "implicit":
         lo, hi = layer.mean - layer.std, layer.mean + layer.std
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # mean=inf: Darknet's init would store inf
+            raise CfgError(
+                f"mean={layer.mean:g}, std={layer.std:g}: the random initial values would not be finite",
+                file=net.path,
+                line=layer.line,
+                layer=layer.index,
+                layer_type=layer.type,
+            )
     else:
         # fan-in: everything but the output dimension (local: per location, so skip two)
         dims = p.shape[2:] if layer.type == "local" else p.shape[1:]
@@ -67,6 +75,8 @@ def init(
     ``mode="load"``: the layout Darknet's loader reads where it differs from the saver's (pjreddie
     ``numload``).
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**128:
+        raise ArgumentError(f"--seed {seed!r}: expected an integer from 0 to 2**128-1")
     header = header or Header.for_dialect(net.dialect)
     params = net.layout(header, mode=mode)
     total = params[-1].end if params else header.size

@@ -316,7 +316,9 @@ def atomic_output(path: PathLike, mode: str = "wb", **options: object):
 
 
 @contextlib.contextmanager
-def output(dest: PathLike | IO[bytes], *, force: bool = True, inputs: Iterable[PathLike | None] = ()) -> Iterator[IO]:
+def output(
+    dest: PathLike | IO[bytes], *, force: bool | None = None, inputs: Iterable[PathLike | None] = ()
+) -> Iterator[IO]:
     """Where writers write: a path (atomically, see :func:`darkweights.atomic.atomic_output`) or an
     open binary file."""
     if hasattr(dest, "write"):

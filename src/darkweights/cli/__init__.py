@@ -129,22 +129,38 @@ def _missing_dependency(exc: ImportError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command. Exit status: 0 success, 1 a verification failed, 2 a user error (one line on
     stderr), 130/143 interrupted, 141 the reader of our output went away (``| head``)."""
+    from ..atomic import signals_as_exceptions
+
+    with signals_as_exceptions():  # first: a SIGINT from now on stops the command (see _run)
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     import os
 
-    from ..atomic import Terminated
+    from ..atomic import Terminated, interrupted, overwriting
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    name = next((a for a in argv if not a.startswith("-")), "")  # top-level options take no values
-    args = build_parser(only=name).parse_args(argv)
-    debug = bool(args.debug or os.environ.get("DARKWEIGHTS_DEBUG"))
-    warnings.showwarning = _show_warning
-    if getattr(args, "quiet", False):
-        from ..progress import set_quiet
-
-        set_quiet()
+    debug = bool(os.environ.get("DARKWEIGHTS_DEBUG"))
     try:
-        code = int(command(args.command).run(args) or 0)
-        sys.stdout.flush()  # a broken pipe surfaces here, inside the handlers
+        name = next((a for a in argv if not a.startswith("-")), "")  # top-level options take no values
+        args = build_parser(only=name).parse_args(argv)
+        debug = debug or bool(args.debug)
+        warnings.showwarning = _show_warning
+        if getattr(args, "quiet", False):
+            from ..progress import set_quiet
+
+            set_quiet()
+        # SIGINT/SIGTERM stop every stage of every command (also torch's, which may swallow the exception: an
+        # output is never named after one) and no output replaces an existing file unless --force
+        with overwriting(getattr(args, "force", False)):
+            code = int(command(args.command).run(args) or 0)
+            sys.stdout.flush()  # a broken pipe surfaces here, inside the handlers
+        signum = interrupted()
+        if signum is not None:  # the exception it raised was swallowed on the way: the exit status still tells
+            import signal
+
+            raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         return code
     except BrokenPipeError:  # before OSError, which it is a subclass of
         _quiet_stdout()

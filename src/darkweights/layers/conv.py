@@ -6,7 +6,18 @@ import warnings
 
 from ..cfg import Options
 from ..errors import DarkweightsWarning, ShapeError
-from .base import ArraySpec, Layer, Shape, bn_specs, cdiv, connected_specs, conv_specs, read_padding, register
+from .base import (
+    ArraySpec,
+    Layer,
+    Shape,
+    bn_specs,
+    cdiv,
+    connected_specs,
+    conv_specs,
+    read_kernel,
+    read_padding,
+    register,
+)
 from .builder import Builder
 
 NO_SHARE = -1000000000  # AB's sentinel for "share_index absent"
@@ -42,7 +53,7 @@ class Convolutional(Layer):
     def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
         groups = opts.int("groups", 1)
-        self.size = opts.int("size", 1)
+        self.size = read_kernel(opts, 1)
         stride = opts.int("stride", 1)
         sx, sy = opts.int("stride_x", -1), opts.int("stride_y", -1)  # AlexeyAB's options
         self.stride_x = sx if sx >= 1 else stride
@@ -88,6 +99,10 @@ class Convolutional(Layer):
                 f"channels={c} and filters={self.filters}; Darknet truncates the counts",
                 DarkweightsWarning,
                 stacklevel=2,
+            )
+            self.unbuildable = (
+                f"groups={self.groups} does not divide channels={c} and filters={self.filters}: Darknet's "
+                "truncated group counts have no PyTorch convolution"
             )
         if self.dilation > 1 and 2 * self.padding != self.size - 1:
             raise self.shape_error(
@@ -212,7 +227,7 @@ class Local(Layer):
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
-        self.size = opts.int("size", 1)
+        self.size = read_kernel(opts, 1)
         self.stride = opts.int("stride", 1)
         self.pad = opts.int("pad", 0)
         self.activation = builder.activation(opts, "logistic", self)

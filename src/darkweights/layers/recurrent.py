@@ -7,7 +7,7 @@ dialect; only the file order differs between forks (§2.6–2.10).
 from __future__ import annotations
 
 from ..cfg import Options
-from .base import ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, read_padding, register
+from .base import ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, read_kernel, read_padding, register
 from .builder import Builder
 
 
@@ -89,7 +89,7 @@ class _ConvRecurrent(Layer):
     """Shared option reading and geometry of the AB recurrent layers built from convolutions."""
 
     def read_conv_options(self, opts: Options) -> None:
-        self.size = opts.int("size", 3)
+        self.size = read_kernel(opts, 3)
         self.stride = opts.int("stride", 1)
         self.dilation = opts.int("dilation", 1)
         self.padding = read_padding(opts, self.size)

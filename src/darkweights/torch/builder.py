@@ -184,6 +184,8 @@ def build(
         cls = MODULES.get(layer.type)
         if cls is None:
             raise unsupported(layer, "has no PyTorch implementation", net)
+        if layer.unbuildable:  # a geometry Darknet computes but no torch module can (the family says why)
+            raise unsupported(layer, layer.unbuildable, net)
         ctx.modules.append(cls(layer, ctx))
     if net.has_weights and ctx.initialised:
         held = sorted(set(ctx.initialised))
