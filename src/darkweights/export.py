@@ -132,8 +132,22 @@ def _embedded_network(meta: Metadata) -> Network | None:
 def export_arrays(net: Network, path: PathLike, *, layers: Iterable[int] | None = None) -> int:
     """Write the bound weights as an array file (``.npz``, ``.safetensors``, ``.pt``), by ``path``'s extension;
     returns bytes written."""
+    import warnings
+
+    from .errors import DarkweightsWarning
+    from .policy import nonfinite
+
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     format_of(path, "write", among=(s for s in ARRAY_FILES if s != ".onnx"))
+    keep = set(layers) if layers is not None else None
+    bad = [b for b in nonfinite(net) if keep is None or b[1] in keep] if net.has_weights else []
+    if bad:  # written as they are (a copy of the file), but said
+        warnings.warn(
+            f"{net.weights_path or 'weights'}: {sum(b[2] for b in bad):,} NaN/Inf values in {len(bad)} arrays "
+            f"(first: {bad[0][0]}) are written as they are",
+            DarkweightsWarning,
+            stacklevel=2,
+        )
     return save(net, path, layers=layers, format=suffix)
 
 

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Union
 from . import dialects
 from .cfg import CfgFile, read_cfg, read_cfg_text
 from .dialects import Choice, Dialect, DialectLike, Trial
-from .errors import CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
+from .errors import ArgumentError, CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
 from .layers import HEADERS, Layer, Shape
 from .layers.builder import Builder
 from .limits import INT_MAX
@@ -339,6 +339,11 @@ class Network:
         ``source`` is a path (memory-mapped) or the file's bytes already in memory
         (``bytes``, ``bytearray``, ``memoryview``, ``mmap``: viewed read-only).
         """
+        if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0):
+            raise ArgumentError(
+                f"cutoff={cutoff!r}: expected a layer count (an integer >= 0), not a Python slice",
+                file=source_name(source),
+            )
         buf = as_buffer(source)
         if buf is not None:
             source = buf

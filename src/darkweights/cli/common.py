@@ -32,6 +32,32 @@ def add_force(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="replace the output if it exists")
 
 
+def add_usable_options(p: argparse.ArgumentParser) -> None:
+    """``--allow-partial``, ``--allow-nonfinite``: run weights that :mod:`darkweights.policy` refuses."""
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="run a partial weights file (.conv.N): later layers get random values",
+    )
+    p.add_argument("--allow-nonfinite", action="store_true", help="run weights that hold NaN/Inf values")
+
+
+def check_usable(args: argparse.Namespace, net: Any, purpose: str) -> None:
+    """The policy of :meth:`darkweights.network.Network.check_usable` with the command's flags."""
+    net.check_usable(purpose, allow_partial=args.allow_partial, allow_nonfinite=args.allow_nonfinite)
+
+
+def count(value: str) -> int:
+    """An argparse type: an integer >= 0 (``--cutoff``)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {n} (a layer count, not a Python slice)")
+    return n
+
+
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 

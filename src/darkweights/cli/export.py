@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from .common import WEIGHTS_HELP, add_force, add_model_options, check_output, info, load
+from .common import (
+    CFG_HELP,
+    WEIGHTS_HELP,
+    add_force,
+    add_model_options,
+    add_usable_options,
+    check_output,
+    check_usable,
+    info,
+    load,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("cfg")
+    p.add_argument("cfg", help=CFG_HELP)
     p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, help="OUT.onnx")
     p.add_argument("--opset", type=int, help="ONNX opset, 13 to 23 (default 20)")
@@ -27,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thresh", type=float, help="decoded/nms: score threshold (default 0.25)")
     p.add_argument("--nms", type=float, help="nms: IoU threshold (default 0.45)")
     p.add_argument("--max-detections", type=int, help="nms: per class (default: every candidate)")
+    add_usable_options(p)
     add_model_options(p)
     add_force(p)
 
@@ -36,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args, args.cfg, args.weights)
     net = load(args, args.cfg, args.weights)
+    check_usable(args, net, "export")
     names = None
     if args.names:
         from pathlib import Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import DarkweightsError
-from .common import CFG_HELP, WEIGHTS_HELP, add_json, add_model_options, load
+from .common import CFG_HELP, WEIGHTS_HELP, add_json, add_model_options, add_usable_options, check_usable, load
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --onnx: onnxruntime graph optimisation (default: extended)",
     )
     add_json(p)
+    add_usable_options(p)
     add_model_options(p)
 
 
@@ -54,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         if args.fixture:
             report = home.compare_onnx_with_fixture(args.onnx, args.fixture, level=args.ort_level)
         elif args.cfg and args.weights:
-            report = home.compare_onnx_with_torch(args.onnx, load(args, args.cfg, args.weights), level=args.ort_level)
+            net = load(args, args.cfg, args.weights)
+            check_usable(args, net, "verify")
+            report = home.compare_onnx_with_torch(args.onnx, net, level=args.ort_level)
         else:
             raise DarkweightsError("verify --onnx MODEL needs --fixture DIR, or CFG WEIGHTS (our PyTorch model)")
     elif args.fixture:
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if args.float64:
             raise DarkweightsError("--float64 applies to --fixture comparisons (OpenCV computes in float32)")
         net = load(args, args.cfg, args.weights)
+        check_usable(args, net, "verify")
         if args.against != "opencv":
             raise DarkweightsError("without --fixture, compare --against opencv")
         report = verify.compare_with_opencv(net, bn_eps=args.bn_eps, winograd=not args.direct)

@@ -131,6 +131,7 @@ def export_onnx(
             file=net.path,
         )
 
+    _check_free_space(net, path, fp16)  # before the model is built and traced (seconds)
     model = portable_model(build(net, fuse_bn=fuse_bn, bug_compatible=bug_compatible, winograd=False))
     meta = {
         **Metadata.of(net).to_strings(),
@@ -291,3 +292,20 @@ def _chunks(t) -> Callable[[], Iterator[memoryview]]:
             yield memoryview(np.ascontiguousarray(arr[start : start + step], dtype=little)).cast("B")
 
     return chunks
+
+
+def _check_free_space(net: Network, path: PathLike, fp16: bool) -> None:
+    """The file holds every stored array (half of it with ``fp16``) plus a small graph: refuse a disk that
+    cannot take it before any work, as ``init`` does."""
+    import shutil
+
+    from ..errors import OutputError
+
+    need = sum(p.nbytes for p in net.params()) // (2 if fp16 else 1)
+    directory = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
+    if free is not None and need > free:
+        raise OutputError(
+            f"the export needs about {need:,} bytes but only {free:,} are free here: nothing was written",
+            file=os.fspath(path),
+        )
