@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 
 from . import dialects
 from .dialects import Dialect, DialectLike
-from .errors import CfgError, DarkweightsWarning
+from .errors import CfgError, DarkweightsWarning, did_you_mean
 from .limits import INT_MAX, MAX_CFG_BYTES
 
 
@@ -102,7 +102,12 @@ def read_cfg_text(source: str | os.PathLike[str]) -> str:
         with open(source, "rb") as f:
             raw = f.read(MAX_CFG_BYTES + 1)
     except OSError as exc:
-        raise CfgError(f"cannot read cfg: {exc.strerror or exc}", file=path) from None
+        hint = ""
+        if isinstance(exc, FileNotFoundError) and os.sep not in path and "/" not in path:
+            from .models import names
+
+            hint = did_you_mean(path[:-4] if path.endswith(".cfg") else path, names(), "{!r} (a bundled model)")
+        raise CfgError(f"cannot read cfg: {exc.strerror or exc}{hint}", file=path) from None
     if len(raw) > MAX_CFG_BYTES:
         raise CfgError(f"larger than {MAX_CFG_BYTES >> 20} MiB: not a Darknet .cfg text", file=path)
     if b"\0" in raw[:4096]:
@@ -118,6 +123,13 @@ def read_cfg(
     path = os.fspath(source)
     if text is None:
         text = read_cfg_text(source)
+    if text.startswith("\ufeff"):  # Darknet would read "\ufeff[net]" as an option before any section
+        text = text[1:]
+        warnings.warn(
+            f"{path}:1: a UTF-8 byte-order mark starts the file: removed (Darknet itself would refuse the cfg)",
+            DarkweightsWarning,
+            stacklevel=2,
+        )
     parse = _parse_strict if fork.strict_syntax else _parse_lenient
     sections = parse(text, path, fork)
     if not sections:
@@ -241,6 +253,7 @@ class Options:
         self.strict = strict
         self.layer = layer
         self.absent = absent
+        self.asked: set[str] = set()  # every key the layer looked up: what "did you mean" suggests from
 
     def error(self, message: str, opt: Option | None = None, cls: type = CfgError) -> Exception:
         return cls(
@@ -252,6 +265,7 @@ class Options:
         )
 
     def _take(self, key: str) -> Option | None:
+        self.asked.add(key)
         if key in self.absent:
             return None
         opt = self.section.find(key)
@@ -376,6 +390,7 @@ class Options:
     def ignore(self, *keys: str) -> None:
         """Mark keys Darknet reads but that do not matter for inference or storage."""
         for key in keys:
+            self.asked.add(key)
             if key in self.absent:
                 continue
             for opt in self.section.options:

@@ -206,18 +206,18 @@ def pack(
     arrays, meta = read_model_file(source, plan)
     net = chosen[0]
     hdr = Header.coerce(header, net.dialect, what="--header", error=ArgumentError) or meta.header_for(net.dialect)
-    keyed = arrays_by_key(net, arrays, hdr or net.header)
-    if meta.fused:
-        keyed = _identity_bn(net, keyed)
-    if format_of(source) is FORMATS[".onnx"]:  # an export holds every array: a missing one is another model
-        missing = [p.key for p in net.layout(mode="save", cutoff=meta.cutoff) if p.key not in keyed]
-        if missing:
-            raise ArrayError(
-                f"the model has no initializer {missing[0]!r} ({len(missing)} of {len(net.params())} "
-                "arrays missing): was it exported by darkweights from this cfg?",
-                file=where,
-            )
     try:
+        keyed = arrays_by_key(net, arrays, hdr or net.header)
+        if meta.fused:
+            keyed = _identity_bn(net, keyed)
+        if format_of(source) is FORMATS[".onnx"]:  # an export holds every array: a missing one is another model
+            missing = [p.key for p in net.layout(mode="save", cutoff=meta.cutoff) if p.key not in keyed]
+            if missing:
+                raise ArrayError(
+                    f"the model has no initializer {missing[0]!r} ({len(missing)} of {len(net.params())} "
+                    "arrays missing): was it exported by darkweights from this cfg?",
+                    file=where,
+                )
         return save(keyed, out, net=net, header=hdr, cutoff=meta.cutoff)
     except DarkweightsError as exc:
         if exc.file is None:  # the arrays came from this file: say so

@@ -108,8 +108,6 @@ class Metadata(NamedTuple):
         """The string map every format stores (the keys of :meth:`of` in a fixed order, then ``extra``)."""
         import json
 
-        from .weightsfile import Header
-
         out = {Keys.FORMAT: self.format or FORMAT, Keys.FORMAT_VERSION: FORMAT_VERSION}
         if self.cfg is not None:
             out[Keys.CFG] = self.cfg
@@ -119,7 +117,7 @@ class Metadata(NamedTuple):
         if self.dialect_evidence:
             out[Keys.DIALECT_EVIDENCE] = self.dialect_evidence
         if self.header is not None:
-            header = Header.coerce(self.header, self.dialect or dialects.DEFAULT)
+            header = self.header_for(self.dialect or dialects.DEFAULT)
             out[Keys.HEADER] = json.dumps(header.as_dict())  # type: ignore[union-attr]
         if self.input:
             out[Keys.INPUT] = json.dumps(dict(self.input))

@@ -17,7 +17,15 @@ from typing import IO, TYPE_CHECKING, Union
 from . import dialects
 from .cfg import CfgFile, read_cfg, read_cfg_text
 from .dialects import Choice, Dialect, DialectLike, Trial
-from .errors import ArgumentError, CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
+from .errors import (
+    ArgumentError,
+    CfgError,
+    DarkweightsError,
+    DarkweightsWarning,
+    ShapeError,
+    WeightsError,
+    did_you_mean,
+)
 from .layers import HEADERS, Layer, Shape
 from .layers.builder import Builder
 from .limits import INT_MAX
@@ -190,7 +198,8 @@ class Network:
                 known = sorted(h for h, c in HEADERS.items() if c.type in dialect.sections)
                 raise CfgError(
                     f"unknown section [{section.name}]; {dialect.title} Darknet knows: "
-                    + ", ".join(f"[{k}]" for k in known),
+                    + ", ".join(f"[{k}]" for k in known)
+                    + did_you_mean(section.name, known, "[{}]"),
                     file=self.path,
                     line=section.line,
                     layer=index,

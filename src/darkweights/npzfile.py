@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 PathLike = Union[str, "os.PathLike[str]"]
 META_KEY = "__darkweights__"  # the entry holding the metadata JSON
 DEFLATE_RATIO = 1032  # the most deflate can expand (258-byte matches coded in 2 bits, 1 bit in practice)
+# Without a cfg (an .npz of someone else's, no metadata) the archive alone bounds what is inflated: float
+# weights compress little (np.savez stores them, savez_compressed gains ~10%), so more than 64x is a bomb.
+UNPLANNED_RATIO = 64
+UNPLANNED_BYTES = 64 << 20
 
 
 def write(net: Network, path: PathLike, *, layers: Iterable[int] | None = None, arrays: Any = None) -> int:
@@ -64,6 +68,14 @@ def read(path: PathLike, plan: Callable[[Metadata], Network | None]) -> tuple[di
             meta = _parse_meta(raw_meta, where)
             net = plan(meta)
             expect = expected_shapes(net) if net is not None else None
+            if expect is None:  # no cfg to hold the sizes against: bound what the archive may inflate to
+                declared = sum(i.file_size for k, i in members.items() if k != META_KEY)
+                if declared > max(UNPLANNED_RATIO * size, UNPLANNED_BYTES):
+                    raise ArrayError(
+                        f"its members inflate to {declared:,} bytes from a {size:,}-byte archive and no cfg "
+                        "says how large the arrays are: pass the cfg",
+                        file=where,
+                    )
             arrays = {}
             for key, info in members.items():
                 if key == META_KEY or (expect is not None and key not in expect):

@@ -9,8 +9,8 @@ from typing import Any
 from ..dialects import AUTO, DIALECTS
 from ..errors import DarkweightsError
 
-CFG_HELP = "the .cfg file, or a bundled model's name (see `darkweights models`)"
-WEIGHTS_HELP = "the .weights file (the bundled yolo-fastest-1.1 brings its own)"
+CFG_HELP = "the .cfg, or a bundled model's name (see `models`)"
+WEIGHTS_HELP = "the .weights (yolo-fastest-1.1 brings its own)"
 JSON_HELP = "print one JSON object instead of text"
 DIALECT_CHOICES = (AUTO, *DIALECTS)
 
@@ -21,10 +21,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--dialect",
         default="auto",
         choices=DIALECT_CHOICES,
-        help="which Darknet fork's rules apply (default: auto, told from the files)",
+        metavar="FORK",
+        help="the fork's rules: auto (default: told from the files), " + ", ".join(DIALECTS),
     )
-    p.add_argument("--width", type=int, help="override [net] width")
-    p.add_argument("--height", type=int, help="override [net] height")
+    p.add_argument("--width", type=int, metavar="W", help="override [net] width")
+    p.add_argument("--height", type=int, metavar="H", help="override [net] height")
 
 
 def add_force(p: argparse.ArgumentParser) -> None:
@@ -37,9 +38,9 @@ def add_usable_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-partial",
         action="store_true",
-        help="run a partial weights file (.conv.N): later layers get random values",
+        help="run a partial weights file (.conv.N) anyway",
     )
-    p.add_argument("--allow-nonfinite", action="store_true", help="run weights that hold NaN/Inf values")
+    p.add_argument("--allow-nonfinite", action="store_true", help="run weights holding NaN/Inf values anyway")
 
 
 def check_usable(args: argparse.Namespace, net: Any, purpose: str) -> None:

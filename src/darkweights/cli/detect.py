@@ -8,6 +8,8 @@ import json
 from ..errors import DarkweightsError
 from .common import add_force, add_json, add_model_options, add_usable_options, info
 
+EXAMPLE = "darkweights detect --sample -o dog.png   # the bundled model and photo"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(

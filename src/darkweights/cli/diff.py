@@ -6,6 +6,8 @@ import argparse
 
 from .common import add_json, add_model_options
 
+EXAMPLE = "darkweights diff base.weights tuned.weights --cfg yolov4.cfg"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", help="A.weights, or an .npz/.safetensors export (carries its cfg)")

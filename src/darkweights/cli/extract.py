@@ -16,6 +16,8 @@ from .common import (
     parse_layers,
 )
 
+EXAMPLE = "darkweights extract yolov4.cfg yolov4.weights -o yolov4.npz"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("cfg", help=CFG_HELP)

@@ -7,6 +7,8 @@ import argparse
 from ..errors import DarkweightsError
 from .common import DIALECT_CHOICES, add_force, check_output, info
 
+EXAMPLE = "darkweights pack yolov4.safetensors -o copy.weights"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("cfg", help="the cfg, or the array file when it carries its cfg")

@@ -6,6 +6,8 @@ import argparse
 
 from .common import CFG_HELP, WEIGHTS_HELP, add_force, add_model_options, check_output, info, load
 
+EXAMPLE = "darkweights plot yolov4.cfg yolov4.weights -o weights.png"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("cfg", help=CFG_HELP)
