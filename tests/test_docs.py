@@ -80,8 +80,7 @@ def test_the_seed_question_is_the_first_python_example(name):
 def test_setup_commands_unchanged():
     text = (REPO / "README.md").read_text()
     assert (
-        "python3 -m pip install -c constraints.txt '.[torch,detect]' && darkweights detect --sample -o dog.png"
-        in text
+        "python3 -m pip install -c constraints.txt '.[torch,detect]' && darkweights detect --sample -o dog.png" in text
     )
     assert "python3 -m pip install -c constraints.txt -e '.[test]' && python3 -m pytest -q" in text
     assert "-c constraints.txt -e '.[test]'" in (REPO / ".ci" / "run").read_text()  # CI runs the same

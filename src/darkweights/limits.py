@@ -24,9 +24,11 @@ MAX_JSON_HEADER = 100 << 20
 # JSON nesting: our headers are 3 deep; a hostile one 100,000 deep would exhaust the C stack or raise
 # RecursionError from inside json.
 MAX_JSON_DEPTH = 32
-# Layers of one cfg: the largest real Darknet cfgs have under 1,000; 100,000 parse in seconds. Darknet itself
-# has no limit but allocates every layer's buffers at parse time, so it fails long before.
-MAX_LAYERS = 100_000
+# Layers of one cfg: the largest real Darknet cfgs have under 400 (cspx-p7-mish: 375). Darknet itself has no
+# limit (its count is an int); darkweights refuses more than this, with the line of the first layer too many,
+# before building any: parsing costs ~30-100 us and ~2 kB a layer, so the limit bounds a cfg to about a second
+# and 25 MB.
+MAX_LAYERS = 10_000
 # Anchors of one detection head: Darknet callocs 2*num floats (and a mask of num ints) before any
 # other check; real cfgs use at most a few dozen.
 MAX_ANCHORS = 1 << 16
