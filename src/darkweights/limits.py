@@ -15,12 +15,13 @@ from .errors import ArrayError
 # Darknet holds every count (l.outputs, l.inputs, l.nweights, filters, width...) in a C int:
 # beyond this its arithmetic overflows, so no cfg that works in Darknet exceeds it.
 INT_MAX = 2**31 - 1
-# A cfg is text: 64 MiB holds ~1 million layers; anything larger is not a cfg.
-MAX_CFG_BYTES = 64 << 20
+# A cfg is text: real ones are under 100 kB, MAX_LAYERS layers take ~0.5 MB; 16 MiB leaves room for comments.
+MAX_CFG_BYTES = 16 << 20
 # Metadata of an exported file: the cfg text (MAX_CFG_BYTES) and a few short values.
 MAX_META_BYTES = MAX_CFG_BYTES + (1 << 20)
-# A safetensors JSON header: the format's own limit (its reference reader refuses more).
-MAX_JSON_HEADER = 100 << 20
+# A safetensors JSON header: the cfg text (MAX_CFG_BYTES) and ~100 bytes per array (~50,000 arrays for
+# MAX_LAYERS layers); the format itself allows 100 MiB, which parsed as JSON would take several times that.
+MAX_JSON_HEADER = MAX_CFG_BYTES + (16 << 20)
 # JSON nesting: our headers are 3 deep; a hostile one 100,000 deep would exhaust the C stack or raise
 # RecursionError from inside json.
 MAX_JSON_DEPTH = 32

@@ -113,7 +113,9 @@ def read(path: PathLike, plan: Callable[[Metadata], Network | None]) -> tuple[di
                     file=where,
                     offset=0,
                 )
-            head = f.read(hlen)
+            head = f.read(hlen).decode("utf-8", errors="strict") if hlen else ""
+    except UnicodeDecodeError:
+        raise ArrayError("corrupt safetensors header: not UTF-8 text", file=where, offset=8) from None
     except OSError as exc:
         raise ArrayError(f"cannot read: {exc.strerror or exc}", file=where) from None
     entries = bounded_json(head, what="corrupt safetensors header", file=where, offset=8, max_bytes=MAX_HEADER)
