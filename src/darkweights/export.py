@@ -97,14 +97,14 @@ def format_of(path: PathLike | IO[bytes], need: str = "read", *, among: Iterable
     no format has (Darknet's own names: ``darknet53.conv.74``, ``yolov4.backup``) is ``.weights``."""
     if hasattr(path, "write"):
         return FORMATS[".weights"]
-    suffix = os.path.splitext(os.fspath(path))[1].lower()  # type: ignore[arg-type]
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
     allowed = tuple(among)
     if need == "write" and suffix not in FORMATS and ".weights" in allowed:
         suffix = ".weights"
     fmt = FORMATS.get(suffix) if suffix in allowed else None
     if fmt is None or getattr(fmt, need) is None:
         known = ", ".join(s for s in allowed if getattr(FORMATS[s], need) is not None)
-        raise ArrayError(f"unknown array format {suffix or '(no extension)'!r}: use {known}", file=path)  # type: ignore[arg-type]
+        raise ArrayError(f"unknown array format {suffix or '(no extension)'!r}: use {known}", file=path)
     return fmt
 
 

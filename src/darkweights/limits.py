@@ -52,7 +52,7 @@ def bounded_json(
     text: str | bytes,
     *,
     what: str,
-    file: object = None,
+    file: str | None = None,
     offset: int | None = None,
     max_bytes: int = MAX_META_BYTES,
     max_depth: int = MAX_JSON_DEPTH,

@@ -167,20 +167,19 @@ class Metadata(NamedTuple):
             h = _json(raw, Keys.HEADER, where)
             if not isinstance(h, dict):
                 raise bad(Keys.HEADER, "a JSON object with major, minor, revision, seen")
-            values = [h.get(k, 0 if k == "seen" else None) for k in ("major", "minor", "revision", "seen")]
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            got = [h.get(k, 0 if k == "seen" else None) for k in ("major", "minor", "revision", "seen")]
+            values = [v for v in got if isinstance(v, int) and not isinstance(v, bool)]
+            if len(values) != 4:
                 raise bad(Keys.HEADER, "integers major, minor, revision, seen")
             if not all(-(2**31) <= v < 2**31 for v in values[:3]) or not 0 <= values[3] < 2**64:
                 raise bad(Keys.HEADER, "32-bit major, minor, revision and an unsigned 64-bit seen")
             parsed["header"] = tuple(values)
         if raw.get(Keys.INPUT):
             inp = _json(raw, Keys.INPUT, where)
-            if not isinstance(inp, dict) or not all(
-                isinstance(inp.get(k, 0), int) and not isinstance(inp.get(k, 0), bool) and 0 <= inp.get(k, 0) <= INT_MAX
-                for k in INPUT_SIZES
-            ):
+            sizes = [inp.get(k, 0) for k in INPUT_SIZES] if isinstance(inp, dict) else [None]
+            if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT_MAX for v in sizes):
                 raise bad(Keys.INPUT, "a JSON object of width, height, channels (integers >= 0)")
-            parsed["input"] = {k: inp[k] for k in INPUT_SIZES if inp.get(k)}
+            parsed["input"] = {k: v for k, v in zip(INPUT_SIZES, sizes) if v}
         if raw.get(Keys.CUTOFF):
             value = raw[Keys.CUTOFF]
             if not (value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= INT_MAX):
@@ -214,11 +213,12 @@ class Metadata(NamedTuple):
         from .network import load
 
         chosen = dialect or self.dialect or "auto"
+        w, h, c = (self.input.get(k) for k in INPUT_SIZES)
         if cfg is not None:
-            return load(cfg, dialect=chosen, **self.input)
+            return load(cfg, dialect=chosen, width=w, height=h, channels=c)
         if self.cfg is None:
             raise ArrayError("this file has no embedded cfg: pass the cfg explicitly", file=self.file)
-        return load(self.cfg_name, dialect=chosen, cfg_text=self.cfg, **self.input)
+        return load(self.cfg_name, dialect=chosen, cfg_text=self.cfg, width=w, height=h, channels=c)
 
 
 def _json(raw: Mapping[str, str], key: str, file: str | None) -> Any:

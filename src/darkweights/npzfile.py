@@ -193,7 +193,7 @@ def _read_member(
                 file=where,
             )
         arr = np.empty(shape, dtype, order="F" if fortran else "C")  # its size is checked above
-        view = memoryview(arr.reshape(-1, order="A")).cast("B")
+        view = memoryview(arr.reshape(-1, order="A")).cast("B")  # type: ignore[arg-type]
         done = 0
         while done < need:
             n = f.readinto(view[done:])
