@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import darkweights as dw
+from darkweights import export
 from darkweights.cli import main
 from darkweights.errors import ArrayError, CfgError, ShapeError, UnsupportedError
 from darkweights.synth import init
@@ -229,6 +230,7 @@ def test_cfg_without_layers_and_too_many_layers():
 BOMB = r"""
 import json, sys, warnings
 warnings.simplefilter("ignore")
+from darkweights import export
 from darkweights.cli import main
 def hwm():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) * 1024
@@ -262,7 +264,7 @@ def test_npz_bomb_refused_before_inflating(small, tmp_path, with_meta):
         pytest.skip("peak RSS is read from /proc/self/status (Linux)")
     cfg, weights = small
     net = dw.load(cfg, weights)
-    meta = json.dumps(dw.export.metadata(net)) if with_meta else None
+    meta = json.dumps(export.metadata(net)) if with_meta else None
     bomb = tmp_path / "bomb.npz"
     _bomb_npz(bomb, dict(net.arrays()), meta, "layer_000.biases", 64 << 20)
     size = bomb.stat().st_size
@@ -282,7 +284,7 @@ def test_npz_bomb_refused_before_inflating(small, tmp_path, with_meta):
     meta_less = tmp_path / "bare.npz"
     _bomb_npz(meta_less, dict(net.arrays()), None, "layer_000.biases", 64 << 20)
     with pytest.raises(ArrayError, match="inflate to .* no cfg"):
-        dw.export.read_arrays(meta_less)
+        export.read_arrays(meta_less)
 
 
 def test_zip_directory_that_lies(small, tmp_path):
@@ -295,11 +297,11 @@ def test_zip_directory_that_lies(small, tmp_path):
         sys.path.remove(str(REPO))
     path = tmp_path / "lie.npz"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("__darkweights__.npy", _npy(np.array(json.dumps(dw.export.metadata(net)))))
+        z.writestr("__darkweights__.npy", _npy(np.array(json.dumps(export.metadata(net)))))
         _bomb_member(z, "layer_000.biases.npy", (1024,))
         z.getinfo("layer_000.biases.npy").file_size = 1 << 40  # the central directory claims 1 TB
     with pytest.raises(ArrayError, match="more than compression can expand") as info:
-        dw.export.read_arrays(path)
+        export.read_arrays(path)
     assert info.value.file == str(path) and info.value.offset is not None
 
 
@@ -315,10 +317,10 @@ def test_array_shapes_checked_against_the_cfg_in_every_format(small, tmp_path):
     net = dw.load(cfg, weights)
     arrays = dict(net.arrays(copy=True))
     arrays["layer_002.weights"] = np.zeros((2, 4), np.float32)  # (2, 4, 1, 1) in the cfg
-    meta = dw.export.metadata(net)
+    meta = export.metadata(net)
     np.savez(tmp_path / "s.npz", **arrays, __darkweights__=np.array(json.dumps(meta)))
     with pytest.raises(ArrayError, match=r"layer_002.weights has shape \(2, 4\), expected \(2, 4, 1, 1\)") as info:
-        dw.export.read_arrays(tmp_path / "s.npz")
+        export.read_arrays(tmp_path / "s.npz")
     assert info.value.layer == 2 and info.value.file == str(tmp_path / "s.npz")
 
 
@@ -384,7 +386,11 @@ def test_nonfinite_policy(small, capsys, tmp_path):
     assert main(["inspect", str(cfg), str(bad)]) == 0
     assert "NaN/Inf: 2 values in 1 arrays (layers 2)" in capsys.readouterr().out  # the footer, without --stats
     with pytest.warns(dw.DarkweightsWarning, match="2 NaN/Inf values in 1 arrays"):
-        dw.export.export_arrays(dw.load(cfg, bad), tmp_path / "nan.npz")  # extract warns, writes them
+        export.export_arrays(dw.load(cfg, bad), tmp_path / "nan.npz")  # extract warns, writes them
+    fails(capsys, ["pack", tmp_path / "nan.npz", "-o", tmp_path / "back.weights"], "nan.npz", "2 NaN/Inf")
+    capsys.readouterr()
+    assert main(["pack", str(tmp_path / "nan.npz"), "-o", str(tmp_path / "back.weights"), "--allow-nonfinite"]) == 0
+    assert (tmp_path / "back.weights").read_bytes() == bad.read_bytes()  # extract + pack: the same file
     with pytest.raises(dw.WeightsError, match="layer_002.weights holds 2 NaN/Inf") as info:
         dw.load(cfg, bad).check_usable("detect")
     assert info.value.offset == p.offset and info.value.layer == 2
@@ -423,7 +429,7 @@ def test_pt_refusal_is_a_whole_sentence(tmp_path):
 
     torch.save({"x": Payload()}, tmp_path / "evil.pt")
     with pytest.raises(ArrayError) as info:
-        dw.export.read_arrays(tmp_path / "evil.pt")
+        export.read_arrays(tmp_path / "evil.pt")
     message = info.value.message
     assert "which would run code: refused" in message and message.endswith("(weights_only)"), message
 
@@ -432,7 +438,7 @@ def test_pt_round_trip_carries_the_cfg(small, tmp_path):
     pytest.importorskip("torch")
     cfg, weights = small
     dw.load(cfg, weights).save(tmp_path / "m.pt")
-    assert dw.export.pack(tmp_path / "m.pt", tmp_path / "back.weights") > 0
+    assert export.pack(tmp_path / "m.pt", tmp_path / "back.weights") > 0
     assert (tmp_path / "back.weights").read_bytes() == weights.read_bytes()
 
 
@@ -460,3 +466,38 @@ def test_bundled_names_where_a_cfg_is_taken(capsys, tmp_path, monkeypatch):
         assert main(["detect", "yolo-fastest", image, "--json"]) == 0
         records = json.loads(capsys.readouterr().out)
         assert records and all(not r["class"].isdigit() for r in records)  # its coco.names came along too
+
+
+def test_export_checks_free_space_before_tracing(small, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    pytest.importorskip("torch")
+    import shutil
+
+    from darkweights.errors import OutputError
+
+    cfg, weights = small
+    net = dw.load(cfg, weights)
+    built = []
+    monkeypatch.setattr("darkweights.torch.build", lambda *a, **k: built.append(1))
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=100))
+    with pytest.raises(OutputError, match="needs about .* bytes but only 100 are free"):
+        net.save(tmp_path / "m.onnx")
+    assert not built and not (tmp_path / "m.onnx").exists()
+
+
+def test_every_positional_has_help_and_every_help_ends_with_an_example(monkeypatch):
+    import argparse
+
+    from darkweights import cli
+
+    monkeypatch.setenv("COLUMNS", "80")
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        for a in p._actions:
+            if not a.option_strings:
+                assert a.help, f"darkweights {name}: positional {a.dest} has no help"
+        last = p.format_help().rstrip().splitlines()[-1]
+        assert last.startswith(f"example: darkweights {name}"), (name, last)
+    assert parser.format_help().rstrip().splitlines()[-1].startswith("example: darkweights ")

@@ -171,13 +171,15 @@ def pack(
     dialect: DialectLike | None = None,
     header: Any = None,
     allow_fused: bool = False,
+    allow_nonfinite: bool = False,
 ) -> int:
     """Any model file of :data:`FORMATS` → ``.weights``: the way home after editing the numbers.
 
     The network is the embedded cfg's (or ``cfg``'s); every array is checked against it before it is read.
     A ``--fp16`` ONNX export is refused (its float32 values are gone); a ``--fuse-bn`` one unless
     ``allow_fused``, which writes the folded weights with an identity BN (scales 1, mean 0, variance ``1 - eps``,
-    so that Darknet's normalisation is a no-op up to float rounding)."""
+    so that Darknet's normalisation is a no-op up to float rounding). NaN/Inf values are refused unless
+    ``allow_nonfinite`` (written as they are: what ``extract`` read)."""
     from .api import arrays_by_key
     from .atomic import check_output
     from .weightsfile import Header
@@ -218,7 +220,7 @@ def pack(
                     "arrays missing): was it exported by darkweights from this cfg?",
                     file=where,
                 )
-        return save(keyed, out, net=net, header=hdr, cutoff=meta.cutoff)
+        return save(keyed, out, net=net, header=hdr, cutoff=meta.cutoff, allow_nonfinite=allow_nonfinite)
     except DarkweightsError as exc:
         if exc.file is None:  # the arrays came from this file: say so
             exc.file = where

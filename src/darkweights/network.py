@@ -516,10 +516,11 @@ class Network:
         arrays: Mapping[str, object] | None = None,
         header: Header | None = None,
         cutoff: int | None = None,
+        allow_nonfinite: bool = False,
     ) -> int:
         """Write a ``.weights`` file (Darknet's saver order) to a path (atomically) or an open binary
         file: ``net.save_weights(path)`` = ``darkweights.save_weights(net, path)``; ``arrays``
-        (export names) default to the bound ones."""
+        (export names) default to the bound ones; NaN/Inf values are refused unless ``allow_nonfinite``."""
         header = header or self.header
         if arrays is None:
             arrays = self.arrays()
@@ -527,7 +528,15 @@ class Network:
             cutoff = self.cutoff
         params = self.layout(header, mode="save", cutoff=cutoff)
         source = source_name(self._source) if self._source is not None else ""
-        return write_weights(path, header, params, arrays, source=source, inputs=[self.weights_path, self.path])
+        return write_weights(
+            path,
+            header,
+            params,
+            arrays,
+            source=source,
+            inputs=[self.weights_path, self.path],
+            allow_nonfinite=allow_nonfinite,
+        )
 
     def save(self, path: PathLike | IO[bytes], **options: object) -> int:
         """Write the network in the format of ``path``'s extension (``.weights`` byte-identical to the file it

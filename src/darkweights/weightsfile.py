@@ -328,8 +328,8 @@ def output(
             yield f
 
 
-def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
-    """Validate one array for writing: numeric, the expected shape, finite."""
+def as_float32(value: object, p: Param, source: str = "", allow_nonfinite: bool = False) -> np.ndarray:
+    """Validate one array for writing: numeric, the expected shape, finite (unless ``allow_nonfinite``)."""
     import numpy as np
 
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
@@ -344,7 +344,7 @@ def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
     if tuple(arr.shape) != tuple(p.shape):
         raise ArrayError(f"{where}{p.key} has shape {tuple(arr.shape)}, expected {tuple(p.shape)}", layer=p.layer)
     arr = arr.astype(FLOAT, copy=False)
-    if not np.isfinite(arr).all():
+    if not allow_nonfinite and not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ArrayError(f"{where}{p.key} contains {bad} NaN/Inf values; Darknet would propagate them", layer=p.layer)
     return arr
@@ -380,6 +380,7 @@ def write_weights(
     arrays: Mapping[str, object],
     source: str = "",
     inputs: Iterable[PathLike | None] = (),
+    allow_nonfinite: bool = False,
 ) -> int:
     """Validate every array first, then write header + arrays atomically. Returns bytes written."""
     missing = [p.key for p in params if p.key not in arrays]
@@ -390,5 +391,5 @@ def write_weights(
             f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing{more}",
             layer=first.layer,
         )
-    checked = [as_float32(arrays[p.key], p, source) for p in params]
+    checked = [as_float32(arrays[p.key], p, source, allow_nonfinite) for p in params]
     return write_stream(dest, header, zip(params, checked), expected=sum(p.nbytes for p in params), inputs=inputs)
