@@ -106,3 +106,18 @@ def test_cli_reference_is_the_parser():
                 assert opt in doc, (name, opt)
             if a.help and a.help != argparse.SUPPRESS and a.dest != "help":  # --debug is hidden
                 assert " ".join(a.help.split())[:40] in flat, (name, a.dest)
+
+
+def test_dependencies_are_ranges_and_the_pin_is_the_lowest_torch():
+    """pyproject.toml declares ranges (installing darkweights keeps a torch in range); constraints.txt pins the
+    exact CPU build CI tests, which must be the lowest torch the range allows."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    specs = [*project["dependencies"], *(s for extra in project["optional-dependencies"].values() for s in extra)]
+    assert not [s for s in specs if "==" in s], "exact pins belong in constraints.txt"
+    assert all(re.search(r">=[\d.]+", s) for s in specs), specs
+    torch = {s for s in specs if s.startswith("torch")}
+    assert len(torch) == 1
+    lowest = re.search(r">=([\d.]+)", torch.pop()).group(1)
+    pins = [line for line in (REPO / "constraints.txt").read_text().splitlines() if line.startswith("torch==")]
+    assert len(pins) == 1 and pins[0].removeprefix("torch==").startswith(lowest + "."), (lowest, pins)
