@@ -117,7 +117,7 @@ def read_arrays(path: PathLike, plan: Plan | None = None) -> tuple[dict[str, np.
     """Arrays and metadata (as strings) of an array file. Without ``plan`` the embedded cfg, when there is
     one, bounds every array's shape before it is read."""
     arrays, meta = read_model_file(path, plan or _embedded_network)
-    return arrays, meta.to_strings() if meta.ours else dict(meta.extra)
+    return arrays, dict(meta.raw) if meta.file is not None else meta.to_strings()  # as the file holds them
 
 
 def read_model_file(path: PathLike, plan: Plan) -> tuple[dict[str, np.ndarray], Metadata]:

@@ -88,6 +88,7 @@ class Metadata(NamedTuple):
     bug_compatible: bool = False
     extra: Mapping[str, str] = {}  # every other key, verbatim
     file: str | None = None  # where it was read from (named by later errors)
+    raw: Mapping[str, str] = {}  # the strings as read (validated), for callers that show them
 
     @classmethod
     def of(cls, net: Network) -> Metadata:
@@ -145,7 +146,11 @@ class Metadata(NamedTuple):
         if total > MAX_META_BYTES:
             raise ArrayError(f"metadata of {total:,} characters: more than any cfg needs", file=where)
         known = {v for k, v in vars(Keys).items() if not k.startswith("_")}
-        parsed: dict[str, Any] = {"file": where, "extra": {k: v for k, v in raw.items() if k not in known}}
+        parsed: dict[str, Any] = {
+            "file": where,
+            "extra": {k: v for k, v in raw.items() if k not in known},
+            "raw": dict(raw),
+        }
         if Keys.FORMAT in raw:
             parsed["format"] = raw[Keys.FORMAT]
         if Keys.CFG in raw:
