@@ -452,6 +452,7 @@ def test_did_you_mean_and_bom(capsys, tmp_path):
     cfg.write_text(SMALL.replace("filters=4", "filters=4\nfliters=4"))
     with pytest.warns(dw.DarkweightsWarning, match="fliters=4 .*did you mean 'filters'"):
         dw.load(cfg)
+    fails(capsys, ["inspect", cfg, "--dialect", "hankai"], "t.cfg:8", "did you mean 'filters'?")  # an error there
     cfg.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())
     with pytest.warns(dw.DarkweightsWarning, match="byte-order mark"):
         assert len(dw.load(cfg)) == 3

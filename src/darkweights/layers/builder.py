@@ -44,7 +44,7 @@ class Builder:
             if self.strict:
                 raise opts.error(
                     f"option {opt.key}={opt.value} is unused or invalid in [{opts.section.name}] "
-                    "(hank-ai rejects unknown keys)",
+                    f"(hank-ai rejects unknown keys){did_you_mean(opt.key, opts.asked - {opt.key})}",
                     opt,
                 )
             dup = opts.section.find(opt.key)
