@@ -3,34 +3,14 @@
 
 from __future__ import annotations
 
-import struct
 import warnings
 
 from . import dialects
 from .cfg import read_cfg, read_cfg_text
 from .dialects import Dialect, Trial
-from .errors import CfgError, DarkweightsError, DarkweightsWarning, WeightsError
+from .errors import CfgError, DarkweightsError, DarkweightsWarning
 from .network import Network, PathLike
-from .weightsfile import Source, as_buffer
-
-
-def _header_revision(weights: Source | None) -> int | None:
-    """The revision field of a weights header (``None`` if there is no readable header)."""
-    if weights is None:
-        return None
-    try:
-        buf = as_buffer(weights)
-        if buf is not None:
-            head = bytes(buf[:12])
-        else:
-            with open(weights, "rb") as f:  # type: ignore[arg-type]
-                head = f.read(12)
-    except (OSError, WeightsError):
-        return None
-    if len(head) < 12:
-        return None
-    major, minor, revision = struct.unpack("<iii", head)
-    return revision if (major, minor) == (0, 2) else None
+from .weightsfile import Source, peek_revision
 
 
 def _trial(cfg: PathLike, text: str, fork: Dialect, sizes: dict) -> tuple[Trial, Network | None, list]:
@@ -59,7 +39,7 @@ def auto_network(
     one parse.
     """
     text = cfg_text if cfg_text is not None else read_cfg_text(cfg)
-    revision = _header_revision(weights)
+    revision = peek_revision(weights)
     first, net, caught = _trial(cfg, text, dialects.DEFAULT, sizes)
     results = {dialects.DEFAULT.name: (first, net, caught)}
     doubt = (

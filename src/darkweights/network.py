@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Union
 
 from . import dialects
 from .cfg import CfgFile, read_cfg
 from .dialects import Choice, Dialect, DialectLike
-from .errors import ArgumentError, CfgError, DarkweightsWarning, ShapeError, WeightsError
+from .errors import ArgumentError, CfgError, DarkweightsWarning, ShapeError, WeightsError, did_you_mean
 from .layers import HEADERS, Layer, Shape
 from .layers.builder import Builder
 from .limits import INT_MAX
@@ -186,7 +186,8 @@ class Network:
                 known = sorted(h for h, c in HEADERS.items() if dialect.name in c.forks)
                 raise CfgError(
                     f"unknown section [{section.name}]; {dialect.title} Darknet knows: "
-                    + ", ".join(f"[{k}]" for k in known),
+                    + ", ".join(f"[{k}]" for k in known)
+                    + did_you_mean(section.name, known, "[{}]"),
                     file=self.path,
                     line=section.line,
                     layer=index,
@@ -336,6 +337,11 @@ class Network:
         ``source`` is a path (memory-mapped) or the file's bytes already in memory
         (``bytes``, ``bytearray``, ``memoryview``, ``mmap``: viewed read-only).
         """
+        if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0):
+            raise ArgumentError(
+                f"cutoff={cutoff!r}: expected a layer count (an integer >= 0), not a Python slice",
+                file=source_name(source),
+            )
         buf = as_buffer(source)
         if buf is not None:
             source = buf
@@ -488,10 +494,11 @@ class Network:
         arrays: Mapping[str, object] | None = None,
         header: Header | None = None,
         cutoff: int | None = None,
+        allow_nonfinite: bool = False,
     ) -> int:
         """Write a ``.weights`` file (Darknet's saver order) to a path (atomically) or an open binary
         file: ``net.save_weights(path)`` = ``darkweights.save_weights(net, path)``; ``arrays``
-        (export names) default to the bound ones."""
+        (export names) default to the bound ones; NaN/Inf values are refused unless ``allow_nonfinite``."""
         header = header or self.header
         if arrays is None:
             arrays = self.arrays()
@@ -499,14 +506,30 @@ class Network:
             cutoff = self.cutoff
         params = self.layout(header, mode="save", cutoff=cutoff)
         source = source_name(self._source) if self._source is not None else ""
-        return write_weights(path, header, params, arrays, source=source, inputs=[self.weights_path, self.path])
+        return write_weights(
+            path,
+            header,
+            params,
+            arrays,
+            source=source,
+            inputs=[self.weights_path, self.path],
+            allow_nonfinite=allow_nonfinite,
+        )
 
-    def save(self, path: PathLike | IO[bytes], **options: object) -> int:
-        """``net.save(path)`` = ``darkweights.save_weights(net, path)``: the bound arrays, byte-identical
-        to the file they came from (``options``: ``header=``, ``seen=``, ``cutoff=``)."""
-        from .api import save_weights
+    def save(self, path: PathLike | IO[bytes], **options: Any) -> int:
+        """Write the network in the format of ``path``'s extension (``.weights`` byte-identical to the file it
+        came from, ``.npz``, ``.safetensors``, ``.pt``, ``.onnx``): :func:`darkweights.save` (``options``:
+        ``header=``, ``seen=``, ``cutoff=`` for ``.weights``; the export options for ``.onnx``)."""
+        from .export import save
 
-        return save_weights(self, path, **options)  # type: ignore[arg-type]
+        return save(self, path, **options)
+
+    def check_usable(self, purpose: str, *, allow_partial: bool = False, allow_nonfinite: bool = False) -> None:
+        """Refuse weights that would run as if whole: a partial file (``.conv.N``), NaN/Inf values (the one
+        policy of ``detect``, ``export``, ``verify``, ``val``; see :mod:`darkweights.policy`)."""
+        from .policy import check_usable
+
+        check_usable(self, purpose, allow_partial=allow_partial, allow_nonfinite=allow_nonfinite)
 
 
 def load(
@@ -550,22 +573,3 @@ def load(
     if weights is not None:
         net.load_weights(weights, cutoff=cutoff)
     return net
-
-
-def header_from(value: Header | Mapping | Sequence[int] | None, dialect: DialectLike) -> Header | None:
-    """Accept a Header, a dict from ``Header.as_dict`` or ``(major, minor, revision[, seen])``."""
-    if value is None or isinstance(value, Header):
-        return value
-    try:
-        if isinstance(value, Mapping):
-            vals = [int(value["major"]), int(value["minor"]), int(value["revision"]), int(value.get("seen", 0))]
-        else:
-            vals = [int(v) for v in value]
-            vals += [0] * (len(vals) == 3)
-        if len(vals) != 4 or not all(-(2**31) <= v < 2**31 for v in vals[:3]) or not 0 <= vals[3] < 2**64:
-            raise ValueError
-    except (ValueError, TypeError, KeyError, OverflowError):
-        raise ArgumentError(
-            f"header {value!r:.80}: expected major, minor, revision[, seen] (32-bit ints, seen unsigned)"
-        ) from None
-    return Header.make(vals[0], vals[1], vals[2], vals[3], dialect)

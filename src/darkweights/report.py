@@ -270,6 +270,15 @@ def inspect(net: Network, *, stats: bool = False) -> Table:
             f"{h['seen']:,}, {h['header_bytes']}-byte header, {data['file_bytes']:,} bytes"
             + (f", partial: layers 0..{net.cutoff - 1}" if net.cutoff is not None else "")
         )
+        from .policy import nonfinite  # always: NaN/Inf weights would make every output garbage
+
+        bad = nonfinite(net)
+        data["nonfinite"] = {key: count for key, _, count in bad}
+        if bad:
+            footer.append(
+                f"NaN/Inf: {sum(c for _, _, c in bad):,} values in {len(bad)} arrays (layers "
+                f"{', '.join(str(i) for i in sorted({i for _, i, _ in bad}))}); detect/export refuse them"
+            )
     if stats and net.has_weights:
         alarms = [e["index"] for e in layers if any(_stats_alarm(a["stats"]) for a in e["arrays"] if "stats" in a)]
         footer.append(

@@ -15,7 +15,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import ArgumentError, WeightsError
 from .network import Network
 from .progress import bar
 from .weightsfile import FLOAT, Header, Param, output
@@ -55,6 +55,8 @@ def init(
     ``mode="load"``: the layout Darknet's loader reads where it differs from the saver's (pjreddie
     ``numload``).
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**128:
+        raise ArgumentError(f"--seed {seed!r}: expected an integer from 0 to 2**128-1")
     header = header or Header.for_dialect(net.dialect)
     params = net.layout(header, mode=mode)
     total = params[-1].end if params else header.size

@@ -204,12 +204,15 @@ def detect(
     thresh: float | None = None,
     nms_thresh: float = 0.45,
     letterbox: bool | None = None,
+    allow_partial: bool = False,
+    allow_nonfinite: bool = False,
 ) -> dict[str, list[dict]]:
     """Darknet's ``detector test`` on image files: ``{image: records}`` in the order given.
 
     ``cfg``/``weights`` default to the bundled Yolo-Fastest 1.1 (with its COCO names); ``names``
     is a ``.names`` file. Records are :func:`.boxes.to_records` dicts (``class``, ``prob``, ``x``,
-    ``y``, ``w``, ``h`` in image pixels ...). Nothing is printed or drawn.
+    ``y``, ``w``, ``h`` in image pixels ...). Nothing is printed or drawn. A partial weights file or NaN/Inf
+    weights are refused (:mod:`darkweights.policy`) unless ``allow_partial``/``allow_nonfinite``.
     """
     from ..api import default_model
     from ..network import load
@@ -223,6 +226,7 @@ def detect(
         if not Path(image).is_file():
             raise DarkweightsError("no such image file", file=image)
     net = load(cfg, weights, dialect=dialect, width=width, height=height)
+    net.check_usable("detect", allow_partial=allow_partial, allow_nonfinite=allow_nonfinite)
     detector = Detector(net, letterbox=letterbox)
     detector.names = read_names(names_path, detector.heads[-1].classes)
     return {str(image): detector(image, thresh=thresh, nms_thresh=nms_thresh) for image in images}

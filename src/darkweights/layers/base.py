@@ -152,6 +152,7 @@ class Layer:
     use_bin_output = False  # an xnor layer's binary output survives the parser (cleared by its readers)
     share_index: int | None = None  # the layer whose arrays this one uses instead of its own (AB share_index)
     dontload = dontloadscales = dontsave = False
+    unbuildable: str | None = None  # why no PyTorch module can compute what Darknet does (refused at build time)
 
     def __init__(self, index: int, section: Section, inp: Shape, builder: Builder) -> None:
         self.index = index
@@ -338,6 +339,21 @@ def connected_specs(prefix: str, inputs: int, outputs: int, bn: bool) -> list[Ar
     if bn:
         specs += bn_specs(prefix, outputs)
     return specs
+
+
+def read_kernel(opts: Options, default: int) -> int:
+    """``size=``: at least 1 (``size=-0.5`` reads as 0; Darknet would give the arrays a zero or negative shape
+    and crash)."""
+    size = opts.int("size", default)
+    if size < 1:
+        opt = opts.section.find("size")
+        raise opts.error(
+            f"size={opt.value if opt else size}: a kernel size below 1 (Darknet's arrays would get a zero or "
+            "negative shape)",
+            opt,
+            ShapeError,
+        )
+    return size
 
 
 def read_padding(opts: Options, size: int) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..cfg import CfgFile, Options, Section
 from ..dialects import Dialect
-from ..errors import DarkweightsWarning, ShapeError
+from ..errors import DarkweightsWarning, ShapeError, did_you_mean
 
 if TYPE_CHECKING:
     from .base import Layer
@@ -53,14 +53,14 @@ class Builder:
             if self.strict:
                 raise opts.error(
                     f"option {opt.key}={opt.value} is unused or invalid in [{opts.section.name}] "
-                    "(hank-ai rejects unknown keys)",
+                    f"(hank-ai rejects unknown keys){did_you_mean(opt.key, opts.asked - {opt.key})}",
                     opt,
                 )
             dup = opts.section.find(opt.key)
             if dup is not None and dup is not opt:
                 why = f"duplicate of line {dup.line}, the first one wins"
             else:
-                why = "not an option of this section"
+                why = "not an option of this section" + did_you_mean(opt.key, opts.asked - {opt.key})
                 self.ignored.append(f"{opt.key}= (line {opt.line})")
             warnings.warn(
                 f"{self.path}:{opt.line}: layer {opts.layer} [{opts.section.name}]: unused option "
@@ -86,7 +86,7 @@ class Builder:
         if name not in known:
             raise opts.error(
                 f"unknown activation {name!r} (Darknet would silently use relu); "
-                f"{self.dialect.title} knows: {', '.join(known)}",
+                f"{self.dialect.title} knows: {', '.join(known)}{did_you_mean(name, known)}",
                 opts.section.find("activation"),
             )
         return name

@@ -23,6 +23,7 @@ from .base import (
     conv_specs,
     f32,
     i32,
+    read_kernel,
     read_padding,
     register,
     window_size,
@@ -80,7 +81,7 @@ class Convolutional(Layer):
     def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
         groups = opts.int("groups", 1)
-        self.size = opts.int("size", 1)
+        self.size = read_kernel(opts, 1)
         stride = opts.int("stride", 1)
         sx, sy = opts.int("stride_x", -1), opts.int("stride_y", -1)  # AlexeyAB's options
         self.stride_x = sx if sx >= 1 else stride
@@ -129,6 +130,10 @@ class Convolutional(Layer):
                 f"channels={c} and filters={self.filters}; Darknet truncates the counts",
                 DarkweightsWarning,
                 stacklevel=2,
+            )
+            self.unbuildable = (
+                f"groups={self.groups} does not divide channels={c} and filters={self.filters}: Darknet's "
+                "truncated group counts have no PyTorch convolution"
             )
         if self.dilation > 1 and 2 * self.padding != self.size - 1:
             raise self.shape_error(
@@ -270,7 +275,7 @@ class Local(Layer):
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
-        self.size = opts.int("size", 1)
+        self.size = read_kernel(opts, 1)
         self.stride_x = self.stride_y = opts.int("stride", 1)
         self.padding = opts.int("pad", 0)  # make_local_layer pads by the raw pad value
         self.activation = builder.activation(opts, "logistic", self)

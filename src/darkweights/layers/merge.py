@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from ..cfg import Options
+from ..errors import CfgError
 from . import names
 from .base import AB, ALL_FORKS, GIGA, HK, PJ, ArraySpec, Cells, Layer, Shape, f32, i32, register
 from .builder import Builder
@@ -197,7 +200,12 @@ class Implicit(Layer):
         return [ArraySpec("weights", (self.filters, self.atoms), "weights", names.WEIGHT)]
 
     def init_range(self, spec: ArraySpec) -> tuple[float, float]:
-        return self.mean - self.std, self.mean + self.std  # make_implicit_layer: mean + U(-std, std)
+        lo, hi = self.mean - self.std, self.mean + self.std  # make_implicit_layer: mean + U(-std, std)
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # mean=inf: Darknet's init would store inf
+            raise self.error(
+                f"mean={self.mean:g}, std={self.std:g}: the random initial values would not be finite", CfgError
+            )
+        return lo, hi
 
     def cells(self) -> Cells:
         return Cells(self.type, str(self.filters), "", "")

@@ -17,4 +17,3 @@ BIAS = "bias"
 
 # Darknet's batch-norm arrays -> the attribute of the BN holder (torch.nn.BatchNorm's names)
 BN_FIELDS = {"biases": BIAS, "scales": WEIGHT, "rolling_mean": "running_mean", "rolling_variance": "running_var"}
-

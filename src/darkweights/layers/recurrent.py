@@ -19,6 +19,7 @@ from .base import (
     connected_specs,
     conv_specs,
     f32,
+    read_kernel,
     read_padding,
     register,
 )
@@ -109,7 +110,7 @@ class _ConvRecurrent(Layer):
     """Shared option reading, geometry and BFLOPs of the recurrent layers built from convolutions."""
 
     def read_conv_options(self, opts: Options) -> None:
-        self.size = opts.int("size", 3)
+        self.size = read_kernel(opts, 3)
         self.stride_x = self.stride_y = opts.int("stride", 1)
         self.dilation = opts.int("dilation", 1)
         self.padding = read_padding(opts, self.size)

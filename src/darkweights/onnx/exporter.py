@@ -98,7 +98,7 @@ def export_onnx(
     import onnx
 
     from .. import __version__
-    from ..export import metadata as array_metadata
+    from ..meta import Keys, Metadata
     from ..progress import bar
     from ..torch import build
     from ..weightsfile import atomic_output
@@ -132,24 +132,25 @@ def export_onnx(
             file=net.path,
         )
 
+    _check_free_space(net, path, fp16)  # before the model is built and traced (seconds)
     model = portable_model(build(net, fuse_bn=fuse_bn, bug_compatible=bug_compatible, winograd=False))
     meta = {
-        **array_metadata(net),
-        "darkweights_version": __version__,
-        "onnx_outputs": outputs,
-        "fused": "1" if fuse_bn else "0",
-        "bug_compatible": "1" if bug_compatible else "0",
-        "precision": "float16" if fp16 else "float32",
-        "batch": "dynamic" if dynamic else str(size),
-        "opset": str(opset),
-        "input_name": INPUT_NAME,
-        "input_layout": "NCHW float32, values as Darknet's network input (0..1 RGB)",
+        **Metadata.of(net).to_strings(),
+        Keys.VERSION: __version__,
+        Keys.ONNX_OUTPUTS: outputs,
+        Keys.FUSED: "1" if fuse_bn else "0",
+        Keys.BUG_COMPATIBLE: "1" if bug_compatible else "0",
+        Keys.PRECISION: "float16" if fp16 else "float32",
+        Keys.BATCH: "dynamic" if dynamic else str(size),
+        Keys.OPSET: str(opset),
+        Keys.INPUT_NAME: INPUT_NAME,
+        Keys.INPUT_LAYOUT: "NCHW float32, values as Darknet's network input (0..1 RGB)",
     }
     if names is not None:
-        meta["names"] = json.dumps(list(names))
+        meta[Keys.NAMES] = json.dumps(list(names))
     records = [h for h in (L.head() for L in net.layers) if h is not None]
     heads = [h.index for h in records]
-    meta["anchors"] = json.dumps({layer_name(h.index): [list(p) for p in h.anchors] for h in records})
+    meta[Keys.ANCHORS] = json.dumps({layer_name(h.index): [list(p) for p in h.anchors] for h in records})
     post = None
     if outputs == "raw":
         returned = list(range(len(net.layers))) if all_outputs else (heads or [net.output_index])
@@ -174,8 +175,8 @@ def export_onnx(
         )
         returned = heads
         meta.update(notes)
-    meta["outputs"] = json.dumps(out_names)
-    meta["output_layout"] = json.dumps(layout)
+    meta[Keys.OUTPUTS] = json.dumps(out_names)
+    meta[Keys.OUTPUT_LAYOUT] = json.dumps(layout)
     if fp16:
         model = model.half()
     tensors = _tensor_names(net, model, fuse_bn)
@@ -208,7 +209,7 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     proto.doc_string = (
-        f"{meta['cfg_name']} ({net.dialect}) exported by darkweights {__version__}: input "
+        f"{meta[Keys.CFG_NAME]} ({net.dialect}) exported by darkweights {__version__}: input "
         f"'{INPUT_NAME}' (N, {net.channels}, {net.height}, {net.width}) float32; outputs "
         f"{', '.join(out_names[:8])}{' ...' if len(out_names) > 8 else ''} (metadata 'output_layout')"
     )
@@ -285,3 +286,20 @@ def _chunks(t: Any) -> Callable[[], Iterator[memoryview]]:
             yield np.ascontiguousarray(arr[start : start + step], dtype=little).data.cast("B")
 
     return chunks
+
+
+def _check_free_space(net: Network, path: PathLike, fp16: bool) -> None:
+    """The file holds every stored array (half of it with ``fp16``) plus a small graph: refuse a disk that
+    cannot take it before any work, as ``init`` does."""
+    import shutil
+
+    from ..errors import OutputError
+
+    need = sum(p.nbytes for p in net.params()) // (2 if fp16 else 1)
+    directory = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
+    if free is not None and need > free:
+        raise OutputError(
+            f"the export needs about {need:,} bytes but only {free:,} are free here: nothing was written",
+            file=os.fspath(path),
+        )

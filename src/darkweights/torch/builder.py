@@ -185,6 +185,8 @@ def build(
         cls = MODULES.get(layer.type)
         if cls is None:
             raise layer.unsupported("has no PyTorch implementation")
+        if layer.unbuildable:  # a geometry Darknet computes but no torch module can (the family says why)
+            raise layer.unsupported(layer.unbuildable)
         ctx.modules.append(cls(layer, ctx))
     if net.has_weights and ctx.initialised:
         held = sorted(set(ctx.initialised))
