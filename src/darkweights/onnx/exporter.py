@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import DarkweightsError, UnsupportedError
+from ..layers import names
 from ..weightsfile import layer_name
 from .writer import MAX_PROTO, Blob
 
@@ -237,8 +238,9 @@ def _tensor_names(net: Network, model: Any, fuse_bn: bool) -> dict:
     rename: dict[str, str] = {}
     for p in net.params():
         rename[p.torch] = p.key
-        if fuse_bn and p.torch.endswith("bn.bias"):  # folded: the BN shift became the convolution's bias
-            rename[p.torch[: -len("bn.bias")] + "conv.bias"] = p.key
+        bn_bias = f"{names.BN}.{names.BIAS}"
+        if fuse_bn and p.torch.endswith(bn_bias):  # folded: the BN shift became the convolution's bias
+            rename[f"{p.torch[: -len(bn_bias)]}{names.CONV}.{names.BIAS}"] = p.key
     out: dict = {}
     seen: set[int] = set()
     # the state, not every buffer: non-persistent buffers (index maps, kernels) are constants of the graph
