@@ -55,9 +55,20 @@ def reject_time(repeat: int = 20) -> float:
     return statistics.median(times)
 
 
+def too_many_time() -> float:
+    """The 100,000-layer cfg: refused with the line of the first layer beyond the limit, none built."""
+    text = big_cfg(100_000)
+    t = time.perf_counter()
+    try:
+        dw.load("big.cfg", cfg_text=text)
+    except dw.CfgError:
+        pass
+    return time.perf_counter() - t
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--sizes", default="1000,3000,10000")  # 10,000: darkweights.limits.MAX_LAYERS
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
@@ -70,7 +81,7 @@ def main() -> int:
             for n in sizes:
                 path = Path(tmp) / f"{kind}-{n}.cfg"
                 path.write_text(big_cfg(n, kind))
-                parse, layout = measure(path, args.repeat if n < 100_000 else 1)
+                parse, layout = measure(path, args.repeat)
                 per_layer = (parse + layout) / n
                 base = base or per_layer
                 results.append(
@@ -91,6 +102,8 @@ def main() -> int:
         )
     rejected = reject_time()
     print(f"filters=2147483647 rejected in {rejected * 1e3:.2f} ms (median of 20)")
+    too_many = too_many_time()
+    print(f"a 100,000-layer cfg (beyond MAX_LAYERS) rejected in {too_many:.3f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"scaling": results, "reject_filters_s": rejected}, indent=1))
     return 0

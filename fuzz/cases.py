@@ -630,6 +630,350 @@ def gen_array_file(rng: random.Random, tmp: Path) -> Case:
     return Case("arrays", f"{path.suffix} file from {name} mutated ({len(raw)} bytes)", lambda: _pack(path, out))
 
 
+# ---------------------------------------------------------------------------------------------
+# Safetensors headers: the JSON itself (depth, size, types) and dims that fit the file but not the cfg
+
+
+def _safetensors_raw(head: bytes, data: bytes, hlen: int | None = None) -> bytes:
+    return struct.pack("<Q", len(head) if hlen is None else hlen) + head + data
+
+
+def mutate_safetensors_header(rng: random.Random, entries: dict, data: bytes) -> bytes:
+    """A hostile JSON header over valid data: nesting, size, literals, types, dims against the cfg."""
+    entries = json.loads(json.dumps(entries))  # a deep copy
+    meta = entries.get("__metadata__", {})
+    keys = [k for k in entries if k != "__metadata__"]
+    k = rng.choice(keys)
+    op = rng.randrange(12)
+    if op == 0:  # nested 10..200,000 deep, in a value or as the whole header
+        depth = rng.choice((10, 40, 1000, 100_000, 200_000))
+        nest = "[" * depth + "]" * depth
+        if rng.random() < 0.5:
+            return _safetensors_raw(nest.encode(), data)
+        head = json.dumps(entries)[:-1] + ', "deep": ' + nest + "}"
+        return _safetensors_raw(head.encode(), data)
+    if op == 1:  # metadata values nested as JSON text (header / input are JSON inside strings)
+        depth = rng.choice((50, 5000, 100_000))
+        meta[rng.choice(("header", "input"))] = "[" * depth + "]" * depth
+    elif op == 2:  # a header whose seen does not fit the width its version gives it
+        h = json.loads(meta.get("header", "{}") or "{}")
+        h.update(major=0, minor=rng.choice((1, 0)), seen=rng.choice((2**32, 2**40, 2**64 - 1, 2**64, -1)))
+        meta["header"] = json.dumps(h)
+    elif op == 3:  # other corrupt metadata values
+        key, value = rng.choice(
+            (
+                ("cutoff", "abc"),
+                ("cutoff", "-1"),
+                ("cutoff", "99999999999999999999"),
+                ("header", '{"major": "0", "minor": 2, "revision": 5}'),
+                ("header", '{"major": 2147483648, "minor": 2, "revision": 5}'),
+                ("header", "[0, 2, 5]"),
+                ("input", '{"width": -5}'),
+                ("input", '{"width": 1e9}'),
+                ("input", '{"width": true}'),
+                ("dialect", "klingon"),
+                ("cfg_name", "../../etc/passwd"),
+                ("cfg", "[net]\nwidth=" + "9" * 30 + "\n"),
+            )
+        )
+        meta[key] = value
+    elif op == 4:  # dims consistent with the offsets but not with the cfg (a reshaped array)
+        info = entries[k]
+        n = info["data_offsets"][1] - info["data_offsets"][0]
+        count = n // 4
+        info["shape"] = rng.choice(([count], [1, count], [count, 1, 1, 1], [max(count // 2, 1), 2]))
+    elif op == 5:  # numbers JSON allows but no reader should: floats, huge ints, NaN literals
+        entries[k]["data_offsets"] = rng.choice(([0.0, 4.0], [0, 10**30], [-4, 0], [2**63, 2**63 + 4]))
+    elif op == 6:
+        head = json.dumps(entries).replace(str(entries[k]["data_offsets"][1]), "NaN", 1)
+        return _safetensors_raw(head.encode(), data)
+    elif op == 7:  # duplicate keys: the later one wins in json, an entry seen twice
+        head = json.dumps(entries)[:-1] + ", " + json.dumps({k: entries[k]})[1:]
+        return _safetensors_raw(head.encode(), data)
+    elif op == 8:  # a big header: many junk entries, or a long cfg
+        if rng.random() < 0.5:
+            for i in range(rng.choice((1000, 50_000))):
+                entries[f"junk{i}"] = {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
+        else:
+            meta["cfg"] = meta.get("cfg", "") + "#" * rng.choice((1 << 20, 70 << 20))
+    elif op == 9:  # not an object, or invalid text
+        head = rng.choice((b"[]", b"null", b'"str"', b"1", b"{", b"\xff\xfe{}", b'{"a": 1}' + b" " * 3, b"{}"))
+        return _safetensors_raw(head, data)
+    elif op == 10:  # the metadata itself the wrong type
+        entries["__metadata__"] = rng.choice(([], "x", {"cfg": 1}, {"a": {"b": "c"}}, None))
+        head = json.dumps(entries).encode()
+        return _safetensors_raw(head, data)
+    else:  # a header length that lies
+        head = json.dumps(entries).encode()
+        return _safetensors_raw(head, data, rng.choice((len(head) - 1, len(head) + 1, 2**64 - 1, 101 << 20)))
+    entries["__metadata__"] = meta
+    return _safetensors_raw(json.dumps(entries).encode(), data)
+
+
+def gen_safetensors_header(rng: random.Random, tmp: Path) -> Case:
+    from darkweights.export import metadata
+
+    name = rng.choice(sorted(CFGS))
+    _net, data = _net_and_weights(name)
+    bound = _quiet_load(name, data, cfg_text=CFGS[name])
+    entries: dict[str, Any] = {}
+    pos = 0
+    blobs = []
+    for k, a in bound.arrays().items():
+        b = np.ascontiguousarray(a, "<f4").tobytes()
+        entries[k] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [pos, pos + len(b)]}
+        blobs.append(b)
+        pos += len(b)
+    entries["__metadata__"] = metadata(bound)
+    raw = mutate_safetensors_header(rng, entries, b"".join(blobs))
+    path = tmp / "fuzz-header.safetensors"
+    path.write_bytes(raw)
+    out = tmp / "fuzz-out.weights"
+    return Case("safetensors_header", f"safetensors header from {name} ({len(raw)} bytes)", lambda: _pack(path, out))
+
+
+# ---------------------------------------------------------------------------------------------
+# Archive bombs: .npz members that claim (or really hold) far more than the cfg's arrays
+
+
+_ZEROS: dict[int, bytes] = {}
+
+
+def _deflated_zeros(nbytes: int) -> bytes:
+    """``nbytes`` zero bytes, raw-deflated (made once per size, in chunks: never the whole in memory)."""
+    if nbytes not in _ZEROS:
+        import zlib
+
+        z = zlib.compressobj(9, zlib.DEFLATED, -15)
+        chunk = bytes(1 << 20)
+        out = [z.compress(chunk) for _ in range(nbytes >> 20)]
+        out.append(z.compress(bytes(nbytes & ((1 << 20) - 1))))
+        out.append(z.flush())
+        _ZEROS[nbytes] = b"".join(out)
+    return _ZEROS[nbytes]
+
+
+def _npy_header(shape: tuple, descr: str = "<f4") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _bomb_member(z: zipfile.ZipFile, name: str, shape: tuple, lie: int | None = None) -> None:
+    """A deflated member of zeros declaring ``shape`` float32; ``lie``: the directory's size claim."""
+    import zlib
+
+    head = _npy_header(shape)
+    nbytes = 4 * int(np.prod(shape))
+    body = _deflated_zeros(nbytes)
+    # raw deflate of header + zeros: the header as its own block, then the zeros' stream
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = c.compress(head) + c.flush(zlib.Z_FULL_FLUSH)
+    data = first + body
+    info = zipfile.ZipInfo(name)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    crc = zlib.crc32(head)
+    crc = _crc_zeros(crc, nbytes)
+    info.CRC = crc
+    info.compress_size = len(data)
+    info.file_size = len(head) + nbytes if lie is None else lie
+    info.header_offset = z.fp.tell()  # type: ignore[union-attr]
+    z.fp.write(info.FileHeader(zip64=info.file_size > 0xFFFFFFFF))  # type: ignore[union-attr]
+    z.fp.write(data)  # type: ignore[union-attr]
+    z.start_dir = z.fp.tell()  # type: ignore[union-attr]
+    z.filelist.append(info)
+    z.NameToInfo[name] = info
+
+
+_CRC: dict[tuple[int, int], int] = {}
+
+
+def _crc_zeros(crc: int, nbytes: int) -> int:
+    import zlib
+
+    key = (crc, nbytes)
+    if key not in _CRC:
+        chunk = bytes(1 << 20)
+        c = crc
+        for _ in range(nbytes >> 20):
+            c = zlib.crc32(chunk, c)
+        _CRC[key] = zlib.crc32(bytes(nbytes & ((1 << 20) - 1)), c)
+    return _CRC[key]
+
+
+def archive_bomb(rng: random.Random, arrays: dict, meta: str, tmp: Path) -> bytes:
+    """An .npz whose member declares 16-256 MB of float32 (deflated to kB), or whose zip directory lies."""
+    keys = sorted(arrays)
+    victim = rng.choice(keys)
+    out = io.BytesIO()
+    op = rng.randrange(6)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        if rng.random() < 0.8:
+            z.writestr("__darkweights__.npy", _npy_bytes(np.array(meta)))
+        for k in keys:
+            if k != victim or op == 5:
+                z.writestr(k + ".npy", _npy_bytes(np.asarray(arrays[k], np.float32)))
+        if op in (0, 1):  # a real bomb: 16..256 MB of zeros in a member the cfg gives a few bytes
+            _bomb_member(z, victim + ".npy", (rng.choice((4, 16, 64)) << 20,))
+        elif op == 2:  # the directory claims more than deflate can expand
+            _bomb_member(z, victim + ".npy", (1 << 10,), lie=rng.choice((1 << 31, 1 << 40, 2**64 - 1)))
+        elif op == 3:  # the .npy header claims more than the member holds
+            z.writestr(victim + ".npy", _npy_header((rng.choice((10**9, 2**40, 500_000_000)),)) + bytes(64))
+        elif op == 4:  # a member the cfg does not have, huge: never needs to be inflated
+            z.writestr(victim + ".npy", _npy_bytes(np.asarray(arrays[victim], np.float32)))
+            _bomb_member(z, "layer_999.weights.npy", (16 << 20,))
+        else:  # thousands of tiny members
+            for i in range(rng.choice((2000, 20_000))):
+                z.writestr(f"x{i}.npy", _npy_header((0,)))
+    return out.getvalue()
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def gen_archive_bomb(rng: random.Random, tmp: Path) -> Case:
+    from darkweights.export import metadata
+
+    name = rng.choice(sorted(CFGS))
+    _net, data = _net_and_weights(name)
+    bound = _quiet_load(name, data, cfg_text=CFGS[name])
+    raw = archive_bomb(rng, dict(bound.arrays()), json.dumps(metadata(bound)), tmp)
+    path = tmp / "fuzz-bomb.npz"
+    path.write_bytes(raw)
+    out = tmp / "fuzz-out.weights"
+    return Case("archive_bomb", f".npz bomb from {name} ({len(raw)} bytes)", lambda: _pack(path, out))
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX: a darkweights export (made once, in another process: the fuzzing process never imports torch)
+
+
+_ONNX: dict[str, bytes] = {}
+
+
+def _seed_onnx() -> bytes:
+    if "tiny" not in _ONNX:
+        import subprocess
+        import sys
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dw-fuzz-onnx-") as d:
+            cfg, weights, model = Path(d, "tiny.cfg"), Path(d, "tiny.weights"), Path(d, "tiny.onnx")
+            cfg.write_text(TINY)
+            weights.write_bytes(_net_and_weights("tiny.cfg")[1])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+            subprocess.run(
+                [sys.executable, "-m", "darkweights", "export", str(cfg), str(weights), "-o", str(model), "-q"],
+                check=True,
+                env=env,
+                capture_output=True,
+            )
+            _ONNX["tiny"] = model.read_bytes()
+    return _ONNX["tiny"]
+
+
+def mutate_onnx(rng: random.Random, raw: bytes, tmp: Path) -> bytes:
+    """Corrupt metadata, initializers (dims, data, type, external data) or the protobuf bytes."""
+    import onnx
+
+    op = rng.randrange(10)
+    if op == 9:  # the bytes themselves
+        b = bytearray(raw)
+        if rng.random() < 0.5:
+            return bytes(b[: rng.randrange(len(b))])
+        for _ in range(rng.randint(1, 16)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        return bytes(b)
+    proto = onnx.load_from_string(raw)
+    props = {p.key: p for p in proto.metadata_props}
+    inits = [t for t in proto.graph.initializer if t.name.startswith("layer_")]
+    t = rng.choice(inits)
+    if op == 0:  # a corrupt metadata value (the issue's: cutoff=abc; seen >= 2**32 with minor < 2)
+        key, value = rng.choice(
+            (
+                ("cutoff", "abc"),
+                ("cutoff", "-3"),
+                ("header", json.dumps({"major": 0, "minor": 1, "revision": 0, "seen": 2**32})),
+                ("header", json.dumps({"major": 0, "minor": 2, "revision": 5, "seen": 2**64})),
+                ("header", "{bad"),
+                ("header", "[" * 100_000 + "]" * 100_000),
+                ("input", '{"width": "x"}'),
+                ("dialect", "klingon"),
+                ("fused", "maybe"),
+                ("precision", "float16"),
+                ("fused", "1"),
+                ("cfg", "not a cfg"),
+                ("cfg", "[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=2\n"),
+                ("format", "other"),
+            )
+        )
+        if key in props:
+            props[key].value = value
+        else:
+            e = proto.metadata_props.add()
+            e.key, e.value = key, value
+    elif op == 1:  # dims that disagree with the data
+        dims = list(t.dims)
+        dims[rng.randrange(len(dims))] += rng.choice((1, -1, 1000, 2**31))
+        del t.dims[:]
+        t.dims.extend(dims)
+    elif op == 2:  # dims that agree with the data but not with the cfg
+        n = int(np.prod(t.dims))
+        del t.dims[:]
+        t.dims.extend(rng.choice(([n], [1, n])))
+    elif op == 3:  # data cut short
+        t.raw_data = t.raw_data[: rng.randrange(len(t.raw_data) + 1)]
+    elif op == 4:  # another data type
+        t.data_type = rng.choice((0, 2, 6, 7, 10, 11, 16, 99))
+    elif op == 5:  # external data: missing, outside the folder, shorter than the dims
+        t.ClearField("raw_data")
+        t.data_location = onnx.TensorProto.EXTERNAL
+        where = rng.choice(("missing.bin", "../outside.bin", "/etc/passwd", "short.bin", ""))
+        if where == "short.bin":
+            (tmp / "short.bin").write_bytes(bytes(rng.choice((0, 4, 7))))
+        for k, v in (("location", where), ("offset", rng.choice(("0", "-8", "x", "4")))):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+    elif op == 6:  # initializer removed, or renamed
+        if rng.random() < 0.5:
+            proto.graph.initializer.remove(t)
+        else:
+            t.name = t.name + "_x"
+    elif op == 7:  # float_data instead of raw_data, of the wrong length
+        n = len(t.raw_data) // 4
+        t.ClearField("raw_data")
+        t.float_data.extend([0.5] * max(n + rng.choice((-1, 0, 1)), 0))
+    else:  # every metadata key removed (an export made by someone else)
+        del proto.metadata_props[:]
+    return proto.SerializeToString()
+
+
+def gen_onnx(rng: random.Random, tmp: Path) -> Case:
+    raw = mutate_onnx(rng, _seed_onnx(), tmp)
+    path = tmp / "fuzz.onnx"
+    path.write_bytes(raw)
+    out = tmp / "fuzz-out.weights"
+    cfg = tmp / "fuzz-onnx.cfg"
+    cfg.write_text(TINY)
+    given = cfg if rng.random() < 0.2 else None
+    return Case(
+        "onnx",
+        f"ONNX export mutated ({len(raw)} bytes, cfg {'given' if given else 'embedded'})",
+        lambda: _pack_onnx(path, out, given),
+    )
+
+
+def _pack_onnx(path: Path, out: Path, cfg: Path | None) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if out.exists():
+            out.unlink()
+        pack(path, out, cfg=cfg)
+
+
 _IMAGES: dict[str, bytes] = {}
 
 
@@ -714,8 +1058,21 @@ GENERATORS: dict[str, Callable[[random.Random, Path], Case]] = {
     "arrays": gen_arrays,
     "array_file": gen_array_file,
     "image": gen_image,
+    "safetensors_header": gen_safetensors_header,
+    "archive_bomb": gen_archive_bomb,
+    "onnx": gen_onnx,
 }
-WEIGHTS = {"cfg": 30, "cfg_big": 1, "weights": 25, "arrays": 12, "array_file": 15, "image": 17}
+WEIGHTS = {
+    "cfg": 30,
+    "cfg_big": 1,
+    "weights": 25,
+    "arrays": 12,
+    "array_file": 15,
+    "image": 17,
+    "safetensors_header": 8,
+    "archive_bomb": 4,
+    "onnx": 8,
+}
 
 
 # ---------------------------------------------------------------------------------------------

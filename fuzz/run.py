@@ -3,8 +3,8 @@
 Every generated cfg, weights file, array set, array file and image must end in a located
 ``DarkweightsError`` (or succeed), within ``--time-limit`` seconds, without a ``MemoryError``
 under an address-space cap of ``--as-mb`` above the starting size, and without the process's
-peak RSS passing ``--rss-mb``. Failing cases are written to ``--log`` with their seed, so any
-one of them can be replayed: ``python fuzz/run.py --replay SEED``.
+peak RSS during the case (reset before each one) passing ``--rss-mb``. Failing cases are written to
+``--log`` with their seed, so any one of them can be replayed: ``python fuzz/run.py --replay SEED``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,24 @@ def vm_size() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def reset_peak() -> None:
+    """Start VmHWM again from the current RSS (Linux >= 4.0): each case's peak is its own, not the generator's
+    (which builds its hostile file in memory first) nor an earlier case's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def peak_rss_mb() -> float:
@@ -72,7 +90,7 @@ def main() -> int:
     kinds: collections.Counter = collections.Counter()
     by_family: collections.Counter = collections.Counter()
     failures = []
-    rss_over = False
+    growth: collections.Counter = collections.Counter()  # family -> the largest RSS growth of one case, MB
     start = time.perf_counter()
     seeds = [args.replay] if args.replay is not None else range(args.seed, args.seed + args.cases)
     with tempfile.TemporaryDirectory(prefix="dw-fuzz-") as tmp:
@@ -89,12 +107,16 @@ def main() -> int:
                 with open(args.log, "a") as log:
                     log.write(failures[-1] + "\n")
                 continue
+            reset_peak()
+            before = rss_mb()
             out = run_case(case, args.time_limit)
             status = out.status
+            peak = peak_rss_mb()
+            growth[case.family] = max(growth[case.family], peak - before)
             if status == "ok" or status == "error":
-                if not rss_over and peak_rss_mb() > args.rss_mb:
-                    rss_over, status = True, "overalloc"
-                    out = out._replace(detail=f"{case.label}: peak RSS {peak_rss_mb():.0f} MB")
+                if peak > args.rss_mb:
+                    status = "overalloc"
+                    out = out._replace(detail=f"{case.label}: peak RSS {peak:.0f} MB (+{peak - before:.0f} MB)")
             counts[status] += 1
             by_family[case.family] += 1
             if status == "error":
@@ -113,7 +135,8 @@ def main() -> int:
         f"fuzz: {total} cases ({', '.join(f'{k} {v}' for k, v in sorted(by_family.items()))}) in {elapsed:.0f} s; "
         f"{counts['ok']} valid, {counts['error']} rejected with {len(kinds)} distinct error kinds; "
         f"{counts['unexpected']} unexpected, {counts['hang']} hangs, {counts['overalloc']} over-allocations; "
-        f"peak RSS {peak_rss_mb():.0f} MB"
+        f"largest RSS growth of one case {max(growth.values(), default=0):.0f} MB "
+        f"({', '.join(f'{k} {v:.0f}' for k, v in sorted(growth.items()))})"
         + (f"; {counts['generator bug']} generator bugs" if counts["generator bug"] else "")
         + (f"; failures in {args.log}" if failures else "")
     )

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from darkweights.detect.boxes import F32, _logistic
+from darkweights.detect.boxes import F32
+from darkweights.heads import NUMPY
+
+_logistic = NUMPY.logistic  # Darknet's logistic_activate (expf as a rounded double exp)
 
 
 def _scale_xy(v: np.ndarray, scale_x_y: float) -> np.ndarray:

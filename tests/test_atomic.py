@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import signal
 import subprocess
@@ -233,3 +234,115 @@ def test_sigterm_handler_is_restored(tmp_path):
         f.write("{}")
     assert signal.getsignal(signal.SIGTERM) is before
     assert (tmp_path / "a.json").read_text() == "{}"
+
+
+# -- SIGINT at every stage of export; no-clobber as one link -----------------------------------------------
+
+STAGE_CHILD = r"""
+import os, signal, sys
+# as in a script's background job: SIGINT inherited as ignored (darkweights installs its own handler)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+stage, swallow, args = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+import importlib
+module, name = {
+    "load": ("darkweights.network", "load"),
+    "build": ("darkweights.torch", "build"),
+    "trace": ("darkweights.onnx.trace", "trace_model"),
+    "check": ("onnx.checker", "check_model"),
+    "write": ("darkweights.onnx.writer", "write_model"),
+}[stage]
+mod = importlib.import_module(module)
+real = getattr(mod, name)
+def interrupted(*a, **k):
+    os.kill(os.getpid(), signal.SIGINT)
+    if swallow:  # library code that catches everything (as torch's tracer may): the signal must still count
+        try:
+            for _ in range(10**6):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return real(*a, **k)
+setattr(mod, name, interrupted)
+from darkweights.cli import main
+sys.exit(main(args))
+"""
+
+
+@pytest.mark.parametrize("swallow", [False, True], ids=["raised", "swallowed"])
+@pytest.mark.parametrize("stage", ["load", "build", "trace", "check", "write"])
+def test_sigint_at_every_export_stage(stage, swallow, tmp_path):
+    """A SIGINT at any stage of `export` (also one that library code swallows, also when the process started
+    with SIGINT ignored): exit 130, the old output intact, no temporary file."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("torch")
+    cfg = tmp_path / "m.cfg"
+    cfg.write_text(
+        "[net]\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+        "[maxpool]\nsize=2\nstride=2\n[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+    )
+    init(dw.load(cfg), tmp_path / "m.weights")
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"the old output")
+    before = listing(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    args = ["export", str(cfg), str(tmp_path / "m.weights"), "-o", str(out), "--force"]
+    proc = subprocess.run(
+        [sys.executable, "-c", STAGE_CHILD, stage, "1" if swallow else "0", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "darkweights: interrupted"
+    assert listing(tmp_path) == before
+
+
+RACE_CHILD = r"""
+import sys, time
+import darkweights.weightsfile as W
+real = W.atomic_output
+import contextlib
+@contextlib.contextmanager
+def slow(*a, **k):
+    with real(*a, **k) as f:
+        yield f
+        time.sleep(float(sys.argv[1]))  # both writers are past the early check now
+W.atomic_output = slow
+from darkweights.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_no_clobber_is_one_link(tmp_path):
+    """Two writers without --force to the same new path: one wins, the other exits 2 ('exists') and the
+    winner's file is whole (the name is given by a link that fails if it exists, not a check then a rename)."""
+    cfg = tmp_path / "m.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=2\nsize=1\nactivation=linear\n")
+    out = tmp_path / "new.weights"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE_CHILD, delay, "init", str(cfg), "-o", str(out), "--seed", seed],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for delay, seed in (("1.0", "1"), ("2.0", "2"))
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert [code for code, _ in results] == [0, 2], results
+    assert "exists: pass --force" in results[1][1]
+    buf = io.BytesIO()
+    init(dw.load(cfg), buf, seed=1)
+    assert out.read_bytes() == buf.getvalue()  # the first writer's file, whole
+    assert sorted(os.listdir(tmp_path)) == ["m.cfg", "new.weights"]
+    # with --force the later writer replaces it (atomically)
+    with atomic.overwriting(True), atomic_output(out) as f:
+        f.write(b"replaced")
+    assert out.read_bytes() == b"replaced"
+    with atomic.overwriting(False), pytest.raises(OutputError, match="exists"):
+        with atomic_output(out) as f:
+            f.write(b"not this")
+    assert out.read_bytes() == b"replaced"

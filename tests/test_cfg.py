@@ -57,7 +57,7 @@ def test_atoi_semantics_and_trailing_comma(tmp_path):
     with pytest.warns(dw.DarkweightsWarning, match="trailing comma"):
         net = dw.load(cfg)
     assert net.layers[0].filters == 16  # atoi("16.7")
-    assert net.layers[1].layers == [0, 0]  # Darknet reads "-1," as [-1, 0]
+    assert net.layers[1].reads() == [0, 0]  # Darknet reads "-1," as [-1, 0]
     assert net.layers[1].output.c == 32
 
 

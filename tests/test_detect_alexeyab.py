@@ -24,7 +24,8 @@ pytest.importorskip("torch", reason="the [torch] extra is not installed")
 import darkweights as dw
 from darkweights import DarkweightsWarning
 from darkweights.cli import main
-from darkweights.detect.boxes import nms
+from darkweights.detect.boxes import head_detections
+from darkweights.detect.nms import nms
 from darkweights.detect.run import Detector
 
 from .conftest import FIXTURES, REPO, need_shared
@@ -162,8 +163,10 @@ def test_own_model_exercises_its_heads_letterbox_and_nms() -> None:
 
     # some of the detections come from the [Gaussian_yolo] head, the others from the [yolo] one
     outs, w, h = _forward(OWN, DOG)
-    common = dict(classes=g.classes, net_w=det.net.width, net_h=det.net.height, im_w=w, im_h=h, thresh=ref["thresh"])
-    first = det.pipeline.heads[g.type](g, outs[g.index][0].numpy(), det.letterbox, common)
+    first = head_detections(
+        g, outs[g.index][0].numpy(), net_w=det.net.width, net_h=det.net.height, thresh=ref["thresh"]
+    )
+    first.boxes = det.pipeline.correct(g, first.boxes, w, h, det.net.width, det.net.height, det.letterbox)
     gaussian = {tuple(b) for b in first.boxes.tolist()}
     from_first = [r for r in records if tuple(np.float32(r["bbox_relative"]).tolist()) in gaussian]
     assert 0 < len(from_first) < len(records)

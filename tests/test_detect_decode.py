@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from darkweights.detect import boxes as B
+from darkweights import detect as B
 
 from .head_reference import gaussian_yolo_forward, region_forward, yolo_forward
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from darkweights.detect import boxes as B
+from darkweights import detect as B
 
 F32 = np.float32
 

@@ -8,6 +8,7 @@ so those cases always run; the other photos come from ../shared/images.
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from functools import cache
@@ -19,7 +20,7 @@ import pytest
 pytest.importorskip("torch", reason="the [torch] extra is not installed")
 
 import darkweights as dw
-from darkweights import DarkweightsWarning, UnsupportedError
+from darkweights import DarkweightsWarning, UnsupportedError, dialects
 from darkweights.cli import main
 from darkweights.detect.run import PIPELINES, Detector
 
@@ -119,7 +120,14 @@ def test_the_dialect_switch_matters() -> None:
     det = _detector("pjreddie_image")
     outs, w, h = _forward("pjreddie_image", DOG)
     ab = Detector.__new__(Detector)
-    ab.__dict__.update(det.__dict__, pipeline=PIPELINES["alexeyab"], nms=PIPELINES["alexeyab"].nms(det.net, det.heads))
+    # the heads as AlexeyAB's [region] family describes them (its layout and decode), AlexeyAB's pipeline
+    layers = [copy.copy(det.net.layers[h.index]) for h in det.heads]
+    for L in layers:
+        L.dialect = dialects.ALEXEYAB
+    heads = [L.head() for L in layers]
+    ab.__dict__.update(
+        det.__dict__, heads=heads, pipeline=PIPELINES["alexeyab"], nms=PIPELINES["alexeyab"].nms(det.net, heads)
+    )
     ab_records = ab.decode(outs, w, h, thresh=ref["thresh"])
     with pytest.raises(AssertionError):
         _compare(ab_records, ref)

@@ -70,7 +70,7 @@ def test_the_tree_decides_the_classes(detector) -> None:
     flat = get_region_detections(
         outs[L.index][0].numpy(),
         anchors=L.anchors,
-        num=L.num,
+        num=L.slots,
         classes=L.classes,
         grid_w=2,
         grid_h=2,
@@ -94,7 +94,7 @@ def test_map_gives_the_200_mapped_classes(detector) -> None:
     mapping = list(np.random.default_rng(0).choice(L.classes, 200, replace=False))
     common = dict(
         anchors=L.anchors,
-        num=L.num,
+        num=L.slots,
         classes=L.classes,
         grid_w=2,
         grid_h=2,

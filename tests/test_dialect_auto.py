@@ -129,11 +129,11 @@ def test_a_bad_value_is_an_error_not_another_fork(tmp_path):
 
 
 def test_the_common_case_parses_once(monkeypatch):
-    import darkweights.network as network
+    import darkweights.auto as auto
 
     calls = []
-    real = network._trial
-    monkeypatch.setattr(network, "_trial", lambda *a: calls.append(a[2].name) or real(*a))
+    real = auto._trial
+    monkeypatch.setattr(auto, "_trial", lambda *a: calls.append(a[2].name) or real(*a))
     net = dw.load(DATA / "yolov4.cfg")
     assert calls == ["alexeyab"] and net.dialect.name == "alexeyab"
 

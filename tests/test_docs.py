@@ -79,8 +79,11 @@ def test_the_seed_question_is_the_first_python_example(name):
 
 def test_setup_commands_unchanged():
     text = (REPO / "README.md").read_text()
-    assert "python3 -m pip install '.[torch,detect]' && darkweights detect --sample -o dog.png" in text
-    assert "python3 -m pip install -e '.[test]' && python3 -m pytest -q" in text
+    assert (
+        "python3 -m pip install -c constraints.txt '.[torch,detect]' && darkweights detect --sample -o dog.png" in text
+    )
+    assert "python3 -m pip install -c constraints.txt -e '.[test]' && python3 -m pytest -q" in text
+    assert "-c constraints.txt -e '.[test]'" in (REPO / ".ci" / "run").read_text()  # CI runs the same
 
 
 def test_cli_reference_is_the_parser():
@@ -103,3 +106,18 @@ def test_cli_reference_is_the_parser():
                 assert opt in doc, (name, opt)
             if a.help and a.help != argparse.SUPPRESS and a.dest != "help":  # --debug is hidden
                 assert " ".join(a.help.split())[:40] in flat, (name, a.dest)
+
+
+def test_dependencies_are_ranges_and_the_pin_is_the_lowest_torch():
+    """pyproject.toml declares ranges (installing darkweights keeps a torch in range); constraints.txt pins the
+    exact CPU build CI tests, which must be the lowest torch the range allows."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    specs = [*project["dependencies"], *(s for extra in project["optional-dependencies"].values() for s in extra)]
+    assert not [s for s in specs if "==" in s], "exact pins belong in constraints.txt"
+    assert all(re.search(r">=[\d.]+", s) for s in specs), specs
+    torch = {s for s in specs if s.startswith("torch")}
+    assert len(torch) == 1
+    lowest = re.search(r">=([\d.]+)", torch.pop()).group(1)
+    pins = [line for line in (REPO / "constraints.txt").read_text().splitlines() if line.startswith("torch==")]
+    assert len(pins) == 1 and pins[0].removeprefix("torch==").startswith(lowest + "."), (lowest, pins)

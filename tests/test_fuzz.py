@@ -30,11 +30,24 @@ from darkweights.errors import ArrayError, CfgError, DarkweightsError, ImageErro
 from fuzz.cases import GENERATORS, run_case  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = {"cfg": 150, "cfg_big": 5, "weights": 100, "arrays": 80, "array_file": 40, "image": 100}
+EXAMPLES = {
+    "cfg": 150,
+    "cfg_big": 5,
+    "weights": 100,
+    "arrays": 80,
+    "array_file": 40,
+    "image": 100,
+    "safetensors_header": 40,
+    "archive_bomb": 15,
+    "onnx": 30,
+}
 
 
 @pytest.mark.parametrize("family", sorted(GENERATORS))
 def test_fuzz_family(family: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    if family == "onnx":  # its seed is exported once (torch), then only read back (onnx)
+        pytest.importorskip("onnx", reason="the ONNX family needs the [onnx] extra")
+        pytest.importorskip("torch", reason="the ONNX family's seed is exported with the [onnx] extra")
     tmp = tmp_path_factory.mktemp(family)
 
     @settings(

@@ -1,7 +1,9 @@
-"""Lint and format are part of the test suite, so CI (`.ci/run`: the README's test command) runs them."""
+"""Lint, format and type checks are part of the test suite, so CI (`.ci/run`: the README's test command) runs
+them (configuration: pyproject.toml)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,4 +29,16 @@ def test_ruff_check():
 
 def test_ruff_format():
     r = _ruff("format", "--check", "--no-cache")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mypy():
+    """mypy over src/darkweights (every function typed; see [tool.mypy] for the modules other branches own)."""
+    pytest.importorskip("mypy", reason="mypy is not installed (it is in the [test] extra)")
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", os.devnull],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr

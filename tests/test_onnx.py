@@ -413,8 +413,9 @@ def assert_same_records(ours: list[dict], want: list[dict], rel: float = 0.0) ->
 
 @pytest.mark.parametrize("pair", real_models(), ids=lambda p: p[0].stem)
 def test_decoded_and_nms_match_detect(pair, tmp_path: Path) -> None:
-    from darkweights.detect.boxes import do_nms_sort, to_records
+    from darkweights.detect.boxes import to_records
     from darkweights.detect.image import resize_image
+    from darkweights.detect.nms import do_nms_sort
     from darkweights.detect.run import Detector
 
     net = darkweights.load(*pair)
@@ -488,12 +489,12 @@ def test_openvino_reads_the_raw_export(pair, tmp_path: Path) -> None:
 
 def test_a_layer_that_cannot_be_exported_is_named(tmp_path: Path, monkeypatch) -> None:
     from darkweights import UnsupportedError
-    from darkweights.onnx import portable
+    from darkweights.torch.families.maxpool import Maxpool
 
     def broken(m, x, outs):
         raise RuntimeError("no ONNX form")
 
-    monkeypatch.setitem(portable.OVERRIDES, "maxpool", broken)
+    monkeypatch.setattr(Maxpool, "portable", broken)
     net = verify.load_fixture(ORACLE / "hankai_tiny")[0]
     first = next(l for l in net.layers if l.type == "maxpool")
     with pytest.raises(UnsupportedError) as err:

@@ -10,7 +10,8 @@ strided [shortcut] with alpha/beta, [batchnorm], [l2norm], [reorg], [logistic], 
 (hank-ai's strict dialect: route groups, mish/swish, two [yolo] heads, one with new_coords),
 ``pjreddie_detector``, ``alexeyab_darknet9000`` and ``alexeyab_yolo9000`` (YOLO9000's tree= in
 [softmax] and [region], synthetic 9418-node trees, weights regenerated from the seed by verify.load_fixture),
-``pjreddie_tree`` (pjreddie numload, [softmax] tree= with a temperature). The detector pipelines are
+``pjreddie_tree`` (pjreddie numload, [softmax] tree= with a temperature), ``alexeyab_binary`` (binary=1
+convolutions, which AlexeyAB's CPU build computes with their weights as stored). The detector pipelines are
 checked in test_detect_alexeyab.py and test_detect_pjreddie.py."""
 
 from __future__ import annotations
@@ -110,3 +111,23 @@ def test_unfused_xnor_differs_unless_bug_compatible() -> None:
     net, _, _, _ = verify.load_fixture(ORACLE / "xnor_unfused")
     report = verify.compare_with_fixture(ORACLE / "xnor_unfused", teacher_forcing=True, model=build(net))
     assert not report.ok and report.first_divergence.index == 1
+
+
+def test_binary_convolutions_compute_with_the_stored_weights() -> None:
+    """AlexeyAB's CPU forward_convolutional_layer binarizes weights for xnor=1 only: its binary=1 layers
+    (alexeyab_binary) compute with the weights as stored, as the model does (it warns that the GPU build
+    binarizes). Binarized weights (sign(w) * mean|w| per filter) would be far off."""
+    import numpy as np
+
+    net, _, x, ref = verify.load_fixture(ORACLE / "alexeyab_binary")
+    assert [L.binary for L in net.layers] == [1, 1, 0]
+    with pytest.warns(darkweights.DarkweightsWarning, match="binary=1 binarizes the weights only in Darknet's GPU"):
+        model = model_for(ORACLE / "alexeyab_binary")
+    report = verify.compare_with_fixture(ORACLE / "alexeyab_binary", teacher_forcing=True, model=model)
+    assert report.ok and report.max_rel < 1e-6, report.to_table()
+    w = model.layers[1].unit.conv.weight
+    with torch.no_grad():
+        mean = w.abs().reshape(w.shape[0], -1).mean(dim=1).view(-1, 1, 1, 1)
+        w.copy_(torch.where(w > 0, mean, -mean))
+    out = model(torch.from_numpy(np.ascontiguousarray(x))[None], all_outputs=True)
+    assert verify.compare_arrays(out[1].numpy(), ref["layer_001"])[2] > 0.1

@@ -190,8 +190,8 @@ def test_impossible_geometry_names_layer(tmp_path):
 def test_route_many_inputs_and_absolute_indexes():
     net = dw.load(DATA / "yolov4.cfg")
     spp = net.layers[113]  # layers=-1,-3,-5,-6 -> 4 inputs
-    assert spp.type == "route" and spp.layers == [112, 110, 108, 107] and spp.output.c == 2048
-    assert net.layers[119].layers == [85] and net.layers[129].layers == [54]  # positive index = absolute
+    assert spp.type == "route" and spp.reads() == [112, 110, 108, 107] and spp.output.c == 2048
+    assert net.layers[119].reads() == [85] and net.layers[129].reads() == [54]  # positive index = absolute
 
 
 def test_antialiasing_and_share_index():

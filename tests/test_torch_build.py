@@ -18,7 +18,7 @@ import darkweights  # noqa: E402
 from darkweights.errors import DarkweightsWarning, UnsupportedError  # noqa: E402
 from darkweights.torch import build  # noqa: E402
 from darkweights.torch.activations import FUNCTIONS  # noqa: E402
-from darkweights.torch.layers import _PREPACK_OK  # noqa: E402
+from darkweights.torch.convunit import _PREPACK_OK  # noqa: E402
 
 from .conftest import SHARED  # noqa: E402
 

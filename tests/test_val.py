@@ -358,8 +358,8 @@ def test_readme_example() -> None:
 
 
 def test_cli_reference_example() -> None:
-    """docs/cli.md's `val` example (darkweights.cli.val.EXAMPLE)."""
-    from darkweights.cli.val import EXAMPLE
+    """docs/cli.md's `val` example (darkweights.cli.val.PRINTOUT)."""
+    from darkweights.cli.val import PRINTOUT as EXAMPLE
 
     command, *shown = EXAMPLE.splitlines()
     assert f"```text\n{EXAMPLE}```" in (REPO / "docs" / "cli.md").read_text()

@@ -49,9 +49,9 @@ def render() -> str:
                 "```",
                 "",
             ]
-            example = getattr(cli.command(name), "EXAMPLE", None)
-            if example:
-                out += ["Example (a real run):", "", "```text", example.rstrip("\n"), "```", ""]
+            printout = getattr(cli.command(name), "PRINTOUT", None)
+            if printout:
+                out += ["Example (a real run):", "", "```text", printout.rstrip("\n"), "```", ""]
         return "\n".join(out)
     finally:
         if old is None:

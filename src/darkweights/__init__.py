@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "load",
+    "save",
     "save_weights",
     "default_model",
     "Network",
@@ -64,4 +65,8 @@ def __getattr__(name: str) -> object:  # imported on first use: `import darkweig
         import importlib
 
         return importlib.import_module(".val", __name__)
+    if name == "save":  # the I/O surface (every format) is imported when first used
+        from .export import save
+
+        return save
     raise AttributeError(f"module 'darkweights' has no attribute {name!r}")

@@ -16,6 +16,7 @@ Every writer (``.weights``, ``.npz``, ``.safetensors``, ``.png``, ``.json``, ``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 from collections.abc import Iterable, Iterator
@@ -37,9 +38,12 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_output(path: PathLike, *, force: bool = True, inputs: Iterable[PathLike | None] = ()) -> str:
-    """Refuse an output that is one of ``inputs``, or that exists when ``force`` is false."""
+def check_output(path: PathLike, *, force: bool | None = None, inputs: Iterable[PathLike | None] = ()) -> str:
+    """Refuse an output that is one of ``inputs``, or that exists when ``force`` is false (``None``: as
+    :func:`overwriting` says, by default true). A cheap early check: :func:`atomic_output` names the file
+    with a link that fails if another process created it meanwhile."""
     target = os.fspath(path)
+    force = _FORCE.get() if force is None else force
     for inp in inputs:
         if (
             inp is not None
@@ -57,28 +61,67 @@ def check_output(path: PathLike, *, force: bool = True, inputs: Iterable[PathLik
     return target
 
 
+# Signals received while signals_as_exceptions() was in force (process-wide): an output is never named after
+# one of them, even when library code (torch's tracer, a callback) swallowed the exception it raised.
+_received: list[int] = []
+# replace an existing output: the library's default; the CLI sets it from --force for the whole command
+_FORCE = contextvars.ContextVar("darkweights_force", default=True)
+
+
+def interrupted() -> int | None:
+    """The first SIGINT/SIGTERM received while :func:`signals_as_exceptions` was in force, else ``None``."""
+    return _received[0] if _received else None
+
+
+def _raise_for(signum: int) -> None:
+    import signal
+
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
 @contextlib.contextmanager
-def _terminate_as_exception() -> Iterator[None]:
-    """While writing, turn SIGTERM into an exception so cleanup runs (the main thread only)."""
+def signals_as_exceptions() -> Iterator[None]:
+    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated` (so cleanup runs), each recorded for
+    :func:`interrupted`; also when the process started with SIGINT ignored (a script's background job): a writer
+    is stopped by either. The main thread only; nested uses keep the outer handlers."""
     import signal  # here, not at import: `import darkweights` stays light
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or getattr(_handler, "active", False):
         yield
         return
-
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
-
+    saved = {}
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            saved[sig] = signal.signal(sig, _handler)
     except (ValueError, OSError):  # pragma: no cover - e.g. embedded interpreters
+        for sig, old in saved.items():
+            signal.signal(sig, old)
         yield
         return
+    _handler.active = True  # type: ignore[attr-defined]
+    _received.clear()  # a new command (or outermost write): earlier signals were handled
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        _handler.active = False  # type: ignore[attr-defined]
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
+def _handler(signum: int, frame: object) -> None:
+    _received.append(signum)
+    _raise_for(signum)
+
+
+@contextlib.contextmanager
+def overwriting(force: bool) -> Iterator[None]:
+    """Whether outputs opened inside may replace an existing file (``force=None`` of :func:`atomic_output`)."""
+    token = _FORCE.set(force)
+    try:
+        yield
+    finally:
+        _FORCE.reset(token)
 
 
 def _disk_error(exc: OSError, target: str) -> OutputError:
@@ -99,17 +142,28 @@ def _open_anonymous(directory: str) -> int | None:
         raise
 
 
-def _link_into_place(fd: int, directory: str, target: str) -> None:
-    """Give the anonymous file a (hidden, unique) name, then rename it over the target."""
+def _exists(target: str) -> OutputError:
+    return OutputError("the output exists: pass --force (force=True) to replace it", file=target)
+
+
+def _link_into_place(fd: int, directory: str, target: str, force: bool) -> None:
+    """Name the anonymous file: without ``force`` link it to the target directly (fails if the target exists,
+    whoever made it); with ``force`` give it a hidden unique name, then rename that over the target."""
     import secrets
 
     proc = os.open("/proc/self/fd", os.O_RDONLY)
     try:
+        # linkat(AT_SYMLINK_FOLLOW) on the /proc entry: the documented way to name an O_TMPFILE
+        # file (a plain link() of /proc/self/fd/N fails with EXDEV)
+        if not force:
+            try:
+                os.link(str(fd), target, src_dir_fd=proc, follow_symlinks=True)
+            except FileExistsError:
+                raise _exists(target) from None
+            return
         for _ in range(100):
             tmp = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
             try:
-                # linkat(AT_SYMLINK_FOLLOW) on the /proc entry: the documented way to name an O_TMPFILE
-                # file (a plain link() of /proc/self/fd/N fails with EXDEV)
                 os.link(str(fd), tmp, src_dir_fd=proc, follow_symlinks=True)
                 break
             except FileExistsError:
@@ -126,19 +180,48 @@ def _link_into_place(fd: int, directory: str, target: str) -> None:
         raise
 
 
+def _rename_into_place(tmp: str, target: str, force: bool) -> None:
+    """The named temporary file becomes the target (without ``force``: a link that fails if it exists)."""
+    if force:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise _exists(target) from None
+    except OSError as exc:  # a filesystem without hard links: the check-then-rename of old
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        if os.path.lexists(target):
+            raise _exists(target) from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def _check_signals() -> None:
+    """A SIGINT/SIGTERM that arrived while writing stops the output from being named, even if swallowed."""
+    signum = interrupted()
+    if signum is not None:
+        _raise_for(signum)
+
+
 @contextlib.contextmanager
 def atomic_output(
-    path: PathLike, mode: str = "wb", *, force: bool = True, inputs: Iterable[PathLike | None] = ()
+    path: PathLike, mode: str = "wb", *, force: bool | None = None, inputs: Iterable[PathLike | None] = ()
 ) -> Iterator[IO]:
     """A file object that becomes ``path`` only when the ``with`` block completes.
 
     On an exception, ``SIGINT`` (``KeyboardInterrupt``) or ``SIGTERM`` (:class:`Terminated`) the
-    partial data is discarded and ``path`` is untouched (an existing file keeps its content).
+    partial data is discarded and ``path`` is untouched (an existing file keeps its content). Without
+    ``force`` (``None``: as :func:`overwriting` says) an existing ``path`` is never replaced, not even one
+    another process created while this one was writing.
     """
+    force = _FORCE.get() if force is None else force
     target = check_output(path, force=force, inputs=inputs)
     directory = os.path.dirname(target) or "."
     tmp: str | None = None
-    with _terminate_as_exception():
+    with signals_as_exceptions():
         try:
             fd = _open_anonymous(directory)
             if fd is None:
@@ -155,11 +238,15 @@ def atomic_output(
                 fd = -1  # owned by f now
                 yield f
                 f.flush()
+                _check_signals()
                 if tmp is None:
-                    _link_into_place(f.fileno(), directory, target)
+                    _link_into_place(f.fileno(), directory, target, force)
             if tmp is not None:
-                os.replace(tmp, target)
+                _check_signals()
+                _rename_into_place(tmp, target, force)
                 tmp = None
+        except OutputError:
+            raise
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT) or getattr(exc, "filename", None) is None:
                 raise _disk_error(exc, target) from None

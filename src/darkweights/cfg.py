@@ -21,8 +21,8 @@ from collections.abc import Iterator, Sequence
 
 from . import dialects
 from .dialects import Dialect, DialectLike
-from .errors import CfgError, DarkweightsWarning
-from .limits import INT_MAX, MAX_CFG_BYTES
+from .errors import CfgError, DarkweightsWarning, did_you_mean
+from .limits import INT_MAX, MAX_CFG_BYTES, MAX_LAYERS
 
 
 class Option:
@@ -45,12 +45,17 @@ class Option:
 class Section:
     """One ``[name]`` block with its options in file order."""
 
-    __slots__ = ("name", "line", "options")
+    __slots__ = ("name", "line", "options", "_first")
 
     def __init__(self, name: str, line: int) -> None:
         self.name = name  # text between the brackets, e.g. "conv"
         self.line = line
         self.options: list[Option] = []
+        self._first: dict[str, Option] = {}  # key -> its first occurrence (what option_find returns)
+
+    def add(self, opt: Option) -> None:
+        self.options.append(opt)
+        self._first.setdefault(opt.key, opt)
 
     def __repr__(self) -> str:
         return f"Section([{self.name}], line {self.line}, {len(self.options)} options)"
@@ -60,17 +65,14 @@ class Section:
         return f"[{self.name}]"
 
     def find(self, key: str) -> Option | None:
-        # option_find: linear search, the first occurrence wins (later duplicates are unused)
-        for opt in self.options:
-            if opt.key == key:
-                return opt
-        return None
+        # option_find: a linear search, so the first occurrence wins (later duplicates are unused)
+        return self._first.get(key)
 
     def set(self, key: str, value: str) -> None:
         """Override (or add) an option, e.g. ``[net] width`` chosen by the caller."""
         opt = self.find(key)
         if opt is None:
-            self.options.append(Option(key, value, 0))
+            self.add(Option(key, value, 0))
         else:
             opt.value, opt.comment = value, ""
 
@@ -102,7 +104,12 @@ def read_cfg_text(source: str | os.PathLike[str]) -> str:
         with open(source, "rb") as f:
             raw = f.read(MAX_CFG_BYTES + 1)
     except OSError as exc:
-        raise CfgError(f"cannot read cfg: {exc.strerror or exc}", file=path) from None
+        hint = ""
+        if isinstance(exc, FileNotFoundError) and os.sep not in path and "/" not in path:
+            from .models import names
+
+            hint = did_you_mean(path[:-4] if path.endswith(".cfg") else path, names(), "{!r} (a bundled model)")
+        raise CfgError(f"cannot read cfg: {exc.strerror or exc}{hint}", file=path) from None
     if len(raw) > MAX_CFG_BYTES:
         raise CfgError(f"larger than {MAX_CFG_BYTES >> 20} MiB: not a Darknet .cfg text", file=path)
     if b"\0" in raw[:4096]:
@@ -118,13 +125,27 @@ def read_cfg(
     path = os.fspath(source)
     if text is None:
         text = read_cfg_text(source)
+    if text.startswith("\ufeff"):  # Darknet would read "\ufeff[net]" as an option before any section
+        text = text[1:]
+        warnings.warn(
+            f"{path}:1: a UTF-8 byte-order mark starts the file: removed (Darknet itself would refuse the cfg)",
+            DarkweightsWarning,
+            stacklevel=2,
+        )
     parse = _parse_strict if fork.strict_syntax else _parse_lenient
     sections = parse(text, path, fork)
     if not sections:
         raise CfgError("cfg has no sections (expected [net] first)", file=path)
+
     if sections[0].name not in ("net", "network"):
         raise CfgError(
             f"first section must be [net] or [network], found {sections[0].header}", file=path, line=sections[0].line
+        )
+    if len(sections) == 1:  # parse_network_cfg reads net->layers[n - 1] of an empty network: a crash
+        raise CfgError(
+            f"no layers after {sections[0].header}: a network needs at least one (Darknet would crash)",
+            file=path,
+            line=sections[0].line,
         )
     return CfgFile(sections, path, text, fork)
 
@@ -142,7 +163,7 @@ def _parse_lenient(text: str, path: str, dialect: Dialect) -> list[Section]:
             )
             crlf_warned = True
         # utils.c:strip removes every blank anywhere in the line
-        line = re.sub(r"[ \t\r\n]", "", raw)
+        line = raw.translate(_BLANKS)
         if not line or line[0] in "#;":
             continue
         if line[0] == "[":
@@ -153,6 +174,7 @@ def _parse_lenient(text: str, path: str, dialect: Dialect) -> list[Section]:
                     raise CfgError(f"malformed section header {raw.strip()!r}: expected [name]", file=path, line=lineno)
                 line = f"[{m.group(1)}]"
             sections.append(Section(line[1:-1], lineno))
+            _check_count(sections, path)
             continue
         if not sections:
             raise CfgError(f"option {raw.strip()!r} appears before the first [section]", file=path, line=lineno)
@@ -167,8 +189,23 @@ def _parse_lenient(text: str, path: str, dialect: Dialect) -> list[Section]:
             raise CfgError(f"malformed line {raw.strip()!r}: empty key", file=path, line=lineno, **where)
         if not value:
             raise CfgError(f"option {key!r} has no value", file=path, line=lineno, **where)
-        sections[-1].options.append(Option(key, value, lineno, comment))
+        sections[-1].add(Option(key, value, lineno, comment))
     return sections
+
+
+_BLANKS = str.maketrans("", "", " \t\r\n")
+
+
+def _check_count(sections: list[Section], path: str) -> None:
+    """Refuse a cfg of more than MAX_LAYERS layers at the first one too many (before the rest is read)."""
+    if len(sections) > MAX_LAYERS + 1:  # [net] + layers
+        raise CfgError(
+            f"more than {MAX_LAYERS:,} layers: real Darknet cfgs have under 1,000; darkweights refuses more "
+            "(darkweights.limits.MAX_LAYERS)",
+            file=path,
+            line=sections[-1].line,
+            layer=MAX_LAYERS,
+        )
 
 
 def _where(sections: list[Section]) -> dict:
@@ -189,6 +226,7 @@ def _parse_strict(text: str, path: str, dialect: Dialect) -> list[Section]:
         m = _HK_SECTION.match(line)
         if m:
             sections.append(Section(line[1 : line.rfind("]")], lineno))
+            _check_count(sections, path)
             continue
         m = _HK_OPTION.match(line)
         if not m:
@@ -206,7 +244,7 @@ def _parse_strict(text: str, path: str, dialect: Dialect) -> list[Section]:
                 line=lineno,
                 **_where(sections),
             )
-        sections[-1].options.append(Option(key, value, lineno))
+        sections[-1].add(Option(key, value, lineno))
     return sections
 
 
@@ -241,6 +279,7 @@ class Options:
         self.strict = strict
         self.layer = layer
         self.absent = absent
+        self.asked: set[str] = set()  # every key the layer looked up: what "did you mean" suggests from
 
     def error(self, message: str, opt: Option | None = None, cls: type = CfgError) -> Exception:
         return cls(
@@ -252,15 +291,13 @@ class Options:
         )
 
     def _take(self, key: str) -> Option | None:
+        self.asked.add(key)
         if key in self.absent:
             return None
-        opt = self.section.find(key)
+        opt = self.section._first.get(key)  # Section.find, without the call: this runs ~20 times a layer
         if opt is not None:
             opt.used = True
         return opt
-
-    def has(self, key: str) -> bool:
-        return key not in self.absent and self.section.find(key) is not None
 
     def reads(self, key: str) -> bool:
         """Whether the fork's parser reads ``key`` in this section at all."""
@@ -286,13 +323,6 @@ class Options:
             )
         return float(m.group(0))
 
-    def int(self, key: str, default: int) -> int:
-        opt = self._take(key)
-        if opt is None:
-            return default
-        # atoi truncates; hank-ai truncates toward zero too
-        return self._int_value(opt, self._number(opt, "int"))
-
     def _int_value(self, opt: Option, value: float) -> int:
         """Darknet reads into a C int: refuse what does not fit (its arithmetic would overflow)."""
         if not (-INT_MAX - 1 <= value <= INT_MAX):  # also NaN and inf
@@ -302,32 +332,6 @@ class Options:
                 opt,
             )
         return int(value)
-
-    def float(self, key: str, default: float) -> float:
-        opt = self._take(key)
-        return default if opt is None else self._number(opt, "float")
-
-    def str(self, key: str, default: str | None) -> str | None:
-        opt = self._take(key)
-        if opt is None:
-            return default
-        if opt.comment and not self.strict:
-            opt.misread = True
-            warnings.warn(
-                f"{self.path}:{opt.line}: inline comment after {opt.key}={opt.value}: Darknet would read "
-                f"the value as {opt.value + '#' + opt.comment!r}",
-                DarkweightsWarning,
-                stacklevel=3,
-            )
-        return opt.value
-
-    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
-        opt = self._take(key)
-        value = self.str(key, default)
-        assert value is not None
-        if value not in choices:
-            raise self.error(f"{key}={value!r} is not valid here; expected one of: {', '.join(choices)}", opt)
-        return value
 
     def _list(self, key: str, kind: str) -> list[float] | None:
         opt = self._take(key)
@@ -376,12 +380,50 @@ class Options:
     def ignore(self, *keys: str) -> None:
         """Mark keys Darknet reads but that do not matter for inference or storage."""
         for key in keys:
+            self.asked.add(key)
             if key in self.absent:
                 continue
-            for opt in self.section.options:
-                if opt.key == key:
-                    opt.used = True
-                    break
+            opt = self.section._first.get(key)
+            if opt is not None:
+                opt.used = True
 
     def unused(self) -> Iterator[Option]:
         return (opt for opt in self.section.options if not opt.used)
+
+    def int(self, key: str, default: int) -> int:
+        opt = self._take(key)
+        if opt is None:
+            return default
+        v = opt.value
+        if len(v) < 11 and v.isascii() and (v.isdigit() or (v[:1] == "-" and v[1:].isdigit())):
+            n = int(v)  # the common case, read as every rule below would read it
+            if -INT_MAX - 1 <= n <= INT_MAX:
+                return n
+        # atoi truncates; hank-ai truncates toward zero too
+        return self._int_value(opt, self._number(opt, "int"))
+
+    def float(self, key: str, default: float) -> float:
+        opt = self._take(key)
+        return default if opt is None else self._number(opt, "float")
+
+    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
+        opt = self._take(key)
+        value = self.str(key, default)
+        assert value is not None
+        if value not in choices:
+            raise self.error(f"{key}={value!r} is not valid here; expected one of: {', '.join(choices)}", opt)
+        return value
+
+    def str(self, key: str, default: str | None) -> str | None:
+        opt = self._take(key)
+        if opt is None:
+            return default
+        if opt.comment and not self.strict:
+            opt.misread = True
+            warnings.warn(
+                f"{self.path}:{opt.line}: inline comment after {opt.key}={opt.value}: Darknet would read "
+                f"the value as {opt.value + '#' + opt.comment!r}",
+                DarkweightsWarning,
+                stacklevel=3,
+            )
+        return opt.value

@@ -44,19 +44,22 @@ def open_weights(
     progress: Any = None,
 ) -> Weights:
     """A ``.weights`` file (needs ``cfg``) or an array file of :data:`darkweights.export.FORMATS`."""
-    import json
-
-    from .export import FORMATS, network_from_metadata, read_arrays
+    from .api import arrays_by_key
+    from .export import ARRAY_FILES, read_model_file
     from .network import load
 
     name = os.fspath(path)
-    if os.path.splitext(name)[1].lower() in FORMATS:
-        arrays, meta = read_arrays(name)
-        net = network_from_metadata(meta, cfg, None if dialect == "auto" else dialect)
-        from .api import arrays_by_key
+    if os.path.splitext(name)[1].lower() in ARRAY_FILES:
+        nets: list[Network] = []
 
-        header = json.loads(meta["header"]) if meta.get("header") else None
-        return Weights(net, arrays_by_key(net, arrays, net.header), name, header)
+        def plan(meta: Any) -> Network:
+            nets.append(meta.network(cfg, None if dialect == "auto" else dialect))
+            return nets[0]
+
+        arrays, meta = read_model_file(name, plan)
+        net = nets[0]
+        header = meta.header_for(net.dialect)
+        return Weights(net, arrays_by_key(net, arrays, net.header), name, header.as_dict() if header else None)
     if cfg is None:
         raise DarkweightsError(
             f"{name}: a .weights file needs its cfg: pass --cfg CFG (or compare .safetensors/.npz "

@@ -2,9 +2,11 @@
 
 Everything that differs between pjreddie's original Darknet, AlexeyAB's fork and hank-ai's
 C++ rewrite is a field here, so the parser, the layer catalogue, the weights file, the PyTorch
-builder and the detector read a fork's rules instead of testing its name. Where a fork simply
-does not read an option, :attr:`Dialect.absent_options` says so and :class:`~darkweights.cfg.Options`
-returns the default (leaving the key "unused", as Darknet's ``option_unused`` would report it).
+builder and the detector read a fork's rules instead of testing its name. What is specific to a layer
+family is the family's (:mod:`darkweights.layers`): which forks know it (:attr:`Dialect.sections` is
+derived from that) and which of its options a fork never reads (``Layer.unread``; then
+:class:`~darkweights.cfg.Options` returns the default and leaves the key "unused", as Darknet's
+``option_unused`` would report it).
 
 ``dialect="auto"`` (:func:`choose`) decides from the files: a fork that refuses the cfg is out,
 a fork that would ignore options the cfg sets is less likely, and the header revision Darknet
@@ -12,7 +14,7 @@ wrote (pjreddie 0.2.0, AlexeyAB and hank-ai 0.2.5) breaks the remaining tie. :cl
 records what decided it.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import CfgError
@@ -45,95 +47,11 @@ _AB_ACTIVATIONS = _PJ_ACTIVATIONS + (
     "normalize_channels_softmax_maxval",
 )
 
-# layer families (canonical type names, see darkweights.layers) each fork's parser knows
-_COMMON_SECTIONS = frozenset(
-    {
-        "convolutional",
-        "connected",
-        "maxpool",
-        "avgpool",
-        "upsample",
-        "route",
-        "shortcut",
-        "softmax",
-        "cost",
-        "dropout",
-        "yolo",
-        "region",
-        "rnn",
-        "crnn",
-    }
-)
-_PJ_SECTIONS = _COMMON_SECTIONS | {
-    "deconvolutional",
-    "local",
-    "batchnorm",
-    "gru",
-    "lstm",
-    "detection",
-    "activation",
-    "normalization",
-    "crop",
-    "reorg",
-    "logistic",
-    "l2norm",
-    "iseg",
-}
-_AB_SECTIONS = _COMMON_SECTIONS | {
-    "local",
-    "batchnorm",
-    "gru",
-    "lstm",
-    "detection",
-    "activation",
-    "normalization",
-    "crop",
-    "reorg",
-    "local_avgpool",
-    "reorg3d",
-    "gaussian_yolo",
-    "contrastive",
-    "scale_channels",
-    "sam",
-    "implicit",
-    "empty",
-    "history",
-    "conv_lstm",
-}
-_HK_SECTIONS = _COMMON_SECTIONS | {
-    "lstm",
-    "local_avgpool",
-    "reorg3d",
-    "gaussian_yolo",
-    "contrastive",
-    "scale_channels",
-    "sam",
-}
-
-# options AlexeyAB added to pjreddie's layer families (pjreddie never reads them) ...
-_AB_ADDED = {
-    "convolutional": frozenset({"stride_x", "stride_y", "dilation", "antialiasing", "cbn", "share_index"}),
-    "maxpool": frozenset(
-        {"stride_x", "stride_y", "maxpool_depth", "out_channels", "antialiasing", "maxpool_zero_nonmax"}
-    ),
-    "route": frozenset({"groups", "group_id"}),
-    "shortcut": frozenset({"weights_type", "weights_normalization"}),
-    "yolo": frozenset({"scale_x_y", "new_coords"}),
-    "softmax": frozenset({"spatial"}),
-    "rnn": frozenset({"hidden", "logistic"}),
-}
-# ... and pjreddie options the AlexeyAB family dropped ("*": every section)
-_PJ_ONLY = {
-    "*": frozenset({"dontsave"}),
-    "convolutional": frozenset({"numload"}),
-    "shortcut": frozenset({"alpha", "beta"}),
-    "region": frozenset({"background"}),
-    "gru": frozenset({"tanh"}),
-    "reorg": frozenset({"flatten", "extra"}),
-}
+# options the pjreddie fork reads in every section and the others never read
+_PJ_EVERYWHERE = frozenset({"dontsave"})
 
 
-class _Record:
+class Record:
     """A small frozen record whose fields are the class annotations (in order, defaults as class values).
 
     Plain classes, not dataclasses or NamedTuples: creating those costs milliseconds at import, and
@@ -167,7 +85,7 @@ class _Record:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
 
 
-class DetectorRules(_Record):
+class DetectorRules(Record):
     """What a fork's ``darknet detector test`` does around the network (see ``darkweights.detect``)."""
 
     pipeline: str  # whose get_network_boxes / NMS code runs: a key of darkweights.detect.run.PIPELINES
@@ -176,7 +94,7 @@ class DetectorRules(_Record):
     fuse_bn: bool  # fold BN into the convolutions first (AB's fuse_conv_batchnorm)
 
 
-class Dialect(_Record):
+class Dialect(Record):
     """One Darknet fork's rules, as far as reading, writing and running a model is concerned."""
 
     name: str  # what --dialect and the metadata say: "alexeyab", "pjreddie", "hankai"
@@ -188,10 +106,9 @@ class Dialect(_Record):
     # -- cfg text and the section catalogue (§6)
     strict_syntax: bool  # hank-ai darknet_cfg.cpp: trimmed lines, inline comments, unknown keys/values fatal
     keeps_cr: bool  # pjreddie's strip() leaves '\r', so a CRLF cfg fails there
-    sections: frozenset[str]  # layer families its parser knows
     activations: tuple[str, ...]
     common_options: tuple[str, ...]  # read for every section (tail of parse_network_cfg)
-    absent_options: Mapping[str, frozenset[str]]  # family -> options this fork never reads ("*": all)
+    unread_everywhere: frozenset[str]  # options of another fork this one reads in no section (per family: Layer.unread)
     # -- layer geometry and storage (§2-3)
     batchnorm_arrays: tuple[str, ...]  # stand-alone [batchnorm], in file order
     gru_state_gates_first: bool  # pjreddie saves the state gates (uz, ur, uh) before the input gates
@@ -218,11 +135,18 @@ class Dialect(_Record):
         return self.name
 
     def reads(self, family: str, option: str) -> bool:
-        """Whether this fork's parser reads ``option`` in a ``family`` section."""
-        return not (option in self.absent_options.get(family, ()) or option in self.absent_options.get("*", ()))
+        """Whether this fork's parser reads ``option`` in a ``family`` section (the family says: ``Layer.unread``)."""
+        from .layers import LAYER_TYPES
 
-    def absent(self, family: str) -> frozenset[str]:
-        return self.absent_options.get(family, frozenset()) | self.absent_options.get("*", frozenset())
+        return option not in LAYER_TYPES[family].unread_by(self.name) | self.unread_everywhere
+
+    @property
+    def sections(self) -> frozenset[str]:
+        """The layer families (canonical type names) its parser knows: those that declare this fork
+        (:attr:`darkweights.layers.Layer.forks`)."""
+        from .layers import LAYER_TYPES
+
+        return frozenset(t for t, cls in LAYER_TYPES.items() if self.name in cls.forks)
 
     @property
     def header(self) -> tuple[int, int, int]:
@@ -239,10 +163,9 @@ ALEXEYAB = Dialect(
     seen_64bit_needs_small_version=False,
     strict_syntax=False,
     keeps_cr=False,
-    sections=_AB_SECTIONS,
     activations=_AB_ACTIVATIONS,
     common_options=_AB_COMMON,
-    absent_options=_PJ_ONLY,
+    unread_everywhere=_PJ_EVERYWHERE,
     batchnorm_arrays=("biases", "scales", "rolling_mean", "rolling_variance"),
     gru_state_gates_first=False,
     lstm_gate_order="figo",
@@ -272,10 +195,9 @@ PJREDDIE = Dialect(
     seen_64bit_needs_small_version=True,
     strict_syntax=False,
     keeps_cr=True,
-    sections=_PJ_SECTIONS,
     activations=_PJ_ACTIVATIONS,
     common_options=("onlyforward", "stopbackward", "learning_rate", "truth", "smooth"),
-    absent_options=_AB_ADDED,
+    unread_everywhere=frozenset(),
     batchnorm_arrays=("scales", "rolling_mean", "rolling_variance"),
     gru_state_gates_first=True,
     lstm_gate_order="ifog",
@@ -305,10 +227,9 @@ HANKAI = Dialect(
     seen_64bit_needs_small_version=False,
     strict_syntax=True,
     keeps_cr=False,
-    sections=_HK_SECTIONS,
     activations=_AB_ACTIVATIONS,
     common_options=_AB_COMMON,
-    absent_options=_PJ_ONLY,
+    unread_everywhere=_PJ_EVERYWHERE,
     batchnorm_arrays=ALEXEYAB.batchnorm_arrays,
     gru_state_gates_first=False,
     lstm_gate_order="figo",
@@ -363,7 +284,7 @@ def from_provenance(text: str | None) -> str | None:
     return next((d.name for d in DIALECTS.values() if word in (d.name, d.title.lower().replace("-", ""))), None)
 
 
-class Choice(_Record):
+class Choice(Record):
     """What ``dialect="auto"`` picked and why (shown by ``inspect``, stored in exported metadata)."""
 
     dialect: Dialect
@@ -388,7 +309,7 @@ class Choice(_Record):
         }
 
 
-class Trial(_Record):
+class Trial(Record):
     """One fork's reading of the files, for :func:`choose`."""
 
     dialect: Dialect
@@ -411,7 +332,7 @@ def choose(trials: Sequence[Trial], revision: int | None, *, provenance: str | N
         chosen = by_name[provenance]
         return Choice(chosen.dialect, True, (f"the files name {chosen.dialect.title} as their maker",))
     if not ok:
-        raise next(t.error for t in trials if t.error is not None)  # type: ignore[misc]
+        raise next(t.error for t in trials if t.error is not None)
     if len(trials) == 1:  # only the default was tried: nothing in the files pointed elsewhere
         (t,) = trials
         head = [f"header 0.2.{revision}"] if revision is not None else ["no weights header"]

@@ -50,6 +50,15 @@ class DarkweightsError(Exception):
         return f"{loc}: {self.message}" if loc else self.message
 
 
+def did_you_mean(word: str, candidates: object, show: str = "{!r}") -> str:
+    """``"; did you mean 'yolov4-tiny'?"`` when one of ``candidates`` is close to ``word`` (difflib), else ``""``;
+    ``show`` formats the suggestion (``"[{}]"`` for a section)."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)  # type: ignore[call-overload]
+    return f"; did you mean {show.format(close[0])}?" if close else ""
+
+
 class CfgError(DarkweightsError):
     """Malformed cfg text, unknown section, bad option value."""
 

@@ -1,371 +1,296 @@
-"""Array files: ``.npz`` and ``.safetensors`` export and import.
+"""One I/O surface: every file format darkweights reads or writes is one entry of :data:`FORMATS`.
 
-Array names are the stable export keys (``layer_012.biases``, ``layer_012.weights``,
-``layer_104.input_layer.weights``...): ``layer_<index>.<Darknet array name>``, each array in
-Darknet's in-memory shape (conv weights ``(n, c/groups, k, k)`` = PyTorch ``Conv2d.weight``,
-connected weights ``(outputs, inputs)`` = ``Linear.weight``). The metadata carries the cfg
-text, dialect, header and input-size overrides, so a ``.safetensors`` file alone turns back
-into the exact cfg + ``.weights`` pair.
+=============== ====================================== ===========================================
+suffix          read                                   write
+=============== ====================================== ===========================================
+``.weights``    the cfg's layout over the file          Darknet's ``save_weights``, byte for byte
+``.npz``        :mod:`darkweights.npzfile`              same
+``.safetensors`` :mod:`darkweights.safetensorsfile`     same
+``.pt``/``.pth`` :mod:`darkweights.ptfile` (weights_only) same (state_dict names)
+``.onnx``       :mod:`darkweights.onnx.home`            :func:`darkweights.onnx.export_onnx`
+=============== ====================================== ===========================================
 
-The safetensors format (8-byte little-endian header length, JSON header, raw data) is
-written and read here directly: writing copies straight from the weights file, reading
-maps the file, so neither needs a copy of the data in memory. The data section begins with
-the 16/20 ``.weights`` header bytes as a uint8 tensor ``__darknet_header__``; after it come
-the arrays in file order, so a whole-file export's data section *is* the ``.weights`` file.
+Array names are the stable export keys (``layer_012.biases``, ``layer_104.input_layer.weights``...), each
+array in Darknet's in-memory shape (conv weights ``(n, c/groups, k, k)`` = ``Conv2d.weight``); ``.pt`` files use
+the state_dict names. Every format carries the same :class:`~darkweights.meta.Metadata` (cfg text, dialect,
+header, input size), so the file alone turns back into the exact cfg + ``.weights`` pair (:func:`pack`).
+
+A reader takes the path and a *plan*: once it has read the metadata, it calls ``plan(metadata)``, which
+returns the network the arrays must fit (or ``None``); every array's declared shape is then checked against
+that network before its data is read, inflated or allocated. :func:`save` is the one verb that writes.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import struct
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union
 
-from .dialects import DIALECTS, DialectLike
-from .errors import ArrayError
+from . import npzfile, ptfile, safetensorsfile
+from .dialects import DialectLike
+from .errors import ArgumentError, ArrayError, DarkweightsError
+from .meta import FORMAT_VERSION, Keys, Metadata  # noqa: F401  (FORMAT_VERSION re-exported)
 from .network import Network
-from .weightsfile import FLOAT, atomic_output
+from .npzfile import META_KEY  # noqa: F401  (re-exported: the npz metadata entry's name)
+from .safetensorsfile import DTYPES, HEADER_KEY, MAX_HEADER  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     import numpy as np
 
 PathLike = Union[str, "os.PathLike[str]"]
-META_KEY = "__darkweights__"  # npz entry holding the metadata JSON
-HEADER_KEY = "__darknet_header__"  # safetensors: the .weights header bytes (uint8), first in the data
-FORMAT_VERSION = "1"
-DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I32": "<i4", "I64": "<i8", "U8": "u1", "I8": "i1"}
-MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit for the JSON header
+Plan = Callable[[Metadata], "Network | None"]
+Arrays = dict  # name -> numpy array
 
 
-def metadata(net: Network) -> dict[str, str]:
-    """What is needed to rebuild the exact cfg + weights from the arrays alone."""
-    meta = {
-        "format": "darkweights",
-        "format_version": FORMAT_VERSION,
-        "cfg": net.cfg.text,
-        "cfg_name": os.path.basename(net.path or "model.cfg"),
-        "dialect": net.dialect.name,
-        "dialect_evidence": net.dialect_choice.describe(),
-        "header": json.dumps(net.header.as_dict()),
-        "input": json.dumps({"width": net.width, "height": net.height, "channels": net.channels}),
-    }
-    if net.cutoff is not None:
-        meta["cutoff"] = str(net.cutoff)
-    return meta
+class Format(NamedTuple):
+    """How one file format is read and written (``None``: not in that direction)."""
+
+    name: str
+    read: Callable[[PathLike, Plan], tuple[Arrays, Metadata]] | None
+    write: Callable[..., int] | None  # write(net, dest, *, layers=None, arrays=None, **options) -> bytes
 
 
-def _format(path: PathLike, need: str) -> ArrayFormat:
-    suffix = os.path.splitext(path)[1].lower()
-    fmt = FORMATS.get(suffix)
+def _read_weights(path: PathLike, plan: Plan) -> tuple[Arrays, Metadata]:
+    net = plan(Metadata(file=os.fspath(path)))
+    if net is None:
+        raise ArrayError("a .weights file needs its cfg: pass the cfg", file=path)
+    net.load_weights(path)
+    return net.arrays(), Metadata.of(net)
+
+
+def _write_weights(
+    net: Network, dest: PathLike | IO[bytes], *, layers: Iterable[int] | None = None, arrays: Any = None, **options: Any
+) -> int:
+    if layers is not None:
+        raise ArgumentError("a .weights file holds every layer up to a cutoff: use cutoff=, not layers=")
+    return net.save_weights(dest, arrays=arrays, **options)
+
+
+def _read_onnx(path: PathLike, plan: Plan) -> tuple[Arrays, Metadata]:
+    from .onnx.home import read
+
+    return read(path, plan)
+
+
+def _write_onnx(net: Network, dest: PathLike, *, layers: Any = None, arrays: Any = None, **options: Any) -> int:
+    from .onnx.exporter import export_onnx
+
+    if layers is not None or arrays is not None:
+        raise ArgumentError("an ONNX export holds the network's own arrays: no layers= or arrays=")
+    return export_onnx(net, dest, **options).bytes
+
+
+# file extension -> format: every command and API that reads or writes a model file dispatches here
+FORMATS: dict[str, Format] = {
+    ".weights": Format("Darknet weights", _read_weights, _write_weights),
+    ".npz": Format("numpy npz", npzfile.read, npzfile.write),
+    ".safetensors": Format("safetensors", safetensorsfile.read, safetensorsfile.write),
+    ".pt": Format("PyTorch state_dict", ptfile.read, ptfile.write),
+    ".pth": Format("PyTorch state_dict", ptfile.read, ptfile.write),
+    ".onnx": Format("ONNX model", _read_onnx, _write_onnx),
+}
+ARRAY_FILES = tuple(s for s in FORMATS if s != ".weights")  # the formats that carry their cfg
+
+
+def format_of(path: PathLike | IO[bytes], need: str = "read", *, among: Iterable[str] = FORMATS) -> Format:
+    """The format of ``path`` by its extension, one of ``among``. Writing, an open binary file or an extension
+    no format has (Darknet's own names: ``darknet53.conv.74``, ``yolov4.backup``) is ``.weights``."""
+    if hasattr(path, "write"):
+        return FORMATS[".weights"]
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    allowed = tuple(among)
+    if need == "write" and suffix not in FORMATS and ".weights" in allowed:
+        suffix = ".weights"
+    fmt = FORMATS.get(suffix) if suffix in allowed else None
     if fmt is None or getattr(fmt, need) is None:
-        known = ", ".join(s for s, f in FORMATS.items() if getattr(f, need) is not None)
+        known = ", ".join(s for s in allowed if getattr(FORMATS[s], need) is not None)
         raise ArrayError(f"unknown array format {suffix or '(no extension)'!r}: use {known}", file=path)
     return fmt
 
 
+def metadata(net: Network) -> dict[str, str]:
+    """What is needed to rebuild the exact cfg + weights from the arrays alone (:class:`Metadata` as strings)."""
+    return Metadata.of(net).to_strings()
+
+
+def read_arrays(path: PathLike, plan: Plan | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays and metadata (as strings) of an array file. Without ``plan`` the embedded cfg, when there is
+    one, bounds every array's shape before it is read."""
+    arrays, meta = read_model_file(path, plan or _embedded_network)
+    return arrays, dict(meta.raw) if meta.file is not None else meta.to_strings()  # as the file holds them
+
+
+def read_model_file(path: PathLike, plan: Plan) -> tuple[dict[str, np.ndarray], Metadata]:
+    """Arrays and the validated :class:`Metadata` of any file in :data:`FORMATS`."""
+    return format_of(path, "read").read(path, plan)  # type: ignore[misc]
+
+
+def _embedded_network(meta: Metadata) -> Network | None:
+    return meta.network() if meta.cfg is not None else None
+
+
 def export_arrays(net: Network, path: PathLike, *, layers: Iterable[int] | None = None) -> int:
-    """Write the bound weights in the format of ``path``'s extension (:data:`FORMATS`); returns bytes written."""
-    return _format(path, "write").write(net, path, layers)  # type: ignore[misc]
+    """Write the bound weights as an array file (``.npz``, ``.safetensors``, ``.pt``), by ``path``'s extension;
+    returns bytes written."""
+    import warnings
 
+    from .errors import DarkweightsWarning
+    from .policy import nonfinite
 
-def _write_npz(net: Network, path: PathLike, layers: Iterable[int] | None) -> int:
-    import numpy as np
-
-    arrays = net.arrays(layers=layers)
-    arrays[META_KEY] = np.array(json.dumps(metadata(net)))
-    with atomic_output(path, inputs=[net.weights_path, net.path]) as f:
-        np.savez(f, **arrays)
-        return f.tell()
-
-
-def _write_safetensors(net: Network, path: PathLike, layers: Iterable[int] | None) -> int:
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    format_of(path, "write", among=(s for s in ARRAY_FILES if s != ".onnx"))
     keep = set(layers) if layers is not None else None
-    params = [p for p in net.params() if keep is None or p.layer in keep]
-    # The data section starts with the .weights header as a uint8 tensor, so for a whole export it is
-    # the .weights file byte for byte and can be copied in one kernel call, like `cp`.
-    hsize = net.header.size
-    entries: dict[str, Any] = {HEADER_KEY: {"dtype": "U8", "shape": [hsize], "data_offsets": [0, hsize]}}
-    pos = hsize
-    for p in params:
-        entries[p.key] = {"dtype": "F32", "shape": list(p.shape), "data_offsets": [pos, pos + p.nbytes]}
-        pos += p.nbytes
-    entries["__metadata__"] = metadata(net)
-    head = json.dumps(entries, separators=(",", ":")).encode()
-    whole = keep is None and net.weights_path is not None and not any(p.transposed for p in params)
-    # pad the JSON so the data starts 8-byte aligned; for big files 64 KiB aligned, which lets the
-    # kernel copy whole pages (measured 1.5x faster than a misaligned copy on ext4)
-    align = 1 << 16 if whole and pos > 16 << 20 else 8
-    head += b" " * (-(8 + len(head)) % align)
-    with atomic_output(path, inputs=[net.weights_path, net.path]) as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        if whole:
-            with open(net.weights_path, "rb") as src:  # type: ignore[arg-type]
-                _copy_exact(src, f, 0, pos)
-        else:
-            import numpy as np
-
-            from .progress import bar
-
-            f.write(net.header.to_bytes())
-            arrays = net.arrays(layers=layers)
-            for p in bar(params, total=len(params), desc="extract", unit="array"):
-                f.write(np.ascontiguousarray(arrays[p.key], dtype=FLOAT).data)
-        return 8 + len(head) + pos
-
-
-def _copy_exact(src: Any, dst: Any, offset: int, nbytes: int) -> None:
-    """Copy ``nbytes`` from ``offset`` of ``src`` to the end of ``dst``, in the kernel when possible."""
-    dst.flush()
-    remaining, pos = nbytes, offset
-    try:
-        while remaining > 0:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), remaining, pos)
-            if n <= 0:
-                break
-            remaining, pos = remaining - n, pos + n
-    except (AttributeError, OSError):
-        pass  # no copy_file_range here (other OS, filesystem): plain reads below
-    dst.seek(0, os.SEEK_END)
-    src.seek(pos)
-    while remaining > 0:
-        chunk = src.read(min(remaining, 16 << 20))
-        if not chunk:
-            raise ArrayError("weights file changed while it was being exported")
-        dst.write(chunk)
-        remaining -= len(chunk)
-
-
-def read_arrays(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Arrays and metadata from ``.npz``, ``.safetensors`` (memory-mapped) or a PyTorch ``state_dict``
-    saved with ``torch.save`` (``.pt``/``.pth``, loaded with ``weights_only=True``)."""
-    return _format(path, "read").read(path)  # type: ignore[misc]
-
-
-def _read_state_dict(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    import torch  # optional dependency
-
-    try:
-        # weights_only: a user's file must never be able to run code on load
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/unsafe files
-        raise ArrayError(f"not a loadable PyTorch state_dict: {str(exc).splitlines()[0][:200]}", file=path) from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ArrayError("expected a state_dict (a mapping of names to tensors)", file=path)
-    return {k: v.detach().numpy() for k, v in obj.items()}, {}
-
-
-def _read_npz(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    import zipfile
-
-    import numpy as np
-
-    try:
-        # allow_pickle=False: an object array (a pickle inside the .npy) is refused, never unpickled
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with z:
-            arrays = {}
-            for k in z.files:
-                _check_npy_size(z.zip, k, path)
-                arrays[k] = z[k]
-    except ArrayError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
-        # what numpy and zipfile raise on corrupt archives, pickled objects, unknown compression
-        what = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ArrayError(f"not a readable .npz file: {what}", file=path) from None
-    meta: dict[str, str] = {}
-    raw = arrays.pop(META_KEY, None)
-    if raw is not None:
-        try:
-            meta = json.loads(str(raw))
-        except ValueError:
-            raise ArrayError(f"corrupt {META_KEY} metadata entry", file=path) from None
-    return arrays, meta
-
-
-def _check_npy_size(archive: Any, key: str, path: PathLike) -> None:
-    """An .npy member's declared shape must fit its uncompressed size before numpy allocates it."""
-    import tokenize
-
-    import numpy as np
-
-    name = key if key in archive.namelist() else key + ".npy"
-    info = archive.getinfo(name)
-    with archive.open(name) as f:
-        version = np.lib.format.read_magic(f)
-        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-        if reader is None:
-            raise ArrayError(f".npz member {name}: unsupported .npy version {version}", file=path)
-        try:
-            shape, _fortran, dtype = reader(f)
-        except (ValueError, SyntaxError, EOFError, OSError, tokenize.TokenError) as exc:
-            # numpy parses the header as a Python literal: corrupt text raises any of these
-            raise ArrayError(f".npz member {name}: corrupt .npy header ({type(exc).__name__})", file=path) from None
-        need = math.prod(shape) * dtype.itemsize
-        if dtype.hasobject:
-            raise ArrayError(f".npz member {name} holds Python objects (a pickle): refused, never unpickled", file=path)
-        if need > info.file_size:
-            raise ArrayError(
-                f".npz member {name} declares shape {shape} {dtype} ({need:,} bytes) but holds "
-                f"{info.file_size:,} bytes",
-                file=path,
-            )
-
-
-def _read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    import numpy as np
-
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            raw_len = f.read(8)
-            if len(raw_len) < 8:
-                raise ArrayError(f"file is {size} bytes, too short for a safetensors header", file=path, offset=0)
-            (hlen,) = struct.unpack("<Q", raw_len)
-            if hlen > min(MAX_HEADER, size - 8):
-                raise ArrayError(f"header length {hlen} exceeds the file ({size} bytes)", file=path, offset=0)
-            head = f.read(hlen)
-    except OSError as exc:
-        raise ArrayError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    try:
-        entries = json.loads(head)
-        if not isinstance(entries, dict):
-            raise ValueError
-    except ValueError:
-        raise ArrayError("corrupt safetensors header (not a JSON object)", file=path, offset=8) from None
-    meta = entries.pop("__metadata__", None) or {}
-    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise ArrayError("corrupt safetensors header: __metadata__ must map names to strings", file=path, offset=8)
-    entries.pop(HEADER_KEY, None)
-    start = 8 + hlen
-    data_len = size - start
-    arrays: dict[str, np.ndarray] = {}
-    mm = np.memmap(path, dtype="u1", mode="c", offset=start, shape=(data_len,)) if data_len > 0 else np.zeros(0, "u1")
-    for key, info in entries.items():
-        try:
-            dtype = np.dtype(DTYPES[info["dtype"]])
-            shape = tuple(_exact_int(d) for d in info["shape"])
-            b, e = (_exact_int(v) for v in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise ArrayError(f"safetensors entry {key!r} is malformed or has an unsupported dtype", file=path) from None
-        count = math.prod(shape)
-        if not (0 <= b <= e <= data_len) or e - b != count * dtype.itemsize or min(shape, default=1) < 0:
-            raise ArrayError(
-                f"safetensors entry {key!r}: offsets {b}..{e} do not fit shape {shape} {info['dtype']} "
-                f"within the {data_len}-byte data section",
-                file=path,
-                offset=start + b,
-            )
-        arrays[key] = mm[b:e].view(dtype).reshape(shape)
-    spans = sorted(
-        (int(info["data_offsets"][0]), int(info["data_offsets"][1]), k)
-        for k, info in entries.items()
-        if int(info["data_offsets"][1]) > int(info["data_offsets"][0])
-    )
-    for (_b0, e0, k0), (b1, _e1, k1) in zip(spans, spans[1:]):
-        if b1 < e0:  # safetensors forbids overlapping tensors: one would alias the other
-            raise ArrayError(
-                f"safetensors entries {k0!r} and {k1!r} overlap (bytes {b1}..{e0})", file=path, offset=start + b1
-            )
-    return arrays, dict(meta)
-
-
-def _exact_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(value)
-    return value
+    bad = [b for b in nonfinite(net) if keep is None or b[1] in keep] if net.has_weights else []
+    if bad:  # written as they are (a copy of the file), but said
+        warnings.warn(
+            f"{net.weights_path or 'weights'}: {sum(b[2] for b in bad):,} NaN/Inf values in {len(bad)} arrays "
+            f"(first: {bad[0][0]}) are written as they are",
+            DarkweightsWarning,
+            stacklevel=2,
+        )
+    return save(net, path, layers=layers, format=suffix)
 
 
 def network_from_metadata(
-    meta: Mapping[str, str],
+    meta: Mapping[str, str] | Metadata,
     cfg: PathLike | None = None,
     dialect: DialectLike | None = None,
     source: PathLike | None = None,
 ) -> Network:
-    """Rebuild the network an array file was exported from (or use ``cfg`` if given), with the
-    fork the exporter recorded unless ``dialect`` says otherwise."""
-    from .network import load
-
-    where = {"file": source} if source is not None else {}
-    if not isinstance(meta, Mapping) or not all(isinstance(v, str) for v in meta.values()):
-        raise ArrayError("corrupt metadata: expected a mapping of names to strings", **where)
-    try:
-        inp = json.loads(meta.get("input", "{}")) if meta.get("input") else {}
-        if not isinstance(inp, dict):
-            raise ValueError
-        kwargs = {k: _exact_int(inp.get(k)) for k in ("width", "height", "channels") if inp.get(k)}
-    except (ValueError, TypeError):
-        raise ArrayError(f"corrupt metadata: input {meta.get('input', '')[:80]!r}", **where) from None
-    d = dialect or meta.get("dialect") or "auto"
-    if dialect is None and d != "auto" and d not in DIALECTS:
-        raise ArrayError(f"corrupt metadata: unknown dialect {d[:40]!r}", **where)
-    if cfg is not None:
-        return load(cfg, dialect=d, **kwargs)
-    if "cfg" not in meta:
-        raise ArrayError("this array file has no embedded cfg: pass the cfg explicitly", **where)
-    return load(meta.get("cfg_name", "embedded.cfg"), dialect=d, cfg_text=meta["cfg"], **kwargs)
+    """Rebuild the network an array file was exported from (or use ``cfg`` if given), with the fork the
+    exporter recorded unless ``dialect`` says otherwise."""
+    record = meta if isinstance(meta, Metadata) else Metadata.parse(meta, file=source)
+    return record.network(cfg, dialect)
 
 
 def pack(
-    arrays_path: PathLike,
-    out: PathLike,
+    source: PathLike,
+    out: PathLike | IO[bytes],
     *,
     cfg: PathLike | None = None,
     dialect: DialectLike | None = None,
     header: Any = None,
+    allow_fused: bool = False,
+    allow_nonfinite: bool = False,
 ) -> int:
-    """Arrays (``.npz``/``.safetensors``) → ``.weights``: the way home after editing the numbers."""
-    from .api import save_weights
+    """Any model file of :data:`FORMATS` → ``.weights``: the way home after editing the numbers.
+
+    The network is the embedded cfg's (or ``cfg``'s); every array is checked against it before it is read.
+    A ``--fp16`` ONNX export is refused (its float32 values are gone); a ``--fuse-bn`` one unless
+    ``allow_fused``, which writes the folded weights with an identity BN (scales 1, mean 0, variance ``1 - eps``,
+    so that Darknet's normalisation is a no-op up to float rounding). NaN/Inf values are refused unless
+    ``allow_nonfinite`` (written as they are: what ``extract`` read)."""
+    from .api import arrays_by_key
     from .atomic import check_output
-    from .errors import DarkweightsError
+    from .weightsfile import Header
 
     if isinstance(out, (str, os.PathLike)):
-        check_output(out, inputs=[arrays_path, cfg])
-    arrays, meta = read_arrays(arrays_path)
+        check_output(out, inputs=[source, cfg])
+    where = os.fspath(source)
+    chosen: list[Network] = []
+
+    def plan(meta: Metadata) -> Network:
+        if meta.precision == "float16":
+            raise ArrayError(
+                "a --fp16 export holds float16 weights: the original float32 values cannot be recovered", file=where
+            )
+        if meta.fused and not allow_fused:
+            raise ArrayError(
+                "exported with BN folded into the convolutions: the BN statistics cannot be recovered. "
+                "--allow-fused writes the folded weights with an identity BN",
+                file=where,
+            )
+        if cfg is None and meta.cfg is None:
+            raise ArrayError("this file has no embedded cfg: pass the cfg", file=where)
+        chosen.append(meta.network(cfg, dialect))
+        return chosen[0]
+
+    arrays, meta = read_model_file(source, plan)
+    net = chosen[0]
+    hdr = Header.coerce(header, net.dialect, what="--header", error=ArgumentError) or meta.header_for(net.dialect)
     try:
-        net = network_from_metadata(meta, cfg, dialect, source=arrays_path)
-        hdr = header
-        if hdr is None and meta.get("header"):
-            hdr = json.loads(meta["header"])
-        cutoff = int(meta["cutoff"]) if meta.get("cutoff") else None
-        if cutoff is not None and cutoff < 0:
-            raise ValueError
-    except (ValueError, TypeError, KeyError):
-        raise ArrayError("corrupt metadata: header or cutoff", file=arrays_path) from None
-    try:
-        return save_weights(arrays, out, net=net, header=hdr, cutoff=cutoff)
+        keyed = arrays_by_key(net, arrays, hdr or net.header)
+        if meta.fused:
+            keyed = _identity_bn(net, keyed)
+        if format_of(source) is FORMATS[".onnx"]:  # an export holds every array: a missing one is another model
+            missing = [p.key for p in net.layout(mode="save", cutoff=meta.cutoff) if p.key not in keyed]
+            if missing:
+                raise ArrayError(
+                    f"the model has no initializer {missing[0]!r} ({len(missing)} of {len(net.params())} "
+                    "arrays missing): was it exported by darkweights from this cfg?",
+                    file=where,
+                )
+        return save(keyed, out, net=net, header=hdr, cutoff=meta.cutoff, allow_nonfinite=allow_nonfinite)
     except DarkweightsError as exc:
         if exc.file is None:  # the arrays came from this file: say so
-            exc.file = os.fspath(arrays_path)
+            exc.file = where
         raise
 
 
-class ArrayFormat(NamedTuple):
-    """How one array-file format is written and read (``None``: not in that direction)."""
+def _identity_bn(net: Network, arrays: dict) -> dict:
+    """Fill the BN arrays a fused export lacks so that Darknet's normalisation is the identity."""
+    import numpy as np
 
-    write: Callable[[Network, PathLike, Iterable[int] | None], int] | None
-    read: Callable[[PathLike], tuple[dict, dict]] | None
+    out = dict(arrays)
+    eps, inside = net.dialect.bn_eps, net.dialect.bn_eps_inside_sqrt
+    values = {"scales": 1.0, "rolling_mean": 0.0, "rolling_variance": 1.0 - eps if inside else (1.0 - eps) ** 2}
+    for p in net.params():
+        leaf = p.name.rsplit(".", 1)[-1]
+        if p.key not in out and leaf in values:  # sqrt(var + eps) == 1 (pjreddie: sqrt(var) + 1e-6 == 1)
+            out[p.key] = np.full(p.shape, values[leaf], np.float32)
+    return out
 
 
-def _read_onnx(path: PathLike) -> tuple[dict, dict]:
-    from .onnx.home import model_metadata, onnx_arrays, read_onnx
+def save(
+    source: Any,
+    path: PathLike | IO[bytes],
+    *,
+    net: Network | None = None,
+    cfg: PathLike | None = None,
+    dialect: DialectLike | None = None,
+    layers: Iterable[int] | None = None,
+    format: str | None = None,
+    **options: Any,
+) -> int:
+    """Write ``source`` in the format of ``path``'s extension or ``format`` (a key of :data:`FORMATS`; an open
+    binary file gets ``.weights``), atomically; returns the bytes written. The one verb: ``net.save(path)``,
+    ``darkweights.save(model.state_dict(), "tuned.weights", net=net)``, ``darkweights.save(net, "x.onnx")``.
 
-    proto = read_onnx(path)
-    return onnx_arrays(proto), model_metadata(proto)
+    ``source`` is a :class:`Network` with weights, a mapping of arrays (export names or a PyTorch
+    ``state_dict``) with ``net=`` or ``cfg=``, or a model built by ``Network.to_torch()``. Every array is
+    checked (present, shape, finite) before anything is written. ``.weights`` options: ``header=``, ``seen=``,
+    ``cutoff=``; ``.onnx`` options: those of :func:`darkweights.onnx.export_onnx`.
+    """
+    from .api import arrays_by_key
+    from .network import load
+    from .weightsfile import Header
+
+    fmt = format_of(path, "write") if format is None else format_of("x" + format, "write")
+    arrays: Mapping[str, Any] | None
+    if isinstance(source, Network):
+        net, arrays = source, None
+    elif hasattr(source, "state_dict") and hasattr(source, "network"):  # darkweights.torch model
+        net, arrays = net or source.network, source.state_dict()
+    elif isinstance(source, Mapping):
+        arrays = source
+    else:
+        raise ArgumentError(
+            f"save: cannot write {type(source).__name__}; pass a Network, a mapping of arrays or a state_dict"
+        )
+    if net is None:
+        if cfg is None:
+            raise ArrayError("saving arrays needs the network layout: pass net= or cfg=")
+        net = load(cfg, dialect=dialect or "auto")
+    if fmt is FORMATS[".weights"]:
+        header = Header.coerce(options.pop("header", None), net.dialect, error=ArgumentError)
+        header = header or (net.header if net.has_weights else Header.for_dialect(net.dialect))
+        seen = options.pop("seen", None)
+        if seen is not None:
+            header = Header.coerce(header._replace(seen=int(seen)), net.dialect, error=ArgumentError)
+        options["header"] = header
+    if arrays is not None:
+        arrays = arrays_by_key(net, arrays, options.get("header") or net.header)
+    return fmt.write(net, path, layers=layers, arrays=arrays, **options)  # type: ignore[misc]
 
 
-# file extension -> format: every command and API that takes an array file dispatches here
-FORMATS: dict[str, ArrayFormat] = {
-    ".npz": ArrayFormat(_write_npz, _read_npz),
-    ".safetensors": ArrayFormat(_write_safetensors, _read_safetensors),
-    ".pt": ArrayFormat(None, _read_state_dict),  # a torch.save'd state_dict, loaded with weights_only=True
-    ".pth": ArrayFormat(None, _read_state_dict),
-    ".onnx": ArrayFormat(None, _read_onnx),  # the initializers of a darkweights export (write: darkweights export)
-}
+__all__ = ["FORMATS", "Format", "Keys", "Metadata", "format_of", "pack", "read_arrays", "save", "export_arrays"]

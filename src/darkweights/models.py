@@ -62,6 +62,11 @@ def bundled() -> list[Model]:
     return out
 
 
+def names() -> list[str]:
+    """Every name a model can be given by (the bundled cfgs' stems and the aliases)."""
+    return [DEFAULT_NAME, *ALIASES, *(p.stem for p in CFG_DIR.glob("*.cfg"))]
+
+
 def find(name: str) -> Model | None:
     """The bundled model called ``name`` (``"yolov4"`` or ``"yolov4.cfg"``), else ``None``."""
     stem = os.path.basename(str(name))

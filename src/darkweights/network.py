@@ -10,15 +10,14 @@ zero-copy views.
 from __future__ import annotations
 
 import os
-import struct
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Union
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Union
 
 from . import dialects
-from .cfg import CfgFile, read_cfg, read_cfg_text
-from .dialects import Choice, Dialect, DialectLike, Trial
-from .errors import ArgumentError, CfgError, DarkweightsError, DarkweightsWarning, ShapeError, WeightsError
+from .cfg import CfgFile, read_cfg
+from .dialects import Choice, Dialect, DialectLike
+from .errors import ArgumentError, CfgError, DarkweightsWarning, ShapeError, WeightsError, did_you_mean
 from .layers import HEADERS, Layer, Shape
 from .layers.builder import Builder
 from .limits import INT_MAX
@@ -117,23 +116,20 @@ NET_OPTIONS = (
 )
 
 
-def check_sizes(layer: Layer, builder: Builder) -> None:
+def check_sizes(layer: Layer) -> None:
     """Darknet holds outputs and array sizes in C ints: a cfg beyond them cannot work (its arithmetic
     wraps), and refusing it here means nothing is ever allocated from such a size."""
     out = layer.output
     if max(out.size, out.c * out.h * out.w, layer.next_input.size) > INT_MAX:
-        raise layer.shape_error(
-            f"output {out} has more than {INT_MAX:,} values: Darknet's int sizes would overflow", builder
-        )
+        raise layer.shape_error(f"output {out} has more than {INT_MAX:,} values: Darknet's int sizes would overflow")
     if min(out.c, out.h, out.w, out.size) < 0:
-        raise layer.shape_error(f"negative output size {out.c}x{out.h}x{out.w} ({out.size})", builder)
+        raise layer.shape_error(f"negative output size {out.c}x{out.h}x{out.w} ({out.size})")
     for spec in layer.arrays():
         if min(spec.shape, default=0) < 0:
-            raise layer.shape_error(f"array {spec.name} would have the negative shape {spec.shape}", builder)
+            raise layer.shape_error(f"array {spec.name} would have the negative shape {spec.shape}")
         if spec.count > INT_MAX:
             raise layer.shape_error(
-                f"array {spec.name} {spec.shape} has more than {INT_MAX:,} values: Darknet's int sizes would overflow",
-                builder,
+                f"array {spec.name} {spec.shape} has more than {INT_MAX:,} values: Darknet's int sizes would overflow"
             )
 
 
@@ -187,17 +183,18 @@ class Network:
         for index, section in enumerate(cfg.layers):
             cls = HEADERS.get(section.name)
             if cls is None:
-                known = sorted(h for h, c in HEADERS.items() if c.type in dialect.sections)
+                known = sorted(h for h, c in HEADERS.items() if dialect.name in c.forks)
                 raise CfgError(
                     f"unknown section [{section.name}]; {dialect.title} Darknet knows: "
-                    + ", ".join(f"[{k}]" for k in known),
+                    + ", ".join(f"[{k}]" for k in known)
+                    + did_you_mean(section.name, known, "[{}]"),
                     file=self.path,
                     line=section.line,
                     layer=index,
                     evidence=f"[{section.name}] at line {section.line}",
                 )
-            if cls.type not in dialect.sections:
-                forks = ", ".join(d.title for d in dialects.DIALECTS.values() if cls.type in d.sections)
+            if dialect.name not in cls.forks:
+                forks = ", ".join(d.title for d in dialects.DIALECTS.values() if d.name in cls.forks)
                 raise CfgError(
                     f"[{section.name}] is not supported by {dialect.title} Darknet (only by {forks}): "
                     "choose another --dialect",
@@ -217,11 +214,12 @@ class Network:
                     layer=index,
                     layer_type=section.name,
                 ) from None
-            check_sizes(layer, builder)
+            check_sizes(layer)
             builder.layers.append(layer)
             shape = layer.next_input
         self.layers: list[Layer] = builder.layers
-        # hank-ai's create_network (darknet_cfg.cpp) refuses detectors whose input is not a multiple of 32
+        # hank-ai's create_network (darknet_cfg.cpp) refuses detectors whose input is not a multiple of 32. Not a
+        # family method: hank-ai's C++ tests these two type names (not [Gaussian_yolo]) of the last layer only
         m = dialect.detector_input_multiple
         if (
             m > 1
@@ -292,7 +290,7 @@ class Network:
     def output_index(self) -> int:
         """The layer ``network_predict`` returns: the last one that is not ``[cost]``."""
         i = len(self.layers) - 1
-        while i > 0 and self.layers[i].type == "cost":
+        while i > 0 and not self.layers[i].network_output:
             i -= 1
         return i
 
@@ -339,6 +337,11 @@ class Network:
         ``source`` is a path (memory-mapped) or the file's bytes already in memory
         (``bytes``, ``bytearray``, ``memoryview``, ``mmap``: viewed read-only).
         """
+        if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0):
+            raise ArgumentError(
+                f"cutoff={cutoff!r}: expected a layer count (an integer >= 0), not a Python slice",
+                file=source_name(source),
+            )
         buf = as_buffer(source)
         if buf is not None:
             source = buf
@@ -402,31 +405,20 @@ class Network:
 
     def _classes_hint(self, extra_bytes: int) -> str:
         """If changing every head's ``classes=`` explains the size difference, say which value fits."""
-        heads = [L for L in self.layers if L.is_head and L.type != "detection"]
+        heads = [h for h in (L.head() for L in self.layers) if h is not None and h.anchors]
         per_class = 0
         for head in heads:
-            conv = self.layers[head.index - 1]
-            if conv.type != "convolutional" or conv.share_index is not None:
+            # each extra class adds `slots` output channels to the layer before the head
+            per_channel = self.layers[head.index - 1].params_per_channel()
+            if per_channel is None:
                 return ""
-            anchors = len(head.mask) if head.type != "region" else head.num
-            # each extra class adds `anchors` filters: their weights, bias and (with BN) 3 BN values
-            per_class += anchors * (conv.input.c // conv.groups * conv.size**2 + 1 + (3 if conv.batch_normalize else 0))
+            per_class += head.slots * per_channel
         if not heads or per_class == 0 or extra_bytes % (4 * per_class):
             return ""
         k = heads[-1].classes + extra_bytes // (4 * per_class)
         if k < 1 or any(h.classes != heads[-1].classes for h in heads):
             return ""
-        filters = ", ".join(
-            sorted(
-                {
-                    str(
-                        (len(h.mask) if h.type != "region" else h.num)
-                        * (k + h.entries if h.type != "region" else k + h.coords + 1)
-                    )
-                    for h in heads
-                }
-            )
-        )
+        filters = ", ".join(sorted({str(h.slots * (k + h.entries - h.classes)) for h in heads}))
         return (
             f". These weights fit this cfg with classes={k} (filters={filters} in the [convolutional] before each head)"
         )
@@ -482,13 +474,13 @@ class Network:
         """The arrays of one layer keyed by Darknet's name (``biases``, ``weights`` ...)."""
         return {parse_key(k)[1]: v for k, v in self.arrays(layers=[index]).items()}
 
-    def to_torch(self, **options: object) -> object:
+    def to_torch(self, **options: Any) -> Any:
         """A ``torch.nn.Module`` computing what Darknet computes (needs the ``[torch]`` extra)."""
         from .torch import build
 
         return build(self, **options)
 
-    def to_onnx(self, path: PathLike, **options: object) -> object:
+    def to_onnx(self, path: PathLike, **options: Any) -> Any:
         """Write the network as an ONNX model (needs the ``[onnx]`` extra); see
         :func:`darkweights.onnx.export_onnx` for the options."""
         from .onnx.exporter import export_onnx
@@ -502,10 +494,11 @@ class Network:
         arrays: Mapping[str, object] | None = None,
         header: Header | None = None,
         cutoff: int | None = None,
+        allow_nonfinite: bool = False,
     ) -> int:
         """Write a ``.weights`` file (Darknet's saver order) to a path (atomically) or an open binary
         file: ``net.save_weights(path)`` = ``darkweights.save_weights(net, path)``; ``arrays``
-        (export names) default to the bound ones."""
+        (export names) default to the bound ones; NaN/Inf values are refused unless ``allow_nonfinite``."""
         header = header or self.header
         if arrays is None:
             arrays = self.arrays()
@@ -513,14 +506,30 @@ class Network:
             cutoff = self.cutoff
         params = self.layout(header, mode="save", cutoff=cutoff)
         source = source_name(self._source) if self._source is not None else ""
-        return write_weights(path, header, params, arrays, source=source, inputs=[self.weights_path, self.path])
+        return write_weights(
+            path,
+            header,
+            params,
+            arrays,
+            source=source,
+            inputs=[self.weights_path, self.path],
+            allow_nonfinite=allow_nonfinite,
+        )
 
-    def save(self, path: PathLike | IO[bytes], **options: object) -> int:
-        """``net.save(path)`` = ``darkweights.save_weights(net, path)``: the bound arrays, byte-identical
-        to the file they came from (``options``: ``header=``, ``seen=``, ``cutoff=``)."""
-        from .api import save_weights
+    def save(self, path: PathLike | IO[bytes], **options: Any) -> int:
+        """Write the network in the format of ``path``'s extension (``.weights`` byte-identical to the file it
+        came from, ``.npz``, ``.safetensors``, ``.pt``, ``.onnx``): :func:`darkweights.save` (``options``:
+        ``header=``, ``seen=``, ``cutoff=`` for ``.weights``; the export options for ``.onnx``)."""
+        from .export import save
 
-        return save_weights(self, path, **options)  # type: ignore[arg-type]
+        return save(self, path, **options)
+
+    def check_usable(self, purpose: str, *, allow_partial: bool = False, allow_nonfinite: bool = False) -> None:
+        """Refuse weights that would run as if whole: a partial file (``.conv.N``), NaN/Inf values (the one
+        policy of ``detect``, ``export``, ``verify``, ``val``; see :mod:`darkweights.policy`)."""
+        from .policy import check_usable
+
+        check_usable(self, purpose, allow_partial=allow_partial, allow_nonfinite=allow_nonfinite)
 
 
 def load(
@@ -556,104 +565,11 @@ def load(
     name = dialects.check(dialect)
     sizes = dict(width=width, height=height, channels=channels)
     if name == dialects.AUTO:
-        net = _auto_network(cfg, cfg_text, weights, provenance, sizes)
+        from .auto import auto_network
+
+        net = auto_network(cfg, cfg_text, weights, provenance, sizes)
     else:
         net = Network(read_cfg(cfg, dialect=name, text=cfg_text), name, **sizes)
     if weights is not None:
         net.load_weights(weights, cutoff=cutoff)
     return net
-
-
-def _header_revision(weights: Source | None) -> int | None:
-    """The revision field of a weights header (``None`` if there is no readable header)."""
-    if weights is None:
-        return None
-    from .weightsfile import as_buffer
-
-    try:
-        buf = as_buffer(weights)
-        if buf is not None:
-            head = bytes(buf[:12])
-        else:
-            with open(weights, "rb") as f:  # type: ignore[arg-type]
-                head = f.read(12)
-    except (OSError, WeightsError):
-        return None
-    if len(head) < 12:
-        return None
-    major, minor, revision = struct.unpack("<iii", head)
-    return revision if (major, minor) == (0, 2) else None
-
-
-def _trial(cfg: PathLike, text: str, fork: Dialect, sizes: dict) -> tuple[Trial, Network | None, list]:
-    """Build the network under one fork's rules, keeping its warnings for later."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        parsed = read_cfg(cfg, dialect=fork, text=text)  # malformed text: an error whatever the fork
-        try:
-            net = Network(parsed, fork, **sizes)
-        except DarkweightsError as exc:
-            return Trial(fork, error=exc), None, []
-    # inline comments that change a value AB/pjreddie read (numbers read the same: atoi stops at '#')
-    comments = sum(1 for s in net.cfg.sections for o in s.options if o.misread)
-    uses_bn = any(L.batch_normalize or L.type == "batchnorm" for L in net.layers)
-    return Trial(fork, ignored=tuple(net._builder.ignored), inline_comments=comments, uses_bn=uses_bn), net, caught
-
-
-def _auto_network(
-    cfg: PathLike, cfg_text: str | None, weights: Source | None, provenance: str | None, sizes: dict
-) -> Network:
-    """``dialect="auto"``: read the cfg as each plausible fork would, then let the evidence decide.
-
-    AlexeyAB is tried first; the other forks are tried only when something could favour them
-    (AlexeyAB refuses or ignores part of the cfg, the header says pjreddie wrote it, the cfg has
-    inline comments only hank-ai strips, or the files name their maker), so the common case costs
-    one parse.
-    """
-    text = cfg_text if cfg_text is not None else read_cfg_text(cfg)
-    revision = _header_revision(weights)
-    first, net, caught = _trial(cfg, text, dialects.DEFAULT, sizes)
-    results = {dialects.DEFAULT.name: (first, net, caught)}
-    doubt = (
-        first.error is not None
-        or first.ignored
-        or first.inline_comments
-        or provenance is not None
-        or (revision is not None and revision != dialects.DEFAULT.header_revision)
-    )
-    if doubt:
-        for fork in dialects.DIALECTS.values():
-            if fork.name not in results:
-                try:
-                    results[fork.name] = _trial(cfg, text, fork, sizes)
-                except CfgError as exc:  # hank-ai's stricter syntax refuses the text
-                    results[fork.name] = (Trial(fork, error=exc), None, [])
-    trials = [r[0] for r in results.values()]
-    choice = dialects.choose(trials, revision, provenance=dialects.from_provenance(provenance))
-    _, net, caught = results[choice.dialect.name]
-    assert net is not None
-    for w in caught:  # the chosen reading's warnings, as if it had been the only parse
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if choice.note:
-        warnings.warn(f"{net.path}: {choice.note}", DarkweightsWarning, stacklevel=3)
-    net.dialect_choice = choice
-    return net
-
-
-def header_from(value: Header | Mapping | Sequence[int] | None, dialect: DialectLike) -> Header | None:
-    """Accept a Header, a dict from ``Header.as_dict`` or ``(major, minor, revision[, seen])``."""
-    if value is None or isinstance(value, Header):
-        return value
-    try:
-        if isinstance(value, Mapping):
-            vals = [int(value["major"]), int(value["minor"]), int(value["revision"]), int(value.get("seen", 0))]
-        else:
-            vals = [int(v) for v in value]
-            vals += [0] * (len(vals) == 3)
-        if len(vals) != 4 or not all(-(2**31) <= v < 2**31 for v in vals[:3]) or not 0 <= vals[3] < 2**64:
-            raise ValueError
-    except (ValueError, TypeError, KeyError, OverflowError):
-        raise ArgumentError(
-            f"header {value!r:.80}: expected major, minor, revision[, seen] (32-bit ints, seen unsigned)"
-        ) from None
-    return Header.make(vals[0], vals[1], vals[2], vals[3], dialect)

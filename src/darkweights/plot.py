@@ -197,7 +197,7 @@ def first_conv(net: Network) -> tuple[int, np.ndarray] | None:
     """(layer index, weights) of the first convolution with spatial kernels, or None."""
     arrays = net.arrays()
     for p in net.params():
-        if p.role == "weights" and len(p.shape) == 4 and net.layers[p.layer].type == "convolutional":
+        if p.role == "weights" and len(p.shape) == 4 and net.layers[p.layer].shows_filters:
             return p.layer, arrays[p.key]
     return None
 

@@ -131,19 +131,6 @@ def array_stats(arr: Any, *, filters: bool = False) -> dict:
 
 # -- inspect ----------------------------------------------------------------------------------
 
-# AlexeyAB's short names in its layer table (parser.c / make_*_layer fprintf)
-SHORT_TYPE = {
-    "convolutional": "conv",
-    "maxpool": "max",
-    "local_avgpool": "avg",
-    "avgpool": "avg",
-    "deconvolutional": "deconv",
-    "connected": "connected",
-    "scale_channels": "scale_channels",
-}
-# describe() tokens already shown in the filters and size columns
-_SHOWN_TOKENS = {"convolutional": 2, "maxpool": 1, "local_avgpool": 1}
-
 
 def _shape_text(c: int, h: int, w: int, size: int) -> str:
     return f"{c}x{h}x{w}" if c and c * h * w == size else str(size)
@@ -152,41 +139,6 @@ def _shape_text(c: int, h: int, w: int, size: int) -> str:
 def _whc(s: Any) -> str:
     """Darknet's ``w x h x c`` (``outputs`` alone for flat layers)."""
     return f"{s.w:4} x{s.h:4} x{s.c:4}" if s.is_image else str(s.size)
-
-
-def _filters(layer: Any) -> str:
-    if layer.type == "convolutional":
-        return f"{layer.filters}/{layer.groups}" if layer.groups > 1 else str(layer.filters)
-    n = getattr(layer, "filters", None) or (getattr(layer, "outputs", None) if layer.type == "connected" else None)
-    return "" if n is None else str(n)
-
-
-def _size(layer: Any) -> str:
-    k = getattr(layer, "size", None)
-    if layer.type in ("convolutional", "maxpool", "local_avgpool"):
-        sx, sy = layer.stride_x, layer.stride_y
-        s = f"{k}x{k}/{sx}" + (f"x{sy}" if sy != sx else "")
-        return s + (f"({layer.dilation})" if getattr(layer, "dilation", 1) > 1 else "")
-    if layer.type == "upsample":
-        return f"{layer.stride}x" if layer.stride > 0 else f"/{-layer.stride}"
-    if k and layer.type in ("local", "deconvolutional"):
-        return f"{k}x{k}/{layer.stride}"
-    return ""
-
-
-def _options(layer: Any) -> str:
-    text = layer.describe()
-    skip = _SHOWN_TOKENS.get(layer.type, 0)
-    if skip and not getattr(layer, "maxpool_depth", 0):
-        text = " ".join(text.split(" ")[skip:])
-    return text
-
-
-def _short_type(layer: Any) -> str:
-    name = SHORT_TYPE.get(layer.type, layer.type)
-    if layer.type == "convolutional":
-        name += "X" if layer.xnor else "S" if layer.share_index is not None else ""
-    return name
 
 
 def _count(n: Any) -> str:
@@ -228,7 +180,9 @@ def inspect(net: Network, *, stats: bool = False) -> Table:
         by_layer.setdefault(p.layer, []).append(p)
     arrays = net.arrays() if (stats and net.has_weights) else {}
     per_bflops, total_bflops = network_bflops(net)
-    layers, rows, details = [], [], {}
+    layers: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    details: dict[int, list[str]] = {}
     for layer in net.layers:
         inp, out = layer.input, layer.output
         ps = by_layer.get(layer.index, [])
@@ -267,14 +221,15 @@ def inspect(net: Network, *, stats: bool = False) -> Table:
         if layer.next_input != out:
             entry["effective_output"] = list(layer.next_input.chw)  # antialiasing: what the next layer reads
         layers.append(entry)
+        cells = layer.cells()
         row = {
             **entry,
-            "short": _short_type(layer),
-            "filters": _filters(layer),
-            "size": _size(layer),
+            "short": cells.short,
+            "filters": cells.filters,
+            "size": cells.size,
             "input": _whc(inp),
             "output": _whc(out),
-            "options": _options(layer),
+            "options": cells.options,
             "io": f"{_shape_text(inp.c, inp.h, inp.w, inp.size)} -> {_shape_text(out.c, out.h, out.w, out.size)}",
         }
         lines = [_stats_line(a) for a in entry["arrays"] if "stats" in a]
@@ -309,12 +264,21 @@ def inspect(net: Network, *, stats: bool = False) -> Table:
         data["file_bytes"] = params[-1].end if params else net.header.size
         if net.cutoff is not None:
             data["cutoff"] = net.cutoff
-        h = data["header"]
+        h = net.header.as_dict()
         footer.append(
             f"weights {data['weights']}: version {h['major']}.{h['minor']}.{h['revision']}, seen "
             f"{h['seen']:,}, {h['header_bytes']}-byte header, {data['file_bytes']:,} bytes"
             + (f", partial: layers 0..{net.cutoff - 1}" if net.cutoff is not None else "")
         )
+        from .policy import nonfinite  # always: NaN/Inf weights would make every output garbage
+
+        bad = nonfinite(net)
+        data["nonfinite"] = {key: count for key, _, count in bad}
+        if bad:
+            footer.append(
+                f"NaN/Inf: {sum(c for _, _, c in bad):,} values in {len(bad)} arrays (layers "
+                f"{', '.join(str(i) for i in sorted({i for _, i, _ in bad}))}); detect/export refuse them"
+            )
     if stats and net.has_weights:
         alarms = [e["index"] for e in layers if any(_stats_alarm(a["stats"]) for a in e["arrays"] if "stats" in a)]
         footer.append(

@@ -35,31 +35,20 @@ dt{color:#57606a}dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace}
 svg text{font:11px ui-monospace,Menlo,Consolas,monospace}
 """
 
-# layer type -> node fill in the graph
-NODE_COLORS = {
-    "convolutional": "#dbeafe",
-    "route": "#fde68a",
-    "shortcut": "#fecaca",
-    "yolo": "#bbf7d0",
-    "region": "#bbf7d0",
-    "maxpool": "#e9d5ff",
-    "upsample": "#e9d5ff",
-    "connected": "#fed7aa",
-}
-EDGE_COLORS = {"route": "#d97706", "shortcut": "#dc2626"}
-
 
 def layer_inputs(layer: Layer) -> list[int]:
-    """Indexes of the layers whose outputs ``layer`` reads (``[route] layers=``, ``[shortcut] from=``,
-    ``from=`` of ``[scale_channels]``/``[sam]``, else the previous layer)."""
-    prev = [layer.index - 1] if layer.index > 0 else []
-    if layer.type == "route":
-        return list(layer.layers)  # type: ignore[attr-defined]
-    if hasattr(layer, "sources"):
-        return prev + list(layer.sources)  # type: ignore[attr-defined]
-    if hasattr(layer, "source"):
-        return prev + [layer.source]  # type: ignore[attr-defined]
-    return prev
+    """Indexes of the layers whose outputs ``layer`` reads: the previous one (unless the family reads only
+    others, as ``[route]``), then :meth:`~darkweights.layers.Layer.reads` (``layers=``, ``from=``)."""
+    prev = [layer.index - 1] if layer.index > 0 and layer.reads_input else []
+    return prev + layer.reads()
+
+
+def _edge_legend() -> str:
+    """The families whose arcs have their own colour (``Layer.edge_color``), in catalogue order."""
+    from .layers import LAYER_TYPES, Layer
+
+    coloured = [(t, c.edge_color) for t, c in LAYER_TYPES.items() if c.edge_color != Layer.edge_color]
+    return ", ".join(f'<span style="color:{color}">{html.escape(t)}</span>' for t, color in coloured)
 
 
 def graph_svg(net: Network) -> str:
@@ -70,8 +59,8 @@ def graph_svg(net: Network) -> str:
     for layer in net.layers:
         for src in layer_inputs(layer):
             if src != layer.index - 1:
-                arcs.append((src, layer.index, layer.type))
-    span = max((abs(d - s) for s, d, _ in arcs), default=0)
+                arcs.append((src, layer.index, layer.type, layer.edge_color))
+    span = max((abs(d - s) for s, d, _, _ in arcs), default=0)
     width = left + node_w + 30 + min(span, 400) * 1.2 + 20
     height = n * row + 10
     out = [
@@ -86,7 +75,7 @@ def graph_svg(net: Network) -> str:
                 f'<line class="edge-seq" x1="{left + 20}" y1="{y - 4}" x2="{left + 20}" y2="{y}" '
                 'stroke="#8c959f" stroke-width="1"/>'
             )
-        fill = NODE_COLORS.get(layer.type, "#f3f4f6")
+        fill = layer.node_color
         o = layer.output
         label = html.escape(
             f"{i:>3} {layer.type} {o.c}x{o.h}x{o.w}" if o.c * o.h * o.w == o.size else f"{i:>3} {layer.type} {o.size}"
@@ -98,10 +87,9 @@ def graph_svg(net: Network) -> str:
             f'<text x="{left + 6}" y="{y + row - 8}" xml:space="preserve">{label}</text></g>'
         )
     x0 = left + node_w
-    for s, d, kind in arcs:
+    for s, d, kind, color in arcs:
         y1, y2 = 5 + s * row + (row - 4) / 2, 5 + d * row + (row - 4) / 2
         bulge = x0 + 12 + min(abs(d - s), 400) * 1.2
-        color = EDGE_COLORS.get(kind, "#6e7781")
         out.append(
             f'<path class="edge-{html.escape(kind)}" d="M{x0} {y1:.1f} C{bulge:.1f} {y1:.1f} {bulge:.1f} '
             f'{y2:.1f} {x0 + 4} {y2:.1f}" fill="none" stroke="{color}" stroke-width="1.1" opacity="0.8">'
@@ -236,8 +224,7 @@ def render(net: Network, *, plots: bool = True) -> str:
         f'<section id="summary"><dl>{dl}</dl></section>',
         f'<h2>Layers</h2><section id="layers">{table_html(table, "layer", "index")}</section>',
         f'<h2>Graph</h2><section id="graph"><p class="foot">each box a layer (index, type, output); arcs: '
-        f'<span style="color:{EDGE_COLORS["route"]}">route</span>, '
-        f'<span style="color:{EDGE_COLORS["shortcut"]}">shortcut</span>, grey: other <code>from=</code></p>'
+        f"{_edge_legend()}, grey: other <code>from=</code></p>"
         f'<div class="wrap">{graph_svg(net)}</div></section>',
         f'<h2>Statistics</h2><section id="stats">{stats_html(net, data)}</section>',
     ]

@@ -1,9 +1,9 @@
 """Synthesis of valid random weights for any cfg (``darkweights init``): demos, tests, benchmarks.
 
-Values follow the fixtures' recipe: weights ``U(±sqrt(3/fan_in))``, biases and BN means
-``U(±0.1)``, BN scales and variances ``U(0.5, 1.5)`` (positive variances), weighted-shortcut
-weights ``U(0.5, 1.5)``, implicit constants ``mean + U(±std)``. Arrays are generated one at a
-time and streamed to disk, so a 250 MB file never needs 250 MB of memory.
+Values follow the fixtures' recipe, as each layer family declares it (``Layer.init_range``): weights
+``U(±sqrt(3/fan_in))``, biases and BN means ``U(±0.1)``, BN scales and variances ``U(0.5, 1.5)``
+(positive variances), weighted-shortcut weights ``U(0.5, 1.5)``, implicit constants ``mean + U(±std)``.
+Arrays are generated one at a time and streamed to disk, so a 250 MB file never needs 250 MB of memory.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import ArgumentError, WeightsError
 from .network import Network
 from .progress import bar
 from .weightsfile import FLOAT, Header, Param, output
@@ -24,22 +24,10 @@ CHUNK = 1 << 22  # floats generated at a time when streaming to disk (16 MiB)
 
 
 def value_range(net: Network, p: Param) -> tuple[float, float]:
-    """The uniform range each kind of array is drawn from."""
+    """The uniform range an array is drawn from: its layer family's :meth:`~darkweights.layers.Layer.init_range`."""
     layer = net.layers[p.layer]
-    if p.role in ("scales", "rolling_variance"):
-        lo, hi = 0.5, 1.5
-    elif p.role in ("biases", "rolling_mean"):
-        lo, hi = -0.1, 0.1
-    elif layer.type == "shortcut":
-        lo, hi = 0.5, 1.5
-    elif layer.type == "implicit":
-        lo, hi = layer.mean - layer.std, layer.mean + layer.std
-    else:
-        # fan-in: everything but the output dimension (local: per location, so skip two)
-        dims = p.shape[2:] if layer.type == "local" else p.shape[1:]
-        fan_in = max(int(np.prod(dims)), 1)
-        lo, hi = -np.sqrt(3.0 / fan_in), np.sqrt(3.0 / fan_in)
-    return lo, hi
+    spec = next(s for s in layer.stored() if s.name == p.name)
+    return layer.init_range(spec)
 
 
 def random_array(net: Network, p: Param, rng: np.random.Generator) -> np.ndarray:
@@ -67,18 +55,20 @@ def init(
     ``mode="load"``: the layout Darknet's loader reads where it differs from the saver's (pjreddie
     ``numload``).
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**128:
+        raise ArgumentError(f"--seed {seed!r}: expected an integer from 0 to 2**128-1")
     header = header or Header.for_dialect(net.dialect)
     params = net.layout(header, mode=mode)
     total = params[-1].end if params else header.size
-    if not hasattr(path, "write"):
-        directory = os.path.dirname(os.path.abspath(path))  # type: ignore[arg-type]
+    if isinstance(path, (str, os.PathLike)):
+        directory = os.path.dirname(os.path.abspath(path))
         import shutil
 
         free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
         if free is not None and total > free:
             raise WeightsError(
                 f"the cfg needs a {total:,}-byte weights file but only {free:,} bytes are free", file=os.fspath(path)
-            )  # type: ignore[arg-type]
+            )
     rng = np.random.default_rng(seed)
     with output(path, inputs=[net.path]) as f, bar(total=total, desc="init", unit="B", unit_scale=True) as progress:
         f.write(header.to_bytes())
@@ -97,7 +87,7 @@ def tree_text(classes: int, seed: int = 0, *, roots: int = 0, branching: tuple[i
     children as one contiguous group), groups of ``branching`` nodes (2..12), a few large ones and single-child
     chains (their softmax is 1), the rest leaves."""
     rng = np.random.default_rng(seed)
-    roots = roots or int(min(classes, rng.integers(2, 8)))
+    roots = roots or min(classes, int(rng.integers(2, 8)))
     parents = [-1] * roots
     frontier = list(range(roots))
     while len(parents) < classes and frontier:

@@ -110,41 +110,33 @@ def _find(layer: Layer, cfg_path: str | None, key: str, value: str) -> Path:
     where = f"{os.path.abspath(value)} (the working directory, as Darknet reads it)" + "".join(
         f" nor {p} (beside the cfg)" for p in tried[1:]
     )
-    raise CfgError(
+    raise layer.error(
         f"[{layer.section.name}] {key}={value}: no such file: neither {where}; the forward needs it, "
         "shapes and weights do not",
-        file=cfg_path,
-        line=opt.line if opt is not None else layer.line,
-        layer=layer.index,
-        layer_type=layer.type,
+        CfgError,
+        option=opt,
     )
 
 
 def load_tree(layer: Layer, net: Network, count: int) -> Tree:
     """The layer's tree, checked against the ``count`` values it is applied to."""
     path, text = read_data_file(layer, net)
-    cfg_path = net.path
     try:
         tree = parse_tree(text)
     except ValueError as e:
-        raise CfgError(
-            f"tree file {path}: {e}", file=cfg_path, line=layer.line, layer=layer.index, layer_type=layer.type
-        ) from None
+        raise layer.error(f"tree file {path}: {e}", CfgError) from None
     if tree.n > count:
-        raise CfgError(
+        raise layer.error(
             f"tree file {path} has {tree.n} nodes but the layer has {count} values to apply it to: "
             "Darknet would read past its buffer",
-            file=cfg_path,
-            line=layer.line,
-            layer=layer.index,
-            layer_type=layer.type,
+            CfgError,
         )
     return tree
 
 
 # --------------------------------------------------------------------------- decoding (src/tree.c)
 # (hierarchy_top_prediction, pjreddie's get_region_detections without a map, is not needed: pjreddie's
-# [region] tree= forward is refused, see darkweights.torch.heads.REGION_TREE)
+# [region] tree= forward is refused, see darkweights.torch.families.region.PJ_REGION_TREE)
 
 
 def hierarchy_predictions(p: np.ndarray, tree: Tree) -> np.ndarray:

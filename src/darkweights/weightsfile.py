@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, NamedTuple, Union
 
 from . import dialects
 from .dialects import DialectLike
-from .errors import ArrayError, WeightsError
+from .errors import ArrayError, DarkweightsError, WeightsError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,6 +78,49 @@ class Header(NamedTuple):
                 offset=len(data),
             )
         seen = struct.unpack("<Q" if width == 8 else "<I", data[12 : 12 + width])[0]
+        return cls(major, minor, revision, seen, width)
+
+    @classmethod
+    def coerce(
+        cls,
+        value: Header | Mapping | Sequence[int] | None,
+        dialect: DialectLike = dialects.DEFAULT,
+        *,
+        what: str = "header",
+        file: PathLike | None = None,
+        error: type[DarkweightsError] = ArrayError,
+    ) -> Header | None:
+        """A :class:`Header` from a Header, a dict of :meth:`as_dict` or ``(major, minor, revision[, seen])``:
+        each field a 32-bit int, ``seen`` unsigned and within the width the version gives it (4 bytes below
+        0.2 (§1.3), else 8). ``None`` stays ``None``; anything else is an ``error`` naming ``what`` and ``file``."""
+        if value is None:
+            return None
+        try:
+            if isinstance(value, Header):
+                vals = [value.major, value.minor, value.revision, value.seen]
+            elif isinstance(value, Mapping):
+                vals = [value["major"], value["minor"], value["revision"], value.get("seen", 0)]
+            elif isinstance(value, (str, bytes)):
+                raise TypeError
+            else:
+                vals = list(value)
+                vals += [0] * (len(vals) == 3)
+            if len(vals) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+                raise TypeError
+        except (TypeError, KeyError, AttributeError):
+            raise error(
+                f"{what} {value!r:.80}: expected major, minor, revision[, seen] (integers)", file=file
+            ) from None
+        major, minor, revision, seen = vals
+        if not all(-(2**31) <= v < 2**31 for v in (major, minor, revision)):
+            raise error(f"{what}: version {major}.{minor}.{revision} does not fit 32-bit ints", file=file)
+        width = cls.seen_width(major, minor, dialect)
+        if not 0 <= seen < 1 << (8 * width):
+            raise error(
+                f"{what}: seen={seen} does not fit the {width}-byte field that version {major}.{minor} gives it "
+                f"(0..{(1 << (8 * width)) - 1})",
+                file=file,
+            )
         return cls(major, minor, revision, seen, width)
 
     def to_bytes(self) -> bytes:
@@ -202,6 +245,26 @@ def read_header(source: Source, dialect: DialectLike = dialects.DEFAULT) -> tupl
     return header, size
 
 
+def peek_revision(source: Source | None) -> int | None:
+    """The revision field of a 0.2.x header, without validating the file (``None`` when unreadable):
+    the evidence ``dialect="auto"`` weighs before the cfg is parsed."""
+    if source is None:
+        return None
+    try:
+        buf = as_buffer(source)
+        if buf is not None:
+            head = bytes(buf[:12])
+        else:
+            with open(source, "rb") as f:  # type: ignore[arg-type]
+                head = f.read(12)
+    except (OSError, WeightsError):
+        return None
+    if len(head) < 12:
+        return None
+    major, minor, revision = struct.unpack("<iii", head)
+    return revision if (major, minor) == (0, 2) else None
+
+
 def read_floats(source: Source, offset: int, count: int) -> array:
     """A few floats without numpy (plausibility checks on open)."""
     out = array("f")
@@ -253,7 +316,9 @@ def atomic_output(path: PathLike, mode: str = "wb", **options: object):
 
 
 @contextlib.contextmanager
-def output(dest: PathLike | IO[bytes], *, force: bool = True, inputs: Iterable[PathLike | None] = ()) -> Iterator[IO]:
+def output(
+    dest: PathLike | IO[bytes], *, force: bool | None = None, inputs: Iterable[PathLike | None] = ()
+) -> Iterator[IO]:
     """Where writers write: a path (atomically, see :func:`darkweights.atomic.atomic_output`) or an
     open binary file."""
     if hasattr(dest, "write"):
@@ -263,8 +328,8 @@ def output(dest: PathLike | IO[bytes], *, force: bool = True, inputs: Iterable[P
             yield f
 
 
-def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
-    """Validate one array for writing: numeric, the expected shape, finite."""
+def as_float32(value: object, p: Param, source: str = "", allow_nonfinite: bool = False) -> np.ndarray:
+    """Validate one array for writing: numeric, the expected shape, finite (unless ``allow_nonfinite``)."""
     import numpy as np
 
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
@@ -279,7 +344,7 @@ def as_float32(value: object, p: Param, source: str = "") -> np.ndarray:
     if tuple(arr.shape) != tuple(p.shape):
         raise ArrayError(f"{where}{p.key} has shape {tuple(arr.shape)}, expected {tuple(p.shape)}", layer=p.layer)
     arr = arr.astype(FLOAT, copy=False)
-    if not np.isfinite(arr).all():
+    if not allow_nonfinite and not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ArrayError(f"{where}{p.key} contains {bad} NaN/Inf values; Darknet would propagate them", layer=p.layer)
     return arr
@@ -315,6 +380,7 @@ def write_weights(
     arrays: Mapping[str, object],
     source: str = "",
     inputs: Iterable[PathLike | None] = (),
+    allow_nonfinite: bool = False,
 ) -> int:
     """Validate every array first, then write header + arrays atomically. Returns bytes written."""
     missing = [p.key for p in params if p.key not in arrays]
@@ -325,5 +391,5 @@ def write_weights(
             f"{source + ': ' if source else ''}array {missing[0]} (shape {first.shape}) is missing{more}",
             layer=first.layer,
         )
-    checked = [as_float32(arrays[p.key], p, source) for p in params]
+    checked = [as_float32(arrays[p.key], p, source, allow_nonfinite) for p in params]
     return write_stream(dest, header, zip(params, checked), expected=sum(p.nbytes for p in params), inputs=inputs)

@@ -64,7 +64,7 @@ def expected_resave(case: Path, dialect: str) -> bytes:
     import io
 
     from darkweights.torch.base import BuildContext
-    from darkweights.torch.layers import numload_arrays
+    from darkweights.torch.families.convolutional import numload_arrays
 
     net = darkweights.load(case / "model.cfg", case / "model.weights", dialect=dialect)
     ctx = BuildContext(net, fuse_bn=False, bug_compatible=False)

@@ -3,7 +3,8 @@
 :data:`COMMANDS` is the table of subcommands, in the order ``--help`` lists them. Each has a module
 ``darkweights.cli.<name>`` with ``add_arguments(parser)`` and ``run(args) -> exit code``; only the
 running subcommand's module is imported and its options built, so ``darkweights --help`` stays fast.
-Adding a subcommand: write its module, add its line here.
+Adding a subcommand: write its module (with an ``EXAMPLE`` command line, the last line of its ``--help``), add
+its line here.
 
 User errors (bad cfg, mismatched weights, bad arrays) print one line on stderr and exit 2;
 ``verify`` exits 1 when outputs differ beyond tolerance. Warnings print as ``warning: ...``.
@@ -63,7 +64,7 @@ def _formatter(width: int) -> Any:
     """argparse's formatter with the terminal width asked once, not at every ``add_argument`` (which builds a
     formatter each time: measurable in ``darkweights --help``)."""
 
-    class Formatter(argparse.HelpFormatter):
+    class Formatter(argparse.RawDescriptionHelpFormatter):  # the example epilog is shown as written
         def __init__(self, prog: str, **kwargs: Any) -> None:
             super().__init__(prog, width=width, **kwargs)
 
@@ -83,6 +84,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="darkweights",
         description="Read, write, convert and verify Darknet .cfg/.weights models exactly as Darknet does.",
         formatter_class=formatter,
+        epilog="example: darkweights detect --sample -o dog.png",
     )
     parser.add_argument("--version", action="version", version=f"darkweights {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -91,7 +93,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, formatter_class=formatter)
         if only is not None and name != only:
             continue
-        command(name).add_arguments(p)
+        module = command(name)
+        module.add_arguments(p)
+        p.epilog = f"example: {module.EXAMPLE}"  # every subcommand's help ends with one
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or `wrote ...` lines")
         # --debug also after the command; SUPPRESS keeps one given before it
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -132,22 +136,38 @@ def _missing_dependency(exc: ImportError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command. Exit status: 0 success, 1 a verification failed, 2 a user error (one line on
     stderr), 130/143 interrupted, 141 the reader of our output went away (``| head``)."""
+    from ..atomic import signals_as_exceptions
+
+    with signals_as_exceptions():  # first: a SIGINT from now on stops the command (see _run)
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     import os
 
-    from ..atomic import Terminated
+    from ..atomic import Terminated, interrupted, overwriting
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    name = next((a for a in argv if not a.startswith("-")), "")  # top-level options take no values
-    args = build_parser(only=name).parse_args(argv)
-    debug = bool(args.debug or os.environ.get("DARKWEIGHTS_DEBUG"))
-    warnings.showwarning = _show_warning
-    if getattr(args, "quiet", False):
-        from ..progress import set_quiet
-
-        set_quiet()
+    debug = bool(os.environ.get("DARKWEIGHTS_DEBUG"))
     try:
-        code = int(command(args.command).run(args) or 0)
-        sys.stdout.flush()  # a broken pipe surfaces here, inside the handlers
+        name = next((a for a in argv if not a.startswith("-")), "")  # top-level options take no values
+        args = build_parser(only=name).parse_args(argv)
+        debug = debug or bool(args.debug)
+        warnings.showwarning = _show_warning
+        if getattr(args, "quiet", False):
+            from ..progress import set_quiet
+
+            set_quiet()
+        # SIGINT/SIGTERM stop every stage of every command (also torch's, which may swallow the exception: an
+        # output is never named after one) and no output replaces an existing file unless --force
+        with overwriting(getattr(args, "force", False)):
+            code = int(command(args.command).run(args) or 0)
+            sys.stdout.flush()  # a broken pipe surfaces here, inside the handlers
+        signum = interrupted()
+        if signum is not None:  # the exception it raised was swallowed on the way: the exit status still tells
+            import signal
+
+            raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         return code
     except BrokenPipeError:  # before OSError, which it is a subclass of
         _quiet_stdout()

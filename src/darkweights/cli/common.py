@@ -9,8 +9,8 @@ from typing import Any
 from ..dialects import AUTO, DIALECTS
 from ..errors import DarkweightsError
 
-CFG_HELP = "the .cfg file, or a bundled model's name (see `darkweights models`)"
-WEIGHTS_HELP = "the .weights file (the bundled yolo-fastest-1.1 brings its own)"
+CFG_HELP = "the .cfg, or a bundled model's name (see `models`)"
+WEIGHTS_HELP = "the .weights (yolo-fastest-1.1 brings its own)"
 JSON_HELP = "print one JSON object instead of text"
 DIALECT_CHOICES = (AUTO, *DIALECTS)
 
@@ -21,15 +21,42 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--dialect",
         default="auto",
         choices=DIALECT_CHOICES,
-        help="which Darknet fork's rules apply (default: auto, told from the files)",
+        metavar="FORK",
+        help="the fork's rules: auto (default: told from the files), " + ", ".join(DIALECTS),
     )
-    p.add_argument("--width", type=int, help="override [net] width")
-    p.add_argument("--height", type=int, help="override [net] height")
+    p.add_argument("--width", type=int, metavar="W", help="override [net] width")
+    p.add_argument("--height", type=int, metavar="H", help="override [net] height")
 
 
 def add_force(p: argparse.ArgumentParser) -> None:
     """``-f/--force`` for a command that writes ``-o``."""
     p.add_argument("-f", "--force", action="store_true", help="replace the output if it exists")
+
+
+def add_usable_options(p: argparse.ArgumentParser) -> None:
+    """``--allow-partial``, ``--allow-nonfinite``: run weights that :mod:`darkweights.policy` refuses."""
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="run a partial weights file (.conv.N) anyway",
+    )
+    p.add_argument("--allow-nonfinite", action="store_true", help="run weights holding NaN/Inf values anyway")
+
+
+def check_usable(args: argparse.Namespace, net: Any, purpose: str) -> None:
+    """The policy of :meth:`darkweights.network.Network.check_usable` with the command's flags."""
+    net.check_usable(purpose, allow_partial=args.allow_partial, allow_nonfinite=args.allow_nonfinite)
+
+
+def count(value: str) -> int:
+    """An argparse type: an integer >= 0 (``--cutoff``)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {n} (a layer count, not a Python slice)")
+    return n
 
 
 def add_json(p: argparse.ArgumentParser) -> None:

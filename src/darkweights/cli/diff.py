@@ -6,10 +6,12 @@ import argparse
 
 from .common import add_json, add_model_options
 
+EXAMPLE = "darkweights diff base.weights tuned.weights --cfg yolov4.cfg"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", help="A.weights, or an .npz/.safetensors export (carries its cfg)")
-    p.add_argument("b", metavar="B")
+    p.add_argument("b", metavar="B", help="B.weights or an export, to compare with A")
     p.add_argument("--cfg", help="the cfg of both (needed for .weights files)")
     p.add_argument(
         "--sort",

@@ -6,6 +6,8 @@ import argparse
 
 from .common import CFG_HELP, add_force, add_model_options, check_output, info, load
 
+EXAMPLE = "darkweights init yolov4-tiny -o yolov4-tiny.weights --seed 1"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("cfg", help=CFG_HELP)

@@ -8,6 +8,8 @@ import sys
 
 from .common import CFG_HELP, WEIGHTS_HELP, add_json, add_model_options, load, terminal_width
 
+EXAMPLE = "darkweights inspect yolov4-tiny   # a bundled cfg by name"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("cfg", help=CFG_HELP)

@@ -6,6 +6,8 @@ import argparse
 
 from .common import add_json, terminal_width
 
+EXAMPLE = "darkweights models --json"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_json(p)

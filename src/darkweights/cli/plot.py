@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_force, add_model_options, check_output, info, load
+from .common import CFG_HELP, WEIGHTS_HELP, add_force, add_model_options, check_output, info, load
+
+EXAMPLE = "darkweights plot yolov4.cfg yolov4.weights -o weights.png"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("cfg")
-    p.add_argument("weights")
+    p.add_argument("cfg", help=CFG_HELP)
+    p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, help="OUT.png")
     p.add_argument("--dpi", type=int, default=100, help="resolution of the PNG (default: 100)")
     add_model_options(p)

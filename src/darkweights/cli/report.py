@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_force, add_model_options, check_output, info, load
+from .common import CFG_HELP, WEIGHTS_HELP, add_force, add_model_options, check_output, info, load
+
+EXAMPLE = "darkweights report yolov4.cfg yolov4.weights -o report.html"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("cfg")
-    p.add_argument("weights", nargs="?")
+    p.add_argument("cfg", help=CFG_HELP)
+    p.add_argument("weights", nargs="?", help=WEIGHTS_HELP + "; without it: the cfg alone")
     p.add_argument("-o", "--output", required=True, help="OUT.html")
     p.add_argument("--no-plots", action="store_true", help="leave the plots out (no matplotlib needed)")
     add_model_options(p)

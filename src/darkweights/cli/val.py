@@ -6,12 +6,13 @@ import argparse
 import json
 
 from ..errors import DarkweightsError
-from .common import add_json, add_model_options
+from .common import add_json, add_model_options, add_usable_options
 
 BACKEND_CHOICES = ("torch", "onnxruntime", "openvino")
+EXAMPLE = "darkweights val yolov4.cfg yolov4.weights coco.data --points 101"
 # shown in docs/cli.md; tests/test_val.py runs it from the repository root and finds these lines in its output
 # (Darknet ends most lines with a space: compared without trailing spaces)
-EXAMPLE = """\
+PRINTOUT = """\
 $ darkweights val tests/data/val/repo5/coco.data
  detections_count = 474, unique_truth_count = 8
 class_id = 0, name = person, ap = 100.00%   \t (TP = 2, FP = 1)
@@ -29,14 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="[CFG WEIGHTS | MODEL.onnx] DATA: a Darknet .data file (valid=, names=), after the model: a cfg and "
-        "its weights, or a darkweights raw ONNX export (default model: Yolo-Fastest 1.1)",
+        help="[CFG WEIGHTS | MODEL.onnx] DATA: the model (default: Yolo-Fastest 1.1), then a .data file",
     )
     p.add_argument(
         "--backend",
         choices=BACKEND_CHOICES,
-        help="what runs the network (default: torch for a cfg, onnxruntime for .onnx; with a cfg the ONNX "
-        "backends run a temporary raw export; openvino computes in float32)",
+        help="what runs the network (default: torch for a cfg, onnxruntime for .onnx)",
     )
     p.add_argument(
         "--iou-thresh", type=float, default=0.5, help="IoU a detection needs to match a truth (default: 0.5)"
@@ -60,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_json(p)
     add_model_options(p)
+    add_usable_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         coco=args.coco,
         batch=args.batch,
         threads=args.threads,
+        allow_partial=args.allow_partial,
+        allow_nonfinite=args.allow_nonfinite,
     )
     if args.json:
         print(json.dumps(record, indent=1))

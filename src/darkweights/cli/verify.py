@@ -5,43 +5,47 @@ from __future__ import annotations
 import argparse
 
 from ..errors import DarkweightsError
-from .common import CFG_HELP, WEIGHTS_HELP, add_json, add_model_options, load
+from .common import CFG_HELP, WEIGHTS_HELP, add_json, add_model_options, add_usable_options, check_usable, load
+
+EXAMPLE = "darkweights verify yolov4.cfg yolov4.weights --against opencv"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("cfg", nargs="?", help=CFG_HELP)
     p.add_argument("weights", nargs="?", help=WEIGHTS_HELP)
-    p.add_argument("--fixture", help="a fixture directory (model.cfg, model.weights, input.npy, outputs.npz)")
+    p.add_argument("--fixture", metavar="DIR", help="a Darknet fixture (model.cfg, .weights, input, outputs)")
     p.add_argument("--against", choices=("opencv",), help="cross-check with OpenCV's Darknet importer")
     p.add_argument("--teacher-forcing", action="store_true", help="feed each layer the reference inputs")
     p.add_argument(
         "--bn-eps",
         choices=("darknet", "opencv"),
         default="darknet",
-        help="with --against opencv: OpenCV's BN eps 1e-6 (trained weights); default Darknet's 1e-5",
+        help="--against opencv: 1e-6 as OpenCV (trained weights) or 1e-5",
     )
     p.add_argument(
         "--direct",
         action="store_true",
-        help="compute every convolution directly (default: Winograd F(2,3) for wide 3x3 stride-1 ones)",
+        help="every convolution direct (default: Winograd for wide 3x3)",
     )
     p.add_argument(
         "--float64",
         action="store_true",
-        help="with --fixture: our model in float64 (what is left is Darknet's own float32 rounding)",
+        help="--fixture: compute in float64 (shows Darknet's rounding)",
     )
     p.add_argument(
         "--onnx",
         metavar="MODEL",
-        help="check an ONNX export in onnxruntime (against --fixture DIR or our model of CFG WEIGHTS)",
+        help="run an ONNX export: vs --fixture DIR or CFG WEIGHTS",
     )
     p.add_argument(
         "--ort-level",
         choices=("disable", "basic", "extended", "all"),
         default="extended",
-        help="with --onnx: onnxruntime graph optimisation (default: extended)",
+        metavar="LEVEL",
+        help="--onnx: disable, basic, extended (default), all",
     )
     add_json(p)
+    add_usable_options(p)
     add_model_options(p)
 
 
@@ -54,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         if args.fixture:
             report = home.compare_onnx_with_fixture(args.onnx, args.fixture, level=args.ort_level)
         elif args.cfg and args.weights:
-            report = home.compare_onnx_with_torch(args.onnx, load(args, args.cfg, args.weights), level=args.ort_level)
+            net = load(args, args.cfg, args.weights)
+            check_usable(args, net, "verify")
+            report = home.compare_onnx_with_torch(args.onnx, net, level=args.ort_level)
         else:
             raise DarkweightsError("verify --onnx MODEL needs --fixture DIR, or CFG WEIGHTS (our PyTorch model)")
     elif args.fixture:
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if args.float64:
             raise DarkweightsError("--float64 applies to --fixture comparisons (OpenCV computes in float32)")
         net = load(args, args.cfg, args.weights)
+        check_usable(args, net, "verify")
         if args.against != "opencv":
             raise DarkweightsError("without --fixture, compare --against opencv")
         report = verify.compare_with_opencv(net, bn_eps=args.bn_eps, winograd=not args.direct)

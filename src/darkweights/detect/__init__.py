@@ -14,22 +14,16 @@ Pillow is needed only by :func:`load_image` and :func:`draw_detections`.
 """
 
 from .boxes import (
-    NMS_KINDS,
     Detections,
-    box_diou,
-    box_diounms,
-    box_iou,
     correct_yolo_boxes,
-    diounms_sort,
-    do_nms_sort,
     get_gaussian_yolo_detections,
     get_region_detections,
     get_yolo_detections,
-    nms,
     to_records,
 )
 from .draw import class_color, draw_detections
 from .image import image_to_uint8, letterbox_geometry, letterbox_image, load_image, resize_image
+from .nms import NMS_KINDS, box_diou, box_diounms, box_iou, diounms_sort, do_nms_sort, nms
 
 __all__ = [
     "NMS_KINDS",

@@ -1,33 +1,32 @@
-"""Darknet's detection-head decoding and non-maximum suppression, in NumPy.
+"""Darknet's detection-head decoding, in NumPy: the detection array ``get_network_boxes`` fills.
 
-Re-implements what AlexeyAB Darknet's ``darknet detector test`` does after
-``network_predict`` (pjreddie's ``detector test``: the ``*_pjreddie`` functions, see
-the section at the end of the decoders):
+Re-implements what AlexeyAB Darknet's ``darknet detector test`` does after ``network_predict``
+(pjreddie's ``detector test``: the ``*_pjreddie`` functions):
 
-* ``get_network_boxes`` -> per head :func:`get_yolo_detections`,
-  :func:`get_gaussian_yolo_detections`, :func:`get_region_detections` (concatenate the
-  results in layer order with :meth:`Detections.concatenate`);
-* ``do_nms_sort`` / ``diounms_sort`` -> :func:`do_nms_sort`, :func:`diounms_sort`
-  (or :func:`nms`, which dispatches on the cfg's ``nms_kind``);
+* ``get_network_boxes`` -> per head :func:`head_detections` (the head's
+  :class:`~darkweights.heads.Head` record and its decode, :func:`darkweights.heads.decode`, in
+  Darknet's C arithmetic); the same for loose arrays: :func:`get_yolo_detections`,
+  :func:`get_gaussian_yolo_detections`, :func:`get_region_detections` (concatenate the results in
+  layer order with :meth:`Detections.concatenate`);
+* ``correct_yolo_boxes`` (letterbox) -> :func:`correct_yolo_boxes`, :func:`correct_boxes_pjreddie`;
 * the box convention of the reference fixtures -> :func:`to_records`.
 
-Arithmetic follows the C code's float32/double mix step by step (float32 arrays,
-with float64 only where C promotes to double, e.g. ``exp`` and ``pow``), so decoded
-boxes and probabilities match Darknet to the last bit or ulp given the same layer
-output. Darknet's ``qsort`` calls are reproduced as stable sorts: glibc's ``qsort``
-is a merge sort whenever it can allocate its buffer, so ties keep their previous order.
-The decoders take each head's ``l.output`` as ``darkweights.torch`` computes it.
+NMS is :mod:`.nms`. Arithmetic follows the C code's float32/double mix step by step (float32 arrays,
+with float64 only where C promotes to double, e.g. ``exp`` and ``pow``), so decoded boxes and
+probabilities match Darknet to the last bit or ulp given the same layer output. The decoders take each
+head's ``l.output`` as ``darkweights.torch`` computes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ArgumentError
+from ..heads import CONSTANT, GATE, NUMPY, SELECT, Candidates, Head, decode, threshold
 from .image import letterbox_geometry
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Detections",
-    "NMS_KINDS",
+    "head_detections",
     "get_yolo_detections",
     "get_gaussian_yolo_detections",
     "get_region_detections",
@@ -43,18 +42,10 @@ __all__ = [
     "get_yolo_detections_pjreddie",
     "get_region_detections_pjreddie",
     "correct_boxes_pjreddie",
-    "do_nms_sort_pjreddie",
-    "box_iou",
-    "box_diou",
-    "box_diounms",
-    "do_nms_sort",
-    "diounms_sort",
-    "nms",
     "to_records",
 ]
 
 F32 = np.float32
-NMS_KINDS = ("default", "greedynms", "diounms", "cornersnms")
 
 
 # --------------------------------------------------------------------------- records
@@ -127,19 +118,6 @@ class Detections:
         )
 
 
-# --------------------------------------------------------------------------- float helpers
-
-
-def _logistic(x: np.ndarray) -> np.ndarray:
-    """``logistic_activate``: ``1.f/(1.f + expf(-x))`` in float32.
-
-    ``expf`` is evaluated as a float64 ``exp`` rounded to float32 (glibc's ``expf`` is
-    correctly rounded in practice; NumPy's own float32 ``exp`` may differ by an ulp).
-    """
-    e = np.exp(-np.asarray(x, dtype=np.float64)).astype(F32)
-    return F32(1.0) / (F32(1.0) + e)
-
-
 # --------------------------------------------------------------------------- decoding
 
 
@@ -171,6 +149,59 @@ def correct_yolo_boxes(
     return b
 
 
+def _tree_probs(cls: np.ndarray, scale: np.ndarray, tree: Tree, thresh: float, map: Sequence[int] | None) -> np.ndarray:
+    """The ``softmax_tree`` branch of ``AB:src/region_layer.c:get_region_boxes`` (see get_region_detections)."""
+    from ..tree import hierarchy_predictions
+
+    if tree.n != cls.shape[1]:
+        raise ValueError(
+            f"[region] has {cls.shape[1]} classes but its tree {tree.n} nodes: Darknet's "
+            "hierarchy_predictions would read past the tree"
+        )
+    hierarchy_predictions(cls, tree)
+    probs = np.zeros_like(cls)
+    if map is not None:
+        if len(map) < 200:
+            raise ValueError(f"map has {len(map)} entries; Darknet reads 200")
+        prob = (scale[:, None] * cls[:, np.asarray(map[:200])]).astype(F32)
+        probs[:, :200] = np.where(prob > F32(thresh), prob, F32(0.0))
+        return probs
+    above = cls > F32(0.5)
+    last = cls.shape[1] - 1 - np.argmax(above[:, ::-1], axis=1)  # the highest class index > .5
+    rows = np.nonzero(above.any(axis=1) & (scale > F32(thresh)))[0]
+    probs[rows, last[rows]] = cls[rows, last[rows]]
+    return probs
+
+
+def head_detections(
+    head: Head,
+    output: np.ndarray,
+    *,
+    net_w: int,
+    net_h: int,
+    thresh: float,
+    tree: Tree | None = None,
+    map: Sequence[int] | None = None,
+    candidates: Candidates | None = None,
+) -> Detections:
+    """The detections one head adds to Darknet's array, before box correction (``get_*_detections``):
+    boxes relative to the network input, in Darknet's candidate order. ``tree``: the head's class tree
+    (YOLO9000, see :func:`get_region_detections`). ``candidates``: the head's decode, when already made."""
+    c = candidates if candidates is not None else decode(head, output, NUMPY, net_w=net_w, net_h=net_h)
+    objectness, probs = threshold(head, c, NUMPY, thresh)
+    if tree is not None:
+        cls = c.entries[:, head.first_class : head.first_class + head.classes].copy()
+        probs = _tree_probs(cls, c.scale, tree, thresh, map)
+    if head.objectness_rule == SELECT:  # get_yolo_detections returns only these
+        index = np.flatnonzero(c.scale > F32(thresh))
+        if index.size == 0:
+            return Detections.empty(head.classes)
+    else:
+        index = np.arange(head.candidates)
+    uc = c.entries[index][:, list(head.uncertainty)] if head.uncertainty else None
+    return Detections(c.boxes[index], objectness[index], probs[index], uc)
+
+
 def _anchor_pairs(anchors: Sequence[float]) -> np.ndarray:
     a = np.asarray(list(anchors), dtype=F32)  # l.biases is a float array
     if a.size % 2:
@@ -178,19 +209,46 @@ def _anchor_pairs(anchors: Sequence[float]) -> np.ndarray:
     return a.reshape(-1, 2)
 
 
-def _mask_list(mask: Sequence[int] | None, n_anchor_pairs: int) -> np.ndarray:
-    if mask is None:
-        return np.arange(n_anchor_pairs, dtype=np.int64)
-    m = np.asarray(list(mask), dtype=np.int64)
-    if m.size and (m.min() < 0 or m.max() >= n_anchor_pairs):
-        raise ArgumentError(f"mask {m.tolist()} refers to anchors beyond the {n_anchor_pairs} given")
-    return m
+def _yolo_head(
+    anchors: Sequence[float],
+    mask: Sequence[int] | None,
+    classes: int,
+    grid: tuple[int, int],
+    entries: int,
+    **kw: object,
+) -> Head:
+    """A head record for loose arrays (the cfg's anchor list, the mask)."""
+    pairs = _anchor_pairs(anchors)
+    m = list(range(pairs.shape[0])) if mask is None else [int(v) for v in mask]
+    if m and (min(m) < 0 or max(m) >= pairs.shape[0]):
+        raise ArgumentError(f"mask {m} refers to anchors beyond the {pairs.shape[0]} given")
+    used = tuple((float(pairs[i, 0]), float(pairs[i, 1])) for i in m)
+    return Head(index=-1, type="", classes=classes, anchors=used, grid=grid, entries=classes + entries, **kw)
 
 
-def _threshold_probs(obj: np.ndarray, cls: np.ndarray, thresh: float) -> np.ndarray:
-    # prob = objectness*class (float); kept only when > thresh, else exactly 0
-    prob = obj[:, None] * cls
-    return np.where(prob > F32(thresh), prob, F32(0.0)).astype(F32)
+def _region_head(
+    output: np.ndarray,
+    anchors: Sequence[float],
+    num: int,
+    classes: int,
+    grid: tuple[int, int],
+    formula: str,
+    entries: int,
+    **kw: object,
+) -> tuple[np.ndarray, Head]:
+    """A ``[region]`` output checked for its size and anchors, flat, and its head record."""
+    flat = np.asarray(output, dtype=F32).reshape(-1)
+    want = grid[0] * grid[1] * num * entries
+    if flat.size != want:
+        raise ArgumentError(f"[region] output has {flat.size} values, expected {formula} = {want}")
+    pairs = _anchor_pairs(anchors)
+    if pairs.shape[0] < num:
+        raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
+    used = tuple((float(a), float(b)) for a, b in pairs[:num])
+    head = Head(
+        index=-1, type="region", classes=classes, anchors=used, grid=grid, entries=entries, anchor_units="grid", **kw
+    )
+    return flat, head
 
 
 def get_yolo_detections(
@@ -215,38 +273,15 @@ def get_yolo_detections(
     (row-major), then anchor slot, as in Darknet.
     """
     out = np.asarray(output, dtype=F32)
-    pairs = _anchor_pairs(anchors)
-    m = _mask_list(mask, pairs.shape[0])
-    n = m.size
     c, h, w = out.shape
-    if c != n * (5 + classes):
-        raise ArgumentError(f"[yolo] output has {c} channels, expected len(mask)*(classes+5) = {n * (5 + classes)}")
-    # (n, 5+K, H*W) -> (H*W, n, 5+K): Darknet loops over locations, then anchors
-    v = out.reshape(n, 5 + classes, h * w).transpose(2, 0, 1)
-    obj = v[:, :, 4]
-    loc, slot = np.nonzero(obj > F32(thresh))
-    if loc.size == 0:
-        return Detections.empty(classes)
-    sel = v[loc, slot]
-    col = (loc % w).astype(F32)
-    row = (loc // w).astype(F32)
-    aw = pairs[m[slot], 0]
-    ah = pairs[m[slot], 1]
-    bx = (col + sel[:, 0]) / F32(w)
-    by = (row + sel[:, 1]) / F32(h)
-    if new_coords:
-        # get_yolo_box: x*x*4*bias/w, all in float
-        bw = sel[:, 2] * sel[:, 2] * F32(4.0) * aw / F32(net_w)
-        bh = sel[:, 3] * sel[:, 3] * F32(4.0) * ah / F32(net_h)
-    else:
-        # exp() is the double function: exp(x)*bias/w evaluated in double, stored as float
-        bw = (np.exp(sel[:, 2].astype(np.float64)) * aw.astype(np.float64) / net_w).astype(F32)
-        bh = (np.exp(sel[:, 3].astype(np.float64)) * ah.astype(np.float64) / net_h).astype(F32)
-    boxes = np.stack([bx, by, bw, bh], axis=1)
-    objectness = sel[:, 4].copy()
-    probs = _threshold_probs(objectness, sel[:, 5:], thresh)
-    boxes = correct_yolo_boxes(boxes, im_w, im_h, net_w, net_h, letterbox)
-    return Detections(boxes, objectness, probs)
+    head = _yolo_head(anchors, mask, classes, (h, w), 5, new_coords=new_coords)
+    if c != head.slots * (5 + classes):
+        raise ArgumentError(
+            f"[yolo] output has {c} channels, expected len(mask)*(classes+5) = {head.slots * (5 + classes)}"
+        )
+    dets = head_detections(head, out, net_w=net_w, net_h=net_h, thresh=thresh)
+    dets.boxes = correct_yolo_boxes(dets.boxes, im_w, im_h, net_w, net_h, letterbox)
+    return dets
 
 
 def get_gaussian_yolo_detections(
@@ -270,68 +305,29 @@ def get_gaussian_yolo_detections(
     ``left_top``, ``right_bottom``) shifts the centre by half the box.
     """
     out = np.asarray(output, dtype=F32)
-    pairs = _anchor_pairs(anchors)
-    m = _mask_list(mask, pairs.shape[0])
-    n = m.size
     c, h, w = out.shape
-    if c != n * (9 + classes):
-        raise ArgumentError(
-            f"[Gaussian_yolo] output has {c} channels, expected len(mask)*(classes+9) = {n * (9 + classes)}"
-        )
     if yolo_point not in ("center", "left_top", "right_bottom"):
         raise ArgumentError(f"unknown yolo_point {yolo_point!r}")
-    v = out.reshape(n, 9 + classes, h * w).transpose(2, 0, 1)
-    loc, slot = np.nonzero(v[:, :, 8] > F32(thresh))
-    if loc.size == 0:
-        return Detections.empty(classes)
-    sel = v[loc, slot]
-    col = (loc % w).astype(F32)
-    row = (loc // w).astype(F32)
-    aw = pairs[m[slot], 0].astype(np.float64)
-    ah = pairs[m[slot], 1].astype(np.float64)
-    bw = (np.exp(sel[:, 4].astype(np.float64)) * aw / net_w).astype(F32)
-    bh = (np.exp(sel[:, 6].astype(np.float64)) * ah / net_h).astype(F32)
-    bx = (col + sel[:, 0]) / F32(w)
-    by = (row + sel[:, 2]) / F32(h)
-    if yolo_point == "left_top":
-        bx, by = bx + bw / F32(2), by + bh / F32(2)
-    elif yolo_point == "right_bottom":
-        bx, by = bx - bw / F32(2), by - bh / F32(2)
-    uc = sel[:, [1, 3, 5, 7]].copy()
-    # uc_aver = (uc0+uc1+uc2+uc3)/4.0: float sum left to right, then a double division
-    uc_sum = ((uc[:, 0] + uc[:, 1]) + uc[:, 2]) + uc[:, 3]
-    uc_aver = (uc_sum.astype(np.float64) / 4.0).astype(F32)
-    objectness = sel[:, 8].copy()
-    prob = ((objectness[:, None] * sel[:, 9:]).astype(np.float64) * (1.0 - uc_aver.astype(np.float64))[:, None]).astype(
-        F32
+    head = _yolo_head(
+        anchors,
+        mask,
+        classes,
+        (h, w),
+        9,
+        box=(0, 2, 4, 6),
+        objectness=8,
+        first_class=9,
+        uncertainty=(1, 3, 5, 7),
+        yolo_point=yolo_point,
+        box_correction="gaussian",
     )
-    probs = np.where(prob > F32(thresh), prob, F32(0.0)).astype(F32)
-    boxes = correct_yolo_boxes(np.stack([bx, by, bw, bh], axis=1), im_w, im_h, net_w, net_h, letterbox, gaussian=True)
-    return Detections(boxes, objectness, probs, uc)
-
-
-def _tree_probs(cls: np.ndarray, scale: np.ndarray, tree: Tree, thresh: float, map: Sequence[int] | None) -> np.ndarray:
-    """The ``softmax_tree`` branch of ``AB:src/region_layer.c:get_region_boxes`` (see get_region_detections)."""
-    from ..tree import hierarchy_predictions
-
-    if tree.n != cls.shape[1]:
-        raise ValueError(
-            f"[region] has {cls.shape[1]} classes but its tree {tree.n} nodes: Darknet's "
-            "hierarchy_predictions would read past the tree"
+    if c != head.slots * (9 + classes):
+        raise ArgumentError(
+            f"[Gaussian_yolo] output has {c} channels, expected len(mask)*(classes+9) = {head.slots * (9 + classes)}"
         )
-    hierarchy_predictions(cls, tree)
-    probs = np.zeros_like(cls)
-    if map is not None:
-        if len(map) < 200:
-            raise ValueError(f"map has {len(map)} entries; Darknet reads 200")
-        prob = (scale[:, None] * cls[:, np.asarray(map[:200])]).astype(F32)
-        probs[:, :200] = np.where(prob > F32(thresh), prob, F32(0.0))
-        return probs
-    above = cls > F32(0.5)
-    last = cls.shape[1] - 1 - np.argmax(above[:, ::-1], axis=1)  # the highest class index > .5
-    rows = np.nonzero(above.any(axis=1) & (scale > F32(thresh)))[0]
-    probs[rows, last[rows]] = cls[rows, last[rows]]
-    return probs
+    dets = head_detections(head, out, net_w=net_w, net_h=net_h, thresh=thresh)
+    dets.boxes = correct_yolo_boxes(dets.boxes, im_w, im_h, net_w, net_h, letterbox, gaussian=True)
+    return dets
 
 
 def get_region_detections(
@@ -372,35 +368,25 @@ def get_region_detections(
     if coords != 4:
         # get_region_boxes hard-codes a row stride of classes+5
         raise ArgumentError("[region] decoding supports coords=4 only (as Darknet's get_region_boxes)")
-    size = classes + 5
-    flat = np.asarray(output, dtype=F32).reshape(-1)
-    cells = grid_w * grid_h
-    if flat.size != cells * num * size:
-        raise ArgumentError(
-            f"[region] output has {flat.size} values, expected grid_w*grid_h*num*(classes+5) = {cells * num * size}"
-        )
-    pairs = _anchor_pairs(anchors)
-    if pairs.shape[0] < num:
-        raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
-    rows = flat.reshape(cells * num, size)  # row index = location*num + anchor
-    idx = np.arange(cells * num)
-    loc, slot = idx // num, idx % num
-    col = (loc % grid_w).astype(F32)
-    row = (loc // grid_w).astype(F32)
-    # get_region_box with DOABS=1: sigmoid at decode, w/h divided by the grid size
-    bx = (col + _logistic(rows[:, 0])) / F32(grid_w)
-    by = (row + _logistic(rows[:, 1])) / F32(grid_h)
-    bw = (np.exp(rows[:, 2].astype(np.float64)) * pairs[slot, 0].astype(np.float64) / grid_w).astype(F32)
-    bh = (np.exp(rows[:, 3].astype(np.float64)) * pairs[slot, 1].astype(np.float64) / grid_h).astype(F32)
-    scale = rows[:, 4].copy()
-    if classfix == -1:
-        scale = np.where(scale < F32(0.5), F32(0.0), scale).astype(F32)
-    if tree is not None:
-        probs = _tree_probs(rows[:, 5:].copy(), scale, tree, thresh, map)
-    else:
-        probs = _threshold_probs(scale, rows[:, 5:], thresh)
-    boxes = correct_yolo_boxes(np.stack([bx, by, bw, bh], axis=1), im_w, im_h, net_w, net_h, letterbox)
-    return Detections(boxes, np.ones(cells * num, dtype=F32), probs)
+    flat, head = _region_head(
+        output,
+        anchors,
+        num,
+        classes,
+        (grid_h, grid_w),
+        "grid_w*grid_h*num*(classes+5)",
+        classes + 5,
+        layout="rows",
+        xy_logistic=True,
+        objectness_rule=CONSTANT,
+    )
+    c = decode(head, flat, NUMPY, net_w=net_w, net_h=net_h)
+    if classfix == -1:  # get_region_boxes: a scale below .5 counts as 0
+        scale = np.where(c.scale < F32(0.5), F32(0.0), c.scale).astype(F32)
+        c = c._replace(scale=scale, probs=scale[:, None] * c.entries[:, 5:])
+    dets = head_detections(head, flat, net_w=net_w, net_h=net_h, thresh=thresh, tree=tree, map=map, candidates=c)
+    dets.boxes = correct_yolo_boxes(dets.boxes, im_w, im_h, net_w, net_h, letterbox)
+    return dets
 
 
 # --------------------------------------------------------------------------- pjreddie decoding
@@ -478,198 +464,23 @@ def get_region_detections_pjreddie(
     ``objectness = scale if scale > thresh else 0`` (``scale`` = 1 with ``background=1``; AB:
     always 1), class probs ``scale*p`` kept when ``> thresh``, all 0 when objectness is 0.
     """
-    entries = coords + 1 + classes
-    cells = grid_w * grid_h
-    flat = np.asarray(output, dtype=F32).reshape(-1)
-    if flat.size != num * entries * cells:
-        raise ArgumentError(
-            f"[region] output has {flat.size} values, expected num*(coords+1+classes)*grid_h*grid_w "
-            f"= {num * entries * cells}"
-        )
-    pairs = _anchor_pairs(anchors)
-    if pairs.shape[0] < num:
-        raise ArgumentError(f"[region] needs {num} anchor pairs, got {pairs.shape[0]}")
-    v = flat.reshape(num, entries, cells)
-    col = (np.arange(cells) % grid_w).astype(F32)
-    row = (np.arange(cells) // grid_w).astype(F32)
-    # get_region_box: float sums and divisions; exp() in double, stored as float
-    bx = (col + v[:, 0]) / F32(grid_w)
-    by = (row + v[:, 1]) / F32(grid_h)
-    bw = (np.exp(v[:, 2].astype(np.float64)) * pairs[:num, 0:1].astype(np.float64) / grid_w).astype(F32)
-    bh = (np.exp(v[:, 3].astype(np.float64)) * pairs[:num, 1:2].astype(np.float64) / grid_h).astype(F32)
-    boxes = np.stack([bx, by, bw, bh], axis=-1).reshape(-1, 4)
-    scale = np.ones(num * cells, dtype=F32) if background else v[:, coords].reshape(-1)
-    objectness = np.where(scale > F32(thresh), scale, F32(0.0)).astype(F32)
-    probs = _threshold_probs(scale, v[:, coords + 1 :].transpose(0, 2, 1).reshape(-1, classes), thresh)
-    probs[objectness == 0] = F32(0.0)
-    return Detections(correct_boxes_pjreddie(boxes, im_w, im_h, net_w, net_h), objectness, probs)
-
-
-# --------------------------------------------------------------------------- IoU family
-
-
-def _split(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    b = np.asarray(b, dtype=F32)
-    return b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-
-
-def _overlap(x1: np.ndarray, w1: np.ndarray, x2: np.ndarray, w2: np.ndarray) -> np.ndarray:
-    half = F32(2.0)
-    left = np.maximum(x1 - w1 / half, x2 - w2 / half)
-    right = np.minimum(x1 + w1 / half, x2 + w2 / half)
-    return right - left
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``AB:src/box.c:box_iou`` in float32, broadcasting ``(…, 4)`` boxes ``(x, y, w, h)``.
-
-    Returns 0 when the intersection or the union is 0 (also for touching boxes).
-    """
-    ax, ay, aw, ah = _split(a)
-    bx, by, bw, bh = _split(b)
-    iw = _overlap(ax, aw, bx, bw)
-    ih = _overlap(ay, ah, by, bh)
-    inter = np.where((iw < 0) | (ih < 0), F32(0.0), iw * ih)
-    union = aw * ah + bw * bh - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where((inter == 0) | (union == 0), F32(0.0), inter / union)
-    return iou.astype(F32)
-
-
-def _diou_generic(a: np.ndarray, b: np.ndarray, beta: np.float64) -> np.ndarray:
-    ax, ay, aw, ah = _split(a)
-    bx, by, bw, bh = _split(b)
-    half = F32(2.0)
-    # box_c: the smallest box enclosing both
-    top = np.minimum(ay - ah / half, by - bh / half)
-    bot = np.maximum(ay + ah / half, by + bh / half)
-    left = np.minimum(ax - aw / half, bx - bw / half)
-    right = np.maximum(ax + aw / half, bx + bw / half)
-    cw = right - left
-    ch = bot - top
-    c = cw * cw + ch * ch
-    iou = box_iou(a, b)
-    dx = ax - bx
-    dy = ay - by
-    d = dx * dx + dy * dy
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (d / c).astype(np.float64)
-        u = np.power(ratio, beta).astype(F32)  # pow() in double, stored as float
-    return np.where(c == 0, iou, iou - u).astype(F32)
-
-
-def box_diou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``AB:src/box.c:box_diou``: ``IoU - (d²/c²)^0.6``; note the exponent is a fixed 0.6.
-
-    This is what ``nms_kind=greedynms`` uses (the cfg's ``beta_nms`` is ignored there).
-    """
-    return _diou_generic(a, b, np.float64(0.6))
-
-
-def box_diounms(a: np.ndarray, b: np.ndarray, beta1: float) -> np.ndarray:
-    """``AB:src/box.c:box_diounms``: ``IoU - (d²/c²)^beta1``, ``beta1`` a float (``beta_nms``)."""
-    return _diou_generic(a, b, np.float64(F32(beta1)))
-
-
-# --------------------------------------------------------------------------- NMS
-
-
-def _objectness_partition(objectness: np.ndarray) -> tuple[np.ndarray, int]:
-    """Darknet's pre-NMS pass: swap every zero-objectness detection to the end.
-
-    Reproduces the exact swap sequence of ``do_nms_sort``/``diounms_sort`` (it is not
-    a stable partition). Returns the permutation and the count of non-zero ones.
-    """
-    order = np.arange(objectness.shape[0])
-    k = order.size - 1
-    i = 0
-    zero = objectness == 0
-    while i <= k:
-        if zero[order[i]]:
-            order[i], order[k] = order[k], order[i]
-            k -= 1  # re-examine position i, which now holds what was at k
-        else:
-            i += 1
-    return order, k + 1
-
-
-SuppressFn = Callable[[np.ndarray, np.ndarray, np.float32], np.ndarray]
-
-
-def _nms_sort(dets: Detections, thresh: float, suppress: SuppressFn, classes: int | None = None) -> Detections:
-    """Shared body of ``do_nms_sort`` and ``diounms_sort``.
-
-    For each class k in turn the *whole* array is re-sorted by ``prob[k]`` descending
-    (``nms_comparator_v3``; stable, so ties keep the order left by class k-1), then every
-    detection with ``prob[k] != 0`` zeroes ``prob[k]`` of the later ones that
-    ``suppress(a, b)`` flags. Returns a copy in Darknet's final array order: the
-    zero-objectness tail is left untouched and stays at the end. ``classes``: only the
-    first ``classes`` classes (the count Darknet's caller passes; default all).
-    """
-    order, total = _objectness_partition(dets.objectness)
-    head = order[:total]
-    probs = dets.probs.copy()
-    boxes = dets.boxes
-    limit = F32(thresh)
-    for k in range(dets.classes if classes is None else min(classes, dets.classes)):
-        col = probs[head, k]
-        if not col.any():
-            continue  # all keys equal: a stable sort leaves the order as it is
-        perm = np.argsort(-col, kind="stable")
-        head = head[perm]
-        col = col[perm]
-        for i in np.flatnonzero(col):
-            if col[i] == 0:  # suppressed by an earlier, higher-scoring box
-                continue
-            # Zeroing an already-zero prob is a no-op, so only live later boxes are tested.
-            live = i + 1 + np.flatnonzero(col[i + 1 :])
-            if live.size == 0:
-                continue
-            hit = suppress(boxes[head[i]], boxes[head[live]], limit)
-            col[live[hit]] = 0
-        probs[head, k] = col
-    final = np.concatenate([head, order[total:]])
-    out = dets.take(final)
-    out.probs = probs[final]
-    return out
-
-
-def do_nms_sort(dets: Detections, thresh: float = 0.45) -> Detections:
-    """``AB:src/box.c:do_nms_sort`` (``nms_kind=default``): per-class greedy NMS on IoU ``> thresh``."""
-    return _nms_sort(dets, thresh, lambda a, b, t: box_iou(a, b) > t)
-
-
-def diounms_sort(
-    dets: Detections, thresh: float = 0.45, nms_kind: str = "greedynms", beta_nms: float = 0.6
-) -> Detections:
-    """``AB:src/box.c:diounms_sort``: per-class greedy NMS with the criterion of ``nms_kind``.
-
-    * ``greedynms``: ``box_diou > thresh`` (DIoU with the fixed exponent 0.6);
-    * ``diounms``: ``box_diounms(beta_nms) > thresh``;
-    * ``cornersnms``: plain ``box_iou > thresh`` (the box-merging code is commented out in AB).
-    """
-    if nms_kind == "greedynms":
-        return _nms_sort(dets, thresh, lambda a, b, t: box_diou(a, b) > t)
-    if nms_kind == "diounms":
-        return _nms_sort(dets, thresh, lambda a, b, t: box_diounms(a, b, beta_nms) > t)
-    if nms_kind == "cornersnms":
-        return _nms_sort(dets, thresh, lambda a, b, t: box_iou(a, b) > t)
-    raise ArgumentError(f"diounms_sort: nms_kind must be greedynms, diounms or cornersnms, not {nms_kind!r}")
-
-
-def do_nms_sort_pjreddie(dets: Detections, thresh: float = 0.45, classes: int | None = None) -> Detections:
-    """``PJ:src/box.c:do_nms_sort``: the same algorithm and comparator as AB's :func:`do_nms_sort`
-    (pjreddie has no ``nms_kind``), over the first ``classes`` classes: ``test_detector`` passes
-    the *last layer's* ``l.classes``, 0 when that layer is not a detection head (then only the
-    zero-objectness partition happens)."""
-    return _nms_sort(dets, thresh, lambda a, b, t: box_iou(a, b) > t, classes)
-
-
-def nms(dets: Detections, thresh: float = 0.45, nms_kind: str = "default", beta_nms: float = 0.6) -> Detections:
-    """NMS as ``test_detector`` chooses it from the last detection layer's ``nms_kind``."""
-    if nms_kind == "default":
-        return do_nms_sort(dets, thresh)
-    return diounms_sort(dets, thresh, nms_kind, beta_nms)
+    flat, head = _region_head(
+        output,
+        anchors,
+        num,
+        classes,
+        (grid_h, grid_w),
+        "num*(coords+1+classes)*grid_h*grid_w",
+        coords + 1 + classes,
+        coords=coords,
+        objectness=None if background else coords,
+        first_class=coords + 1,
+        order="slot",
+        objectness_rule=GATE,
+    )
+    dets = head_detections(head, flat, net_w=net_w, net_h=net_h, thresh=thresh)
+    dets.boxes = correct_boxes_pjreddie(dets.boxes, im_w, im_h, net_w, net_h)
+    return dets
 
 
 # --------------------------------------------------------------------------- output records

@@ -74,7 +74,7 @@ def _assign_colors(class_ids: Sequence[int]) -> dict[int, tuple[int, int, int]]:
     return out
 
 
-def _to_pil(image: PathLike | np.ndarray):
+def _to_pil(image: PathLike | np.ndarray) -> Any:
     from PIL import Image
 
     if isinstance(image, np.ndarray):
@@ -95,7 +95,7 @@ def _to_pil(image: PathLike | np.ndarray):
         raise DarkweightsError(f"cannot read image: {exc}", file=str(image)) from exc
 
 
-def _load_font(size: int):
+def _load_font(size: int) -> Any:
     from PIL import ImageFont
 
     try:

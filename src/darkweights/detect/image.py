@@ -106,7 +106,7 @@ def _load_with_pillow(path: PathLike, channels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img: Image.Image = Image.open(path)
         with img:
             w, h = img.size
             check_image_size(w, h, os.path.getsize(path), PNG_PIXELS_PER_BYTE, path)

@@ -5,9 +5,11 @@ forward with BN folded (as ``fuse_conv_batchnorm`` does) → decode every
 ``[yolo]``/``[Gaussian_yolo]``/``[region]`` head → NMS with the last head's
 ``nms_kind``/``beta_nms`` → records. pjreddie (``PJ:examples/detector.c:test_detector``):
 always letterbox_image → forward without folding → decode every ``[yolo]``/``[region]`` head
-its way → ``do_nms_sort`` over the last layer's class count → records. The fork's
+→ ``do_nms_sort`` over the last layer's class count → records. Each head decodes as its
+:class:`~darkweights.heads.Head` record says (the fork's layout is the family's business); the fork's
 :class:`~darkweights.dialects.DetectorRules` give the defaults (threshold, letterbox, BN folding)
-and name the :data:`PIPELINES` entry (decoders and NMS) its ``detector test`` runs.
+and name the :data:`PIPELINES` entry (box correction and NMS) its ``detector test`` runs. A head
+darkweights cannot decode (``[detection]``) is refused, as Darknet's detector collects every head.
 
 :func:`detect` is the Python API: it returns records and never prints; the CLI renders them.
 """
@@ -15,7 +17,7 @@ and name the :data:`PIPELINES` entry (decoders and NMS) its ``detector test`` ru
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
@@ -25,77 +27,40 @@ import numpy as np
 
 from ..dialects import DetectorRules
 from ..errors import DarkweightsError, DarkweightsWarning, UnsupportedError
-from ..layers import LAYER_TYPES
+from ..heads import Head
 from ..tree import load_tree
-from .boxes import (
-    Detections,
-    do_nms_sort_pjreddie,
-    get_gaussian_yolo_detections,
-    get_region_detections,
-    get_region_detections_pjreddie,
-    get_yolo_detections,
-    get_yolo_detections_pjreddie,
-    nms,
-    to_records,
-)
+from .boxes import Detections, correct_boxes_pjreddie, correct_yolo_boxes, head_detections, to_records
 from .image import letterbox_image, network_input, resize_image
+from .nms import do_nms_sort_pjreddie, nms
 
-# A head decoder: (layer, its l.output for image 0, letterboxed?, keyword arguments common to all heads).
-Decoder = Callable[[Any, np.ndarray, bool, dict], Detections]
+# The box correction of a fork's get_network_boxes: (head, boxes, im_w, im_h, net_w, net_h, letterbox) -> boxes
+Correct = Callable[[Head, np.ndarray, int, int, int, int, bool], np.ndarray]
 NmsFn = Callable[[Detections, float], Detections]
 
 
-def _ab_yolo(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_yolo_detections(
-        out, anchors=L.anchors, mask=L.mask, new_coords=bool(L.new_coords), letterbox=letterbox, **common
-    )
+def _ab_correct(
+    head: Head, boxes: np.ndarray, im_w: int, im_h: int, net_w: int, net_h: int, letterbox: bool
+) -> np.ndarray:
+    """AlexeyAB: ``correct_yolo_boxes`` (``[Gaussian_yolo]``: its own ``correct_gaussian_yolo_boxes``)."""
+    return correct_yolo_boxes(boxes, im_w, im_h, net_w, net_h, letterbox, gaussian=head.box_correction == "gaussian")
 
 
-def _ab_gaussian_yolo(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_gaussian_yolo_detections(
-        out, anchors=L.anchors, mask=L.mask, yolo_point=L.yolo_point, letterbox=letterbox, **common
-    )
+def _pj_correct(
+    head: Head, boxes: np.ndarray, im_w: int, im_h: int, net_w: int, net_h: int, letterbox: bool
+) -> np.ndarray:
+    """pjreddie: always the letterbox correction (its test_detector always letterboxes)."""
+    return correct_boxes_pjreddie(boxes, im_w, im_h, net_w, net_h)
 
 
-def _ab_region(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_region_detections(
-        out,
-        anchors=L.anchors,
-        num=L.num,
-        coords=L.coords,
-        grid_w=L.output.w,
-        grid_h=L.output.h,
-        letterbox=letterbox,
-        **common,
-    )
-
-
-def _ab_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
+def _ab_nms(net: Any, heads: Sequence[Head]) -> NmsFn:
     last = heads[-1]  # AB's test_detector uses the last detection head's settings
     return partial(nms, nms_kind=last.nms_kind, beta_nms=last.beta_nms)
 
 
-def _pj_yolo(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_yolo_detections_pjreddie(out, anchors=L.anchors, mask=L.mask, **common)  # always letterboxed
-
-
-def _pj_region(L: Any, out: np.ndarray, letterbox: bool, common: dict) -> Detections:
-    return get_region_detections_pjreddie(
-        out,
-        anchors=L.anchors,
-        num=L.num,
-        coords=L.coords,
-        background=bool(L.background),
-        grid_w=L.output.w,
-        grid_h=L.output.h,
-        **common,
-    )
-
-
-def _pj_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
+def _pj_nms(net: Any, heads: Sequence[Head]) -> NmsFn:
     """pjreddie's ``test_detector`` runs ``do_nms_sort`` with ``net->layers[net->n-1].classes`` (and
     ``make_network_boxes`` sizes every prob array by it): only detection-like layers have classes."""
-    classes = {L.classes for L in heads}
+    classes = {h.classes for h in heads}
     if len(classes) > 1:
         raise UnsupportedError(
             f"{net.path}: the detection heads disagree on the number of classes "
@@ -103,7 +68,7 @@ def _pj_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
         )
     (k,) = classes
     last = net.layers[-1]
-    n = last.classes if last.is_head or last.type == "iseg" else 0
+    n = last.classes
     if n < k:
         warnings.warn(
             f"{net.path}: pjreddie's test_detector takes the class count for its NMS and its drawing from "
@@ -118,17 +83,16 @@ def _pj_nms(net: Any, heads: Sequence[Any]) -> NmsFn:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """The code of one fork's ``get_network_boxes`` and NMS (:attr:`DetectorRules.pipeline` names it)."""
+    """What one fork's ``get_network_boxes`` and NMS do around the heads' decode (:attr:`DetectorRules.pipeline`
+    names it): the box correction and the NMS it runs."""
 
-    heads: Mapping[str, Decoder | None]  # layer types its get_network_boxes collects; None: not decoded here
-    nms: Callable[[Any, Sequence[Any]], NmsFn]  # (net, heads) -> the NMS it runs
+    correct: Correct
+    nms: Callable[[Any, Sequence[Head]], NmsFn]  # (net, heads) -> the NMS it runs
 
 
 PIPELINES = {
-    "alexeyab": Pipeline(
-        heads={"yolo": _ab_yolo, "gaussian_yolo": _ab_gaussian_yolo, "region": _ab_region}, nms=_ab_nms
-    ),
-    "pjreddie": Pipeline(heads={"yolo": _pj_yolo, "region": _pj_region, "detection": None}, nms=_pj_nms),
+    "alexeyab": Pipeline(correct=_ab_correct, nms=_ab_nms),
+    "pjreddie": Pipeline(correct=_pj_correct, nms=_pj_nms),
 }
 
 
@@ -153,22 +117,21 @@ class Detector:
         self.net = net
         self.rules: DetectorRules = net.dialect.detector
         rules = self.rules
-        self.pipeline = pipeline = PIPELINES[rules.pipeline]
-        undecoded = [L for L in net.layers if L.type in pipeline.heads and pipeline.heads[L.type] is None]
-        if undecoded:
-            L = undecoded[0]
-            raise UnsupportedError(f"{net.path}: layer {L.index} [{L.type}]: detect does not decode [{L.type}] heads")
-        self.heads = [L for L in net.layers if L.type in pipeline.heads]
+        self.pipeline = PIPELINES[rules.pipeline]
+        self.heads: list[Head] = [h for h in (L.head() for L in net.layers) if h is not None]
         if not self.heads:
-            kinds = [f"[{LAYER_TYPES[t].headers[0]}]" for t in pipeline.heads if pipeline.heads[t] is not None]
-            raise UnsupportedError(f"{net.path}: no {', '.join(kinds[:-1])} or {kinds[-1]} layer: not a detector")
+            raise UnsupportedError(f"{net.path}: no detection head ([yolo], [Gaussian_yolo], [region]): not a detector")
         if rules.always_letterbox and letterbox is False:
             raise UnsupportedError(
                 f"{net.dialect.title}'s detector test always letterboxes: letterbox=False is not supported"
             )
-        self.nms = pipeline.nms(net, self.heads)
+        for h in self.heads:
+            if h.problem:
+                L = net.layers[h.index]
+                raise UnsupportedError(f"{net.path}: layer {L.index} [{L.type}]: {h.problem}")
+        self.nms = self.pipeline.nms(net, self.heads)
         # YOLO9000 [region] tree= (the model has read it already; here for the decoding)
-        self.trees = {L.index: load_tree(L, net, L.classes) for L in self.heads if L.tree}
+        self.trees = {h.index: load_tree(net.layers[h.index], net, h.classes) for h in self.heads if h.tree}
         classes = self.heads[-1].classes
         self.names = list(names) if names is not None else [str(i) for i in range(classes)]
         self.letterbox = rules.always_letterbox or (bool(net.letter_box) if letterbox is None else letterbox)
@@ -218,11 +181,17 @@ class Detector:
         net = self.net
         thresh = self.thresh if thresh is None else thresh
         parts = []
-        for L in self.heads:
-            common = dict(classes=L.classes, net_w=net.width, net_h=net.height, im_w=im_w, im_h=im_h, thresh=thresh)
-            if L.index in self.trees:
-                common["tree"] = self.trees[L.index]
-            parts.append(self.pipeline.heads[L.type](L, np.asarray(outs[L.index][0]), self.letterbox, common))
+        for h in self.heads:
+            dets = head_detections(
+                h,
+                np.asarray(outs[h.index][0]),
+                net_w=net.width,
+                net_h=net.height,
+                thresh=thresh,
+                tree=self.trees.get(h.index),
+            )
+            dets.boxes = self.pipeline.correct(h, dets.boxes, im_w, im_h, net.width, net.height, self.letterbox)
+            parts.append(dets)
         dets = Detections.concatenate(parts)
         if nms_thresh > 0:
             dets = self.nms(dets, nms_thresh)
@@ -241,12 +210,15 @@ def detect(
     thresh: float | None = None,
     nms_thresh: float = 0.45,
     letterbox: bool | None = None,
+    allow_partial: bool = False,
+    allow_nonfinite: bool = False,
 ) -> dict[str, list[dict]]:
     """Darknet's ``detector test`` on image files: ``{image: records}`` in the order given.
 
     ``cfg``/``weights`` default to the bundled Yolo-Fastest 1.1 (with its COCO names); ``names``
     is a ``.names`` file. Records are :func:`.boxes.to_records` dicts (``class``, ``prob``, ``x``,
-    ``y``, ``w``, ``h`` in image pixels ...). Nothing is printed or drawn.
+    ``y``, ``w``, ``h`` in image pixels ...). Nothing is printed or drawn. A partial weights file or NaN/Inf
+    weights are refused (:mod:`darkweights.policy`) unless ``allow_partial``/``allow_nonfinite``.
     """
     from ..api import default_model
     from ..network import load
@@ -260,6 +232,7 @@ def detect(
         if not Path(image).is_file():
             raise DarkweightsError("no such image file", file=image)
     net = load(cfg, weights, dialect=dialect, width=width, height=height)
+    net.check_usable("detect", allow_partial=allow_partial, allow_nonfinite=allow_nonfinite)
     detector = Detector(net, letterbox=letterbox)
     detector.names = read_names(names_path, detector.heads[-1].classes)
     return {str(image): detector(image, thresh=thresh, nms_thresh=nms_thresh) for image in images}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..cfg import CfgFile, Options, Section
 from ..dialects import Dialect
-from ..errors import DarkweightsWarning, ShapeError
+from ..errors import DarkweightsWarning, ShapeError, did_you_mean
 
 if TYPE_CHECKING:
     from .base import Layer
@@ -29,29 +29,38 @@ class Builder:
         self.strict = dialect.strict_syntax
         self.layers: list[Layer] = []
         self.ignored: list[str] = []  # "key=value (line N)" of options this fork would not read
+        self._unread: dict[type, frozenset[str]] = {}
 
-    def options(self, section: Section, index: int | None = None, family: str = "") -> Options:
-        return Options(
-            section,
-            path=self.path,
-            strict=self.strict,
-            layer=index,
-            absent=self.dialect.absent(family) if family else frozenset(),
-        )
+    def options(self, section: Section, index: int | None = None, unread: frozenset[str] = frozenset()) -> Options:
+        """``section``'s options under this fork's rules; ``unread``: keys its parser never reads there."""
+        return Options(section, path=self.path, strict=self.strict, layer=index, absent=unread)
+
+    def unread(self, family: type[Layer]) -> frozenset[str]:
+        """The options this fork never reads in a ``family`` section: the family's own and those of every section."""
+        keys = self._unread.get(family)
+        if keys is None:
+            keys = self._unread[family] = family.unread_by(self.dialect.name) | self.dialect.unread_everywhere
+        return keys
+
+    def keep_float_output(self, *indexes: int) -> None:
+        """AB ``parse_network_cfg_custom``: layers read by a route, shortcut, scale_channels or sam lose their
+        ``use_bin_output`` (an xnor layer's binary output)."""
+        for i in indexes:
+            self.layers[i].use_bin_output = False
 
     def report_unused(self, opts: Options) -> None:
         for opt in opts.unused():
             if self.strict:
                 raise opts.error(
                     f"option {opt.key}={opt.value} is unused or invalid in [{opts.section.name}] "
-                    "(hank-ai rejects unknown keys)",
+                    f"(hank-ai rejects unknown keys){did_you_mean(opt.key, opts.asked - {opt.key})}",
                     opt,
                 )
             dup = opts.section.find(opt.key)
             if dup is not None and dup is not opt:
                 why = f"duplicate of line {dup.line}, the first one wins"
             else:
-                why = "not an option of this section"
+                why = "not an option of this section" + did_you_mean(opt.key, opts.asked - {opt.key})
                 self.ignored.append(f"{opt.key}= (line {opt.line})")
             warnings.warn(
                 f"{self.path}:{opt.line}: layer {opts.layer} [{opts.section.name}]: unused option "
@@ -77,7 +86,7 @@ class Builder:
         if name not in known:
             raise opts.error(
                 f"unknown activation {name!r} (Darknet would silently use relu); "
-                f"{self.dialect.title} knows: {', '.join(known)}",
+                f"{self.dialect.title} knows: {', '.join(known)}{did_you_mean(name, known)}",
                 opts.section.find("activation"),
             )
         return name

@@ -6,15 +6,45 @@ import warnings
 
 from ..cfg import Options
 from ..errors import DarkweightsWarning, ShapeError
-from .base import ArraySpec, Layer, Shape, bn_specs, cdiv, connected_specs, conv_specs, read_padding, register
+from . import names
+from .base import (
+    AB,
+    ALL_FORKS,
+    GIGA,
+    HK,
+    PJ,
+    ArraySpec,
+    Cells,
+    Layer,
+    Shape,
+    bn_specs,
+    cdiv,
+    connected_specs,
+    conv_specs,
+    f32,
+    i32,
+    read_kernel,
+    read_padding,
+    register,
+    window_size,
+)
 from .builder import Builder
 
 NO_SHARE = -1000000000  # AB's sentinel for "share_index absent"
 
 
-def need_image(layer: Layer, builder: Builder) -> None:
-    if not layer.input.is_image:
-        raise layer.shape_error(f"layer before [{layer.section.name}] must output an image", builder)
+def conv_bflops(nweights: int, out_h: int, out_w: int, xnor: bool = False) -> float:
+    """``l.bflops = (2.0 * l.nweights * l.out_h*l.out_w) / 1e9``: double arithmetic (2.0 first), xnor / 32."""
+    v = 2.0 * i32(nweights) * out_h * out_w / GIGA
+    return f32(v / 32 if xnor else v)
+
+
+def blur_geometry(mode: int, out: Shape, stride_x: int, stride_y: int) -> tuple[int, int, Shape]:
+    """The internal antialiasing blur (§2.1.6: never stored, carries the stride): size, padding, output."""
+    bs, bp = (2, 0) if mode == 2 else (3, 1)
+    bw = cdiv(out.w + 2 * bp - bs, stride_x) + 1
+    bh = cdiv(out.h + 2 * bp - bs, stride_y) + 1
+    return bs, bp, Shape.image(out.c, bh, bw)
 
 
 @register
@@ -23,6 +53,15 @@ class Convolutional(Layer):
 
     type = "convolutional"
     headers = ("convolutional", "conv")
+    forks = ALL_FORKS
+    unread = {
+        PJ: frozenset({"stride_x", "stride_y", "dilation", "antialiasing", "cbn", "share_index"}),
+        AB: frozenset({"numload"}),
+        HK: frozenset({"numload"}),
+    }
+    short_name = "conv"
+    node_color = "#dbeafe"
+    shows_filters = True
     xnor = binary = bin_output = flipped = numload = 0
     training_options = (
         "dot",
@@ -42,7 +81,7 @@ class Convolutional(Layer):
     def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
         groups = opts.int("groups", 1)
-        self.size = opts.int("size", 1)
+        self.size = read_kernel(opts, 1)
         stride = opts.int("stride", 1)
         sx, sy = opts.int("stride_x", -1), opts.int("stride_y", -1)  # AlexeyAB's options
         self.stride_x = sx if sx >= 1 else stride
@@ -56,11 +95,14 @@ class Convolutional(Layer):
         self.batch_normalize = opts.int("batch_normalize", 0)
         if opts.int("cbn", 0):
             self.batch_normalize = 2  # cross-iteration BN: training only, same storage
+        # binary=1 binarizes the weights only in Darknet's GPU forward: forward_convolutional_layer (every fork's
+        # CPU path) computes with the real weights (see darkweights.torch.convolutional)
         self.binary = opts.int("binary", 0)
         self.xnor = opts.int("xnor", 0)
         self.bin_output = opts.int("bin_output", 0)
+        self.use_bin_output = bool(self.bin_output)
         self.flipped = opts.int("flipped", 0)
-        self.share_index = None
+        self.share_index: int | None = None
         share = opts.int("share_index", NO_SHARE)
         if share != NO_SHARE:
             self.share_index = builder.resolve(share, self.index, opts, "share_index")
@@ -76,12 +118,12 @@ class Convolutional(Layer):
             self.groups = 1 if self.xnor else max(groups, 1)
         else:
             self.groups = groups
-        need_image(self, builder)
+        self.need_image()
         c, h, w = self.input.chw
         if self.groups < 1:
-            raise self.shape_error(f"groups={self.groups} must be >= 1", builder)
+            raise self.shape_error(f"groups={self.groups} must be >= 1")
         if self.stride_x < 1 or self.stride_y < 1:
-            raise self.shape_error(f"stride {self.stride_x}x{self.stride_y} must be >= 1", builder)
+            raise self.shape_error(f"stride {self.stride_x}x{self.stride_y} must be >= 1")
         if c % self.groups or self.filters % self.groups:
             warnings.warn(
                 f"{builder.path}:{self.line}: layer {self.index}: groups={self.groups} does not divide "
@@ -89,11 +131,14 @@ class Convolutional(Layer):
                 DarkweightsWarning,
                 stacklevel=2,
             )
+            self.unbuildable = (
+                f"groups={self.groups} does not divide channels={c} and filters={self.filters}: Darknet's "
+                "truncated group counts have no PyTorch convolution"
+            )
         if self.dilation > 1 and 2 * self.padding != self.size - 1:
             raise self.shape_error(
                 f"dilation={self.dilation} needs an odd kernel with pad=1 (size={self.size}, "
-                f"padding={self.padding}): Darknet's buffer sizes would not match",
-                builder,
+                f"padding={self.padding}): Darknet's buffer sizes would not match"
             )
         sx, sy = (1, 1) if self.antialiasing else (self.stride_x, self.stride_y)
         out_w = cdiv(w + 2 * self.padding - self.size, sx) + 1
@@ -101,27 +146,22 @@ class Convolutional(Layer):
         if out_w < 1 or out_h < 1:
             raise self.shape_error(
                 f"kernel {self.size} with padding {self.padding} and stride {sx}x{sy} leaves no "
-                f"output ({out_h}x{out_w})",
-                builder,
+                f"output ({out_h}x{out_w})"
             )
         self.output = Shape.image(self.filters, out_h, out_w)
-        self.blur = None
-        if self.antialiasing:
-            # the internal blur conv carries the stride; never stored (§2.1.6)
-            bs, bp = (2, 0) if self.antialiasing == 2 else (3, 1)
-            bw = cdiv(out_w + 2 * bp - bs, self.stride_x) + 1
-            bh = cdiv(out_h + 2 * bp - bs, self.stride_y) + 1
-            self.blur = (bs, bp, Shape.image(self.filters, bh, bw))
+        self.blur = (
+            blur_geometry(self.antialiasing, self.output, self.stride_x, self.stride_y) if self.antialiasing else None
+        )
         if self.share_index is not None:
             self._check_share(builder)
 
     def _check_share(self, builder: Builder) -> None:
+        assert self.share_index is not None
         target = builder.layers[self.share_index] if 0 <= self.share_index < len(builder.layers) else None
         if not isinstance(target, Convolutional) or target.share_index is not None:
             raise self.shape_error(
                 f"share_index points to layer {self.share_index}, which is not an "
-                "already-parsed, non-shared [convolutional] layer",
-                builder,
+                "already-parsed, non-shared [convolutional] layer"
             )
         if (target.size, target.input.c, target.filters, target.groups) != (
             self.size,
@@ -131,14 +171,12 @@ class Convolutional(Layer):
         ):
             raise self.shape_error(
                 f"share_index={self.share_index}: size, channels, filters or groups differ from "
-                f"that layer's ({target.size}, {target.input.c}, {target.filters}, {target.groups})",
-                builder,
+                f"that layer's ({target.size}, {target.input.c}, {target.filters}, {target.groups})"
             )
         if self.batch_normalize and not target.batch_normalize:
             raise self.shape_error(
                 f"share_index={self.share_index}: this layer has batch_normalize but the shared "
-                "layer does not (Darknet would dereference missing BN arrays)",
-                builder,
+                "layer does not (Darknet would dereference missing BN arrays)"
             )
 
     @property
@@ -154,15 +192,21 @@ class Convolutional(Layer):
         if numload:
             # pjreddie numload=K: the loader reads K-filter arrays; the saver writes all of them
             part = conv_specs("", numload, c_per_group, self.size, bool(self.batch_normalize))
-            return [ArraySpec(s.name, s.shape, s.role, s.torch, on_load=False) for s in specs] + [
-                ArraySpec("numload_" + s.name, s.shape, s.role, "", on_save=False) for s in part
+            return [s._replace(on_load=False) for s in specs] + [
+                s._replace(name="numload_" + s.name, torch="", on_save=False) for s in part
             ]
         return specs
 
-    def describe(self) -> str:
-        s = f"{self.filters} {self.size}x{self.size}/{self.stride_x}"
-        if self.stride_y != self.stride_x:
-            s += f"x{self.stride_y}"
+    def bflops(self) -> float:
+        nweights = i32((self.input.c // self.groups) * self.filters * self.size * self.size)
+        return conv_bflops(nweights, self.output.h, self.output.w, bool(self.xnor))
+
+    def params_per_channel(self) -> int | None:
+        if self.share_index is not None:
+            return None
+        return self.input.c // self.groups * self.size**2 + 1 + (3 if self.batch_normalize else 0)
+
+    def _options(self) -> list[str]:
         extras = [
             f"g{self.groups}" if self.groups > 1 else "",
             f"d{self.dilation}" if self.dilation > 1 else "",
@@ -172,7 +216,19 @@ class Convolutional(Layer):
             f"share={self.share_index}" if self.share_index is not None else "",
             self.activation or "",
         ]
-        return " ".join([s] + [e for e in extras if e])
+        return [e for e in extras if e]
+
+    def cells(self) -> Cells:
+        short = self.short_name + ("X" if self.xnor else "S" if self.share_index is not None else "")
+        filters = f"{self.filters}/{self.groups}" if self.groups > 1 else str(self.filters)
+        size = window_size(self.size, self.stride_x, self.stride_y, self.dilation)
+        return Cells(short, filters, size, " ".join(self._options()))
+
+    def describe(self) -> str:
+        s = f"{self.filters} {self.size}x{self.size}/{self.stride_x}"
+        if self.stride_y != self.stride_x:
+            s += f"x{self.stride_y}"
+        return " ".join([s, *self._options()])
 
 
 @register
@@ -181,26 +237,32 @@ class Deconvolutional(Layer):
 
     type = "deconvolutional"
     headers = ("deconvolutional", "deconv")
+    forks = frozenset({PJ})
+    short_name = "deconv"
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
         self.size = opts.int("size", 1)
-        self.stride = opts.int("stride", 1)
+        self.stride_x = self.stride_y = opts.int("stride", 1)
         self.padding = read_padding(opts, self.size)
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
-        need_image(self, builder)
+        self.need_image()
         c, h, w = self.input.chw
-        out_w = (w - 1) * self.stride + self.size - 2 * self.padding
-        out_h = (h - 1) * self.stride + self.size - 2 * self.padding
+        out_w = (w - 1) * self.stride_x + self.size - 2 * self.padding
+        out_h = (h - 1) * self.stride_y + self.size - 2 * self.padding
         if out_w < 1 or out_h < 1:
-            raise self.shape_error("deconvolution leaves no output", builder)
+            raise self.shape_error("deconvolution leaves no output")
         self.output = Shape.image(self.filters, out_h, out_w)
 
     def arrays(self) -> list[ArraySpec]:
-        specs = conv_specs("", self.filters, 1, self.size, bool(self.batch_normalize), module="deconv")
-        specs[-1] = ArraySpec("weights", (self.input.c, self.filters, self.size, self.size), "weights", "deconv.weight")
+        specs = conv_specs("", self.filters, 1, self.size, bool(self.batch_normalize), holder=names.DECONV)
+        shape = (self.input.c, self.filters, self.size, self.size)
+        specs[-1] = specs[-1]._replace(shape=shape, fan_in=self.filters * self.size * self.size)
         return specs
+
+    def cells(self) -> Cells:
+        return Cells(self.short_name, str(self.filters), window_size(self.size, self.stride_x, self.stride_y), "")
 
 
 @register
@@ -209,36 +271,42 @@ class Local(Layer):
 
     type = "local"
     headers = ("local",)
+    forks = frozenset({PJ, AB})
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.filters = opts.int("filters", 1)
-        self.size = opts.int("size", 1)
-        self.stride = opts.int("stride", 1)
-        self.pad = opts.int("pad", 0)
+        self.size = read_kernel(opts, 1)
+        self.stride_x = self.stride_y = opts.int("stride", 1)
+        self.padding = opts.int("pad", 0)  # make_local_layer pads by the raw pad value
         self.activation = builder.activation(opts, "logistic", self)
-        need_image(self, builder)
+        self.need_image()
         c, h, w = self.input.chw
-        if self.stride < 1:
-            raise self.shape_error("stride must be >= 1", builder)
+        if self.stride_x < 1:
+            raise self.shape_error("stride must be >= 1")
         # local_out_height: (h - (pad ? 1 : size)) / stride + 1
-        cut = 1 if self.pad else self.size
-        out_h, out_w = cdiv(h - cut, self.stride) + 1, cdiv(w - cut, self.stride) + 1
+        cut = 1 if self.padding else self.size
+        out_h, out_w = cdiv(h - cut, self.stride_y) + 1, cdiv(w - cut, self.stride_x) + 1
         if out_w < 1 or out_h < 1:
-            raise self.shape_error("kernel larger than the input", builder)
-        if self.pad and 2 * self.pad != self.size - 1:
+            raise self.shape_error("kernel larger than the input")
+        if self.padding and 2 * self.padding != self.size - 1:
             raise self.shape_error(
-                f"pad={self.pad} with size={self.size}: Darknet pads by the raw pad value, so "
-                "only pad=0 or 2*pad=size-1 is self-consistent",
-                builder,
+                f"pad={self.padding} with size={self.size}: Darknet pads by the raw pad value, so "
+                "only pad=0 or 2*pad=size-1 is self-consistent"
             )
         self.output = Shape.image(self.filters, out_h, out_w)
 
     def arrays(self) -> list[ArraySpec]:
-        o = self.output
+        o, k = self.output, self.size
         return [
-            ArraySpec("biases", (o.c, o.h, o.w), "biases", "bias"),
-            ArraySpec("weights", (o.h * o.w, o.c, self.input.c, self.size, self.size), "weights", "weight"),
+            ArraySpec("biases", (o.c, o.h, o.w), "biases", names.BIAS),
+            # one kernel per location: each sums over c x k x k inputs
+            ArraySpec(
+                "weights", (o.h * o.w, o.c, self.input.c, k, k), "weights", names.WEIGHT, fan_in=self.input.c * k * k
+            ),
         ]
+
+    def cells(self) -> Cells:
+        return Cells(self.type, str(self.filters), window_size(self.size, self.stride_x, self.stride_y), "")
 
 
 @register
@@ -247,17 +315,22 @@ class Connected(Layer):
 
     type = "connected"
     headers = ("connected", "conn")
+    forks = ALL_FORKS
+    node_color = "#fed7aa"
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.outputs = opts.int("output", 1)
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
         if self.outputs < 1 or self.input.size < 1:
-            raise self.shape_error(f"output={self.outputs} and inputs={self.input.size} must be >= 1", builder)
+            raise self.shape_error(f"output={self.outputs} and inputs={self.input.size} must be >= 1")
         self.output = Shape(self.outputs, 1, 1, self.outputs)
 
     def arrays(self) -> list[ArraySpec]:
         return connected_specs("", self.input.size, self.outputs, bool(self.batch_normalize))
+
+    def cells(self) -> Cells:
+        return Cells(self.type, str(self.outputs), "", self.describe())
 
     def describe(self) -> str:
         return f"{self.input.size} -> {self.outputs} {self.activation}"
@@ -269,9 +342,17 @@ class Batchnorm(Layer):
 
     type = "batchnorm"
     headers = ("batchnorm",)
+    forks = frozenset({PJ, AB})
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.output = self.input
 
+    @property
+    def uses_bn(self) -> bool:
+        return True
+
     def arrays(self) -> list[ArraySpec]:
         return bn_specs("", self.input.c, self.dialect.batchnorm_arrays)
+
+
+__all__ = ["Convolutional", "Deconvolutional", "Local", "Connected", "Batchnorm"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from ..cfg import Options
-from .base import ArraySpec, Layer, Shape, register
+from ..errors import CfgError
+from . import names
+from .base import AB, ALL_FORKS, GIGA, HK, PJ, ArraySpec, Cells, Layer, Shape, f32, i32, register
 from .builder import Builder
 
 
@@ -13,17 +17,21 @@ class Route(Layer):
 
     type = "route"
     headers = ("route",)
+    forks = ALL_FORKS
+    unread = {PJ: frozenset({"groups", "group_id"})}
+    node_color = "#fde68a"
+    edge_color = "#d97706"
+    reads_input = False
     training_options = ("stream", "wait_stream")
 
     def parse(self, opts: Options, builder: Builder) -> None:
-        raw = opts.ints("layers", required=True)
-        assert raw is not None
-        self.layers = [builder.resolve(i, self.index, opts, "layers") for i in raw]
+        sources = self.read_layers(opts, builder, "layers")
+        builder.keep_float_output(*sources)
         self.groups = max(opts.int("groups", 1), 1)
         self.group_id = opts.int("group_id", 0)
         if not 0 <= self.group_id < self.groups:
-            raise self.shape_error(f"group_id={self.group_id} must be in [0, groups={self.groups})", builder)
-        srcs = [builder.layers[i].output for i in self.layers]
+            raise self.shape_error(f"group_id={self.group_id} must be in [0, groups={self.groups})")
+        srcs = [builder.layers[i].output for i in sources]
         first = srcs[0]
         out_c, out_h, out_w = first.c, first.h, first.w
         for s in srcs[1:]:
@@ -34,19 +42,17 @@ class Route(Layer):
                 out_c = out_h = out_w = 0
         outputs = sum(s.size for s in srcs) // self.groups
         out_c //= self.groups
-        for i, s in zip(self.layers, srcs):
+        for i, s in zip(sources, srcs):
             if s.size % self.groups or (s.c and s.c % self.groups):
-                raise self.shape_error(f"layer {i} ({s}) does not split into groups={self.groups}", builder)
+                raise self.shape_error(f"layer {i} ({s}) does not split into groups={self.groups}")
         self.output = Shape(out_c, out_h, out_w, outputs)
         if self.dialect.route_equal_sizes and not self.output.is_image:
             raise self.shape_error(
-                "inputs have different width/height: "
-                + ", ".join(f"layer {i}: {s}" for i, s in zip(self.layers, srcs)),
-                builder,
+                "inputs have different width/height: " + ", ".join(f"layer {i}: {s}" for i, s in zip(sources, srcs))
             )
 
     def describe(self) -> str:
-        return ",".join(map(str, self.layers)) + (f" {self.group_id}/{self.groups}" if self.groups > 1 else "")
+        return ",".join(map(str, self._reads)) + (f" {self.group_id}/{self.groups}" if self.groups > 1 else "")
 
 
 @register
@@ -55,6 +61,14 @@ class Shortcut(Layer):
 
     type = "shortcut"
     headers = ("shortcut",)
+    forks = ALL_FORKS
+    unread = {
+        PJ: frozenset({"weights_type", "weights_normalization"}),
+        AB: frozenset({"alpha", "beta"}),
+        HK: frozenset({"alpha", "beta"}),
+    }
+    node_color = "#fecaca"
+    edge_color = "#dc2626"
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.activation = builder.activation(opts, "linear", self)
@@ -62,9 +76,7 @@ class Shortcut(Layer):
         self.weights_normalization = "none"
         self.alpha = self.beta = 1.0
         if self.dialect.shortcut_scaled:
-            raw = opts.ints("from", required=True)
-            assert raw is not None
-            self.sources = [builder.resolve(raw[0], self.index, opts, "from")]  # PJ reads a single index
+            sources = self.read_layers(opts, builder, "from", first_only=True)  # PJ reads a single index
             self.alpha = opts.float("alpha", 1.0)
             self.beta = opts.float("beta", 1.0)
         else:
@@ -72,7 +84,7 @@ class Shortcut(Layer):
             self.weights_type = opts.choice("weights_type", "none", types)
             if self.weights_type == "per_layer":
                 self.weights_type = "per_feature"
-            norms = ("none", "relu", "avg_relu", "softmax")
+            norms: tuple[str, ...] = ("none", "relu", "avg_relu", "softmax")
             quirk = self.dialect.shortcut_norm_needs_type
             if quirk and self.weights_type != "none":
                 # AB parse_shortcut tests the *type* string: with weights the normalisation must be given
@@ -83,46 +95,54 @@ class Shortcut(Layer):
                 self.weights_normalization = opts.choice("weights_normalization", "none", norms)
             if self.weights_normalization == "avg_relu":
                 self.weights_normalization = "relu"
-            raw = opts.ints("from", required=True)
-            assert raw is not None
-            self.sources = [builder.resolve(i, self.index, opts, "from") for i in raw]
-        if not self.input.is_image:
-            raise self.shape_error("layer before [shortcut] must output an image", builder)
-        for i in self.sources:
+            sources = self.read_layers(opts, builder, "from")
+        builder.keep_float_output(self.index - 1, sources[0])  # l.index: the first from= only
+        self.need_image()
+        for i in sources:
             src = builder.layers[i].output
             if (src.h, src.w) != (self.input.h, self.input.w) and not self.dialect.shortcut_scaled:
                 raise self.shape_error(
                     f"from={i} has spatial size {src.h}x{src.w} but the input is {self.input.h}x{self.input.w}: "
                     f"{self.dialect.title} adds by flat index and asserts equal sizes (only pjreddie samples across "
                     "resolutions: --dialect pjreddie)",
-                    builder,
                     evidence=f"[shortcut] at line {self.line} across resolutions",
                 )
             if not src.is_image:
-                raise self.shape_error(f"from={i} has no image geometry ({src})", builder)
+                raise self.shape_error(f"from={i} has no image geometry ({src})")
         self.output = self.input
 
     def arrays(self) -> list[ArraySpec]:
         if self.weights_type == "none":
             return []
-        m = len(self.sources)
+        m = len(self._reads)
         shape = (m + 1,) if self.weights_type == "per_feature" else (m + 1, self.input.c)
-        return [ArraySpec("weights", shape, "weights", "weight")]
+        return [ArraySpec("weights", shape, "weights", names.WEIGHT)]
+
+    def init_range(self, spec: ArraySpec) -> tuple[float, float]:
+        return (0.5, 1.5) if spec.role == "weights" else super().init_range(spec)  # the fixtures' recipe
+
+    def bflops(self) -> float:
+        out = self.output
+        v = i32(out.w * out.h * out.c * len(self._reads)) / GIGA
+        return f32(v * 2 if self.weights_type != "none" else v)
 
     def describe(self) -> str:
-        s = ",".join(map(str, self.sources))
+        s = ",".join(map(str, self._reads))
         if self.weights_type != "none":
             s += f" {self.weights_type}/{self.weights_normalization}"
         return s + (f" {self.activation}" if self.activation != "linear" else "")
 
 
 class _FromLayer(Layer):
+    """A layer that reads ``from=`` (its first index) besides its input."""
+
+    forks = frozenset({AB, HK})
+
     def _source(self, opts: Options, builder: Builder) -> Shape:
-        raw = opts.ints("from", required=True)
-        assert raw is not None
-        self.source = builder.resolve(raw[0], self.index, opts, "from")
+        (source,) = self.read_layers(opts, builder, "from", first_only=True)
+        builder.keep_float_output(self.index - 1, source)
         self.activation = builder.activation(opts, "linear", self)
-        return builder.layers[self.source].output
+        return builder.layers[source].output
 
 
 @register
@@ -141,9 +161,7 @@ class ScaleChannels(_FromLayer):
         else:
             ok = inp.w == 1 and inp.h == 1 and inp.c == src.c
         if not ok:
-            raise self.shape_error(
-                f"scale_wh={self.scale_wh} input {inp} does not fit from={self.source} ({src})", builder
-            )
+            raise self.shape_error(f"scale_wh={self.scale_wh} input {inp} does not fit from={self._reads[0]} ({src})")
         self.output = Shape.image(src.c, src.h, src.w)
 
 
@@ -157,7 +175,7 @@ class Sam(_FromLayer):
     def parse(self, opts: Options, builder: Builder) -> None:
         src = self._source(opts, builder)
         if src.size != self.input.size:
-            raise self.shape_error(f"input {self.input} must have the shape of from={self.source} ({src})", builder)
+            raise self.shape_error(f"input {self.input} must have the shape of from={self._reads[0]} ({src})")
         self.output = Shape.image(src.c, src.h, src.w)
 
 
@@ -167,6 +185,7 @@ class Implicit(Layer):
 
     type = "implicit"
     headers = ("implicit",)
+    forks = frozenset({AB})
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.mean = opts.float("mean", 0.0)
@@ -174,8 +193,19 @@ class Implicit(Layer):
         self.filters = opts.int("filters", 128)
         self.atoms = opts.int("atoms", 1)
         if self.filters < 1 or self.atoms < 1:
-            raise self.shape_error("filters and atoms must be >= 1", builder)
+            raise self.shape_error("filters and atoms must be >= 1")
         self.output = Shape.image(self.filters, self.atoms, 1)
 
     def arrays(self) -> list[ArraySpec]:
-        return [ArraySpec("weights", (self.filters, self.atoms), "weights", "weight")]
+        return [ArraySpec("weights", (self.filters, self.atoms), "weights", names.WEIGHT)]
+
+    def init_range(self, spec: ArraySpec) -> tuple[float, float]:
+        lo, hi = self.mean - self.std, self.mean + self.std  # make_implicit_layer: mean + U(-std, std)
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # mean=inf: Darknet's init would store inf
+            raise self.error(
+                f"mean={self.mean:g}, std={self.std:g}: the random initial values would not be finite", CfgError
+            )
+        return lo, hi
+
+    def cells(self) -> Cells:
+        return Cells(self.type, str(self.filters), "", "")

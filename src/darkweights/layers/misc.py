@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ..cfg import Options
-from .base import Layer, Shape, register
+from .base import AB, ALL_FORKS, PJ, Layer, Shape, register
 from .builder import Builder
-from .conv import need_image
 
 
 class ShapePreserving(Layer):
@@ -21,6 +20,7 @@ class Dropout(ShapePreserving):
 
     type = "dropout"
     headers = ("dropout",)
+    forks = ALL_FORKS
     training_options = ("probability", "dropblock", "dropblock_size_rel", "dropblock_size_abs")
 
 
@@ -30,6 +30,7 @@ class Empty(ShapePreserving):
 
     type = "empty"
     headers = ("empty", "silence")
+    forks = frozenset({AB})
 
 
 @register
@@ -38,6 +39,7 @@ class Activation(Layer):
 
     type = "activation"
     headers = ("activation",)
+    forks = frozenset({PJ, AB})
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.activation = builder.activation(opts, "linear", self)
@@ -53,13 +55,14 @@ class Normalization(Layer):
 
     type = "normalization"
     headers = ("normalization", "lrn")
+    forks = frozenset({PJ, AB})
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.alpha = opts.float("alpha", 0.0001)
         self.beta = opts.float("beta", 0.75)
         self.kappa = opts.float("kappa", 1.0)
         self.size = opts.int("size", 5)
-        need_image(self, builder)
+        self.need_image()
         self.output = self.input
 
 
@@ -69,30 +72,32 @@ class Crop(Layer):
 
     type = "crop"
     headers = ("crop",)
+    forks = frozenset({PJ, AB})
     training_options = ("flip", "angle", "saturation", "exposure", "shift")
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.crop_height = opts.int("crop_height", 1)
         self.crop_width = opts.int("crop_width", 1)
         self.noadjust = opts.int("noadjust", 0)
-        need_image(self, builder)
+        self.need_image()
         c, h, w = self.input.chw
         if not (0 < self.crop_height <= h and 0 < self.crop_width <= w):
-            raise self.shape_error(f"crop {self.crop_height}x{self.crop_width} does not fit the input", builder)
+            raise self.shape_error(f"crop {self.crop_height}x{self.crop_width} does not fit the input")
         self.output = Shape.image(c, self.crop_height, self.crop_width)
 
 
 @register
 class History(Layer):
     """AB ``[history]``: stacks the last ``history_size`` inputs along channels (when training with
-    ``time_steps > 1``; at inference Darknet fills only the first block, see ``torch.layers.History``)."""
+    ``time_steps > 1``; at inference Darknet fills only the first block, see ``darkweights.torch.history``)."""
 
     type = "history"
     headers = ("history",)
+    forks = frozenset({AB})
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.history_size = opts.int("history_size", 4)
-        need_image(self, builder)
+        self.need_image()
         c, h, w = self.input.chw
         self.output = Shape.image(c * self.history_size, h, w)
 
@@ -103,6 +108,7 @@ class Logistic(ShapePreserving):
 
     type = "logistic"
     headers = ("logistic",)
+    forks = frozenset({PJ})
 
 
 @register
@@ -111,6 +117,7 @@ class L2norm(ShapePreserving):
 
     type = "l2norm"
     headers = ("l2norm",)
+    forks = frozenset({PJ})
 
 
 @register
@@ -119,11 +126,12 @@ class Iseg(Layer):
 
     type = "iseg"
     headers = ("iseg",)
+    forks = frozenset({PJ})
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.classes = opts.int("classes", 20)
         self.ids = opts.int("ids", 32)
-        need_image(self, builder)
+        self.need_image()
         if self.classes + self.ids != self.input.c:
-            raise self.shape_error(f"needs classes+ids = {self.classes + self.ids} input channels", builder)
+            raise self.shape_error(f"needs classes+ids = {self.classes + self.ids} input channels")
         self.output = self.input

@@ -7,8 +7,24 @@ dialect; only the file order differs between forks (§2.6–2.10).
 from __future__ import annotations
 
 from ..cfg import Options
-from .base import ArraySpec, Layer, Shape, cdiv, connected_specs, conv_specs, read_padding, register
+from .base import (
+    AB,
+    ALL_FORKS,
+    GIGA,
+    PJ,
+    ArraySpec,
+    Layer,
+    Shape,
+    cdiv,
+    connected_specs,
+    conv_specs,
+    f32,
+    read_kernel,
+    read_padding,
+    register,
+)
 from .builder import Builder
+from .conv import conv_bflops
 
 
 @register
@@ -17,6 +33,8 @@ class RNN(Layer):
 
     type = "rnn"
     headers = ("rnn",)
+    forks = ALL_FORKS
+    unread = {PJ: frozenset({"hidden", "logistic"})}
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.outputs = opts.int("output", 1)
@@ -44,6 +62,8 @@ class GRU(Layer):
 
     type = "gru"
     headers = ("gru",)
+    forks = frozenset({PJ, AB})
+    unread = {AB: frozenset({"tanh"})}
     tanh = 0
 
     def parse(self, opts: Options, builder: Builder) -> None:
@@ -66,6 +86,7 @@ class LSTM(Layer):
 
     type = "lstm"
     headers = ("lstm",)
+    forks = ALL_FORKS
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.outputs = opts.int("output", 1)
@@ -86,26 +107,33 @@ def _conv_out(size: int, pad: int, k: int, stride: int) -> int:
 
 
 class _ConvRecurrent(Layer):
-    """Shared option reading and geometry of the AB recurrent layers built from convolutions."""
+    """Shared option reading, geometry and BFLOPs of the recurrent layers built from convolutions."""
 
     def read_conv_options(self, opts: Options) -> None:
-        self.size = opts.int("size", 3)
-        self.stride = opts.int("stride", 1)
+        self.size = read_kernel(opts, 3)
+        self.stride_x = self.stride_y = opts.int("stride", 1)
         self.dilation = opts.int("dilation", 1)
         self.padding = read_padding(opts, self.size)
         self.outputs = opts.int("output", 1)
         self.xnor = opts.int("xnor", 0)
         self.groups = 1 if self.xnor else max(opts.int("groups", 1), 1)
 
-    def conv_output(self, builder: Builder) -> tuple[int, int]:
-        if not self.input.is_image:
-            raise self.shape_error(f"layer before [{self.section.name}] must output an image", builder)
+    def conv_output(self) -> tuple[int, int]:
+        self.need_image()
         _, h, w = self.input.chw
-        out_h = _conv_out(h, self.padding, self.size, self.stride)
-        out_w = _conv_out(w, self.padding, self.size, self.stride)
+        out_h = _conv_out(h, self.padding, self.size, self.stride_y)
+        out_w = _conv_out(w, self.padding, self.size, self.stride_x)
         if out_h < 1 or out_w < 1:
-            raise self.shape_error("kernel leaves no output", builder)
+            raise self.shape_error("kernel leaves no output")
         return out_h, out_w
+
+    def bflops(self) -> float:
+        """The sub-convolutions' float counts summed in float (AlexeyAB prints their lines, not the layer's)."""
+        total = 0.0
+        for spec in self.arrays():
+            if spec.role == "weights":
+                total = f32(total + conv_bflops(spec.count, self.output.h, self.output.w, bool(self.xnor)))
+        return total
 
 
 @register
@@ -114,25 +142,26 @@ class CRNN(_ConvRecurrent):
 
     type = "crnn"
     headers = ("crnn",)
+    forks = ALL_FORKS
 
     def parse(self, opts: Options, builder: Builder) -> None:
         self.swapped = self.dialect.crnn_fixed_3x3_swapped
         if self.swapped:
             self.outputs = opts.int("output_filters", 1)
             self.hidden = opts.int("hidden_filters", 1)
-            self.size, self.stride, self.dilation, self.padding, self.groups, self.xnor = 3, 1, 1, 1, 1, 0
+            self.size, self.dilation, self.padding, self.groups, self.xnor = 3, 1, 1, 1, 0
+            self.stride_x = self.stride_y = 1
         else:
             self.read_conv_options(opts)
             self.hidden = opts.int("hidden", 1)
         self.activation = builder.activation(opts, "logistic", self)
         self.batch_normalize = opts.int("batch_normalize", 0)
         self.shortcut = opts.int("shortcut", 0)
-        out_h, out_w = self.conv_output(builder)
+        out_h, out_w = self.conv_output()
         if (out_h, out_w) != (self.input.h, self.input.w):
             raise self.shape_error(
                 f"[crnn] needs a size-preserving kernel (size {self.size}, padding "
-                f"{self.padding}, stride {self.stride} gives {out_h}x{out_w})",
-                builder,
+                f"{self.padding}, stride {self.stride_x} gives {out_h}x{out_w})"
             )
         # pjreddie's parse_crnn passes (w, h) to make_crnn_layer(batch, h, w, ...): its convolutions read
         # the C x H x W buffer as C x W x H, and the layer reports W x H to the next one
@@ -155,6 +184,7 @@ class ConvLSTM(_ConvRecurrent):
 
     type = "conv_lstm"
     headers = ("conv_lstm",)
+    forks = frozenset({AB})
     training_options = ("state_constrain", "time_normalizer")
 
     def parse(self, opts: Options, builder: Builder) -> None:
@@ -165,8 +195,13 @@ class ConvLSTM(_ConvRecurrent):
         self.bottleneck = opts.int("bottleneck", 0)
         self.shortcut = opts.int("shortcut", 0)
         self.lstm_activation = opts.str("lstm_activation", "tanh")
-        out_h, out_w = self.conv_output(builder)
+        out_h, out_w = self.conv_output()
         self.output = Shape.image(self.outputs, out_h, out_w)
+
+    def bflops(self) -> float:
+        # the gate convolutions (the peephole ones only with peephole=1), then 9 or 12 flops per output
+        extra = (12 if self.peephole else 9) * self.output.size / GIGA
+        return f32(super().bflops() + extra)
 
     def arrays(self) -> list[ArraySpec]:
         bn, g, k, o = bool(self.batch_normalize), self.groups, self.size, self.outputs

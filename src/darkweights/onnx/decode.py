@@ -5,8 +5,8 @@
 coordinates, which needs the image size, stays outside the graph) and ``scores`` ``(N, K, C)`` =
 ``detection.prob`` before NMS: ``objectness * class`` where the objectness and the product are
 ``> thresh``, else 0. The K candidates are in Darknet's order: heads in layer order, then grid
-cell (row-major), then anchor. Decoders follow AlexeyAB's (hank-ai's) ``get_network_boxes``, one
-per head type (:data:`DECODERS`).
+cell (row-major), then anchor. The decode is :func:`darkweights.heads.decode`, the one ``detect`` runs
+(AlexeyAB's and hank-ai's ``get_network_boxes``), here in torch operations (:class:`TorchOps`).
 
 ``nms``: ONNX ``NonMaxSuppression`` (``center_point_box=1``) per class over all K candidates,
 IoU ``> nms``, score ``> thresh``; output ``detections`` ``(M, 7)`` rows ``batch, class, score, x,
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,110 +28,60 @@ from torch import nn
 
 from ..dialects import DEFAULT
 from ..errors import DarkweightsWarning, UnsupportedError
+from ..heads import Head, Ops, decode, threshold
 
-DECODERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {}
 EXACT_NMS = frozenset({"default", "cornersnms"})
 DEFAULT_THRESH = 0.25
 DEFAULT_NMS = 0.45
 
 
-def decoder(*types: str) -> Callable:
-    def deco(fn: Callable) -> Callable:
-        for t in types:
-            DECODERS[t] = fn
-        return fn
+class TorchOps(Ops):
+    """:func:`darkweights.heads.decode` in torch operations, for the exported graph: float32 throughout (the
+    ``f64``/``f32`` marks of Darknet's double arithmetic are no-ops), a batch dimension first."""
 
-    return deco
+    def candidates(self, output: torch.Tensor, head: Head) -> torch.Tensor:
+        n, e = head.slots, head.entries
+        h, w = head.grid
+        if head.layout == "rows":
+            return output.reshape(-1, h * w * n, e)
+        v = output.reshape(-1, n, e, h * w)
+        return (v.permute(0, 3, 1, 2) if head.order == "cell" else v.permute(0, 1, 3, 2)).reshape(-1, h * w * n, e)
 
-
-def _grid(h: int, w: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Column and row of every candidate, location-major then anchor: ``(H*W*n,)`` float32."""
-    loc = torch.arange(h * w).repeat_interleave(n)
-    return (loc % w).float(), torch.div(loc, w, rounding_mode="floor").float()
-
-
-def _anchor_cols(layer: Any, n: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each candidate's anchor width and height (the ``mask``-selected pairs, repeated per cell)."""
-    pairs = torch.tensor([float(v) for v in layer.anchors], dtype=torch.float32).reshape(-1, 2)
-    a = pairs[list(layer.mask) if layer.mask else list(range(n))]
-    return a[:, 0].repeat(h * w), a[:, 1].repeat(h * w)
-
-
-def _keep(obj: torch.Tensor, prob: torch.Tensor, thresh: float) -> torch.Tensor:
-    keep = (obj > thresh).unsqueeze(-1) & (prob > thresh)
-    return torch.where(keep, prob, torch.zeros_like(prob))
-
-
-@decoder("yolo")
-def _yolo(layer: Any, out: torch.Tensor, net_w: int, net_h: int, thresh: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``get_yolo_detections`` (+ ``get_yolo_box``): x, y already have the in-forward sigmoid/scale."""
-    n, k = len(layer.mask), layer.classes
-    c, h, w = layer.output.chw
-    v = out.reshape(-1, n, 5 + k, h * w).permute(0, 3, 1, 2).reshape(-1, h * w * n, 5 + k)
-    col, row = _grid(h, w, n)
-    aw, ah = _anchor_cols(layer, n, h, w)
-    bx = (col + v[..., 0]) / w * net_w
-    by = (row + v[..., 1]) / h * net_h
-    if layer.new_coords:
-        bw = v[..., 2] * v[..., 2] * 4.0 * aw
-        bh = v[..., 3] * v[..., 3] * 4.0 * ah
-    else:
-        bw = torch.exp(v[..., 2]) * aw
-        bh = torch.exp(v[..., 3]) * ah
-    obj = v[..., 4]
-    return torch.stack([bx, by, bw, bh], dim=-1), _keep(obj, obj.unsqueeze(-1) * v[..., 5:], thresh)
-
-
-@decoder("gaussian_yolo")
-def _gaussian_yolo(
-    layer: Any, out: torch.Tensor, net_w: int, net_h: int, thresh: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``get_gaussian_yolo_detections``: entries x, σx, y, σy, w, σw, h, σh, obj, classes; class scores
-    times ``1 - mean(σ)``; ``yolo_point`` shifts the centre by half the box."""
-    n, k = len(layer.mask), layer.classes
-    c, h, w = layer.output.chw
-    v = out.reshape(-1, n, 9 + k, h * w).permute(0, 3, 1, 2).reshape(-1, h * w * n, 9 + k)
-    col, row = _grid(h, w, n)
-    aw, ah = _anchor_cols(layer, n, h, w)
-    bw = torch.exp(v[..., 4]) * aw
-    bh = torch.exp(v[..., 6]) * ah
-    bx = (col + v[..., 0]) / w * net_w
-    by = (row + v[..., 2]) / h * net_h
-    point = getattr(layer, "yolo_point", "center")
-    if point == "left_top":
-        bx, by = bx + bw / 2, by + bh / 2
-    elif point == "right_bottom":
-        bx, by = bx - bw / 2, by - bh / 2
-    uc = (((v[..., 1] + v[..., 3]) + v[..., 5]) + v[..., 7]) / 4.0
-    obj = v[..., 8]
-    prob = obj.unsqueeze(-1) * v[..., 9:] * (1.0 - uc).unsqueeze(-1)
-    return torch.stack([bx, by, bw, bh], dim=-1), _keep(obj, prob, thresh)
-
-
-@decoder("region")
-def _region(layer: Any, out: torch.Tensor, net_w: int, net_h: int, thresh: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """AlexeyAB ``get_region_boxes``: rows already location-major; sigmoid on x, y at decode; anchors in
-    grid cells; every candidate has objectness 1, class scores ``scale * class``."""
-    if layer.coords != 4:
-        raise UnsupportedError(
-            f"[region] coords={layer.coords}: Darknet's get_region_boxes decodes coords=4 only",
-            line=layer.line,
-            layer=layer.index,
-            layer_type=layer.type,
+    def cells(self, head: Head) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = head.slots
+        h, w = head.grid
+        if head.order == "cell":
+            loc = torch.arange(h * w).repeat_interleave(n)
+        else:
+            loc = torch.arange(h * w).repeat(n)
+        pairs = torch.tensor([list(p) for p in head.anchors], dtype=torch.float32).reshape(-1, 2)
+        aw, ah = (
+            (pairs[:, 0].repeat(h * w), pairs[:, 1].repeat(h * w))
+            if head.order == "cell"
+            else (
+                pairs[:, 0].repeat_interleave(h * w),
+                pairs[:, 1].repeat_interleave(h * w),
+            )
         )
-    n, k = layer.num, layer.classes
-    h, w = layer.output.h, layer.output.w
-    v = out.reshape(-1, h * w * n, 5 + k)
-    col, row = _grid(h, w, n)
-    a = torch.tensor([float(x) for x in layer.anchors], dtype=torch.float32).reshape(-1, 2)[:n]
-    aw, ah = a[:, 0].repeat(h * w), a[:, 1].repeat(h * w)
-    bx = (col + torch.sigmoid(v[..., 0])) / w * net_w
-    by = (row + torch.sigmoid(v[..., 1])) / h * net_h
-    bw = torch.exp(v[..., 2]) * aw / w * net_w
-    bh = torch.exp(v[..., 3]) * ah / h * net_h
-    scale = v[..., 4]
-    prob = scale.unsqueeze(-1) * v[..., 5:]
-    return torch.stack([bx, by, bw, bh], dim=-1), torch.where(prob > thresh, prob, torch.zeros_like(prob))
+        return (loc % w).float(), torch.div(loc, w, rounding_mode="floor").float(), aw, ah
+
+    def logistic(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+    def exp(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+    def ones_like(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(x)
+
+    def stack(self, parts: list) -> torch.Tensor:
+        return torch.stack(parts, dim=-1)
+
+    def keep(self, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask, x, torch.zeros_like(x))
+
+
+TORCH = TorchOps()
 
 
 class _NonMaxSuppression(torch.autograd.Function):
@@ -157,18 +107,24 @@ class Post(nn.Module):
     """Head outputs → ``(boxes, scores)`` (decoded) or ``(detections,)`` (nms)."""
 
     def __init__(
-        self, net: Any, heads: Sequence[int], kind: str, thresh: float, nms: float, max_detections: int
+        self, net: Any, heads: Sequence[Head], outputs: str, thresh: float, nms: float, max_detections: int
     ) -> None:
         super().__init__()
-        self.layers = [net.layers[i] for i in heads]
+        self.heads = list(heads)
         self.net_w, self.net_h = net.width, net.height
-        self.kind, self.thresh, self.nms, self.max_detections = kind, thresh, nms, max_detections
+        self.outputs, self.thresh, self.nms, self.max_detections = outputs, thresh, nms, max_detections
+
+    def _decode(self, head: Head, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Boxes in network-input pixels and Darknet's ``detection.prob`` (0 where not above ``thresh``)."""
+        unit = (self.net_w, self.net_h)
+        c = decode(head, out, TORCH, net_w=self.net_w, net_h=self.net_h, unit=unit)
+        return c.boxes, threshold(head, c, TORCH, self.thresh)[1]
 
     def forward(self, outs: Sequence[torch.Tensor]) -> tuple:
-        parts = [DECODERS[l.type](l, o, self.net_w, self.net_h, self.thresh) for l, o in zip(self.layers, outs)]
+        parts = [self._decode(h, o) for h, o in zip(self.heads, outs)]
         boxes = torch.cat([p[0] for p in parts], dim=1).float()  # NonMaxSuppression takes float32 only
         scores = torch.cat([p[1] for p in parts], dim=1).float()
-        if self.kind == "decoded":
+        if self.outputs == "decoded":
             return boxes, scores
         k, c = boxes.shape[1], scores.shape[2]
         sel = _NonMaxSuppression.apply(
@@ -191,50 +147,43 @@ def build_post(
     model: Any,
     heads: Sequence[int],
     *,
-    kind: str,
+    outputs: str,
     thresh: float | None,
     nms: float | None,
     max_detections: int | None,
     letterbox: bool = False,
 ) -> tuple[nn.Module, list[str], dict, dict[str, str]]:
-    """The post-processing module, output names, output layout and metadata for ``kind``."""
+    """The post-processing module, output names, output layout and metadata for ``outputs`` (decoded, nms)."""
     if net.dialect.detector.pipeline != DEFAULT.detector.pipeline:
         raise UnsupportedError(
             "--outputs decoded/nms follow AlexeyAB's (and hank-ai's) detector; pjreddie's "
             "letterbox-only box correction and [detection] heads are not exported",
             file=net.path,
         )
-    layers = [net.layers[i] for i in heads]
-    for l in layers:
-        if l.type not in DECODERS:
-            raise UnsupportedError(
-                f"--outputs {kind}: detect does not decode [{l.type}] heads",
-                file=net.path,
-                line=l.line,
-                layer=l.index,
-                layer_type=l.type,
-            )
-    if len({l.classes for l in layers}) != 1:
+    records = [net.layers[i].head() for i in heads]
+    for h in records:
+        if h.problem:
+            raise net.layers[h.index].error(f"--outputs {outputs}: {h.problem}", UnsupportedError)
+    if len({h.classes for h in records}) != 1:
         raise UnsupportedError("the detection heads disagree on the number of classes", file=net.path)
     thresh = DEFAULT_THRESH if thresh is None else float(thresh)
     nms = DEFAULT_NMS if nms is None else float(nms)
-    k = sum(l.output.h * l.output.w * (l.num if l.type == "region" else len(l.mask)) for l in layers)
-    c = layers[0].classes
+    k = sum(h.candidates for h in records)
+    c = records[0].classes
     max_det = k if not max_detections else int(max_detections)
     notes = {
         "thresh": repr(thresh),
         "letter_box": str(int(bool(getattr(net, "letter_box", 0)) or letterbox)),
         "box_format": "cx, cy, w, h in network-input pixels",
     }
-    if kind == "decoded":
+    if outputs == "decoded":
         names = ["boxes", "scores"]
         layout = {
             "boxes": {"shape": ["N", k, 4], "fields": ["cx", "cy", "w", "h"]},
             "scores": {"shape": ["N", k, c], "meaning": "objectness*class where > thresh (Darknet's prob)"},
         }
     else:
-        last = layers[-1]
-        kind_nms = getattr(last, "nms_kind", "default") or "default"
+        kind_nms = records[-1].nms_kind  # Darknet's test_detector: the last head's
         exact = kind_nms in EXACT_NMS
         notes.update(
             {
@@ -259,5 +208,5 @@ def build_post(
                 "order": "score descending",
             }
         }
-    notes["decode_heads"] = json.dumps([l.index for l in layers])
-    return Post(net, heads, kind, thresh, nms, max_det), names, layout, notes
+    notes["decode_heads"] = json.dumps([h.index for h in records])
+    return Post(net, records, outputs, thresh, nms, max_det), names, layout, notes

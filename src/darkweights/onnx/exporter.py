@@ -20,9 +20,10 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import DarkweightsError, UnsupportedError
+from ..layers import names
 from ..weightsfile import layer_name
 from .writer import MAX_PROTO, Blob
 
@@ -98,7 +99,7 @@ def export_onnx(
     import onnx
 
     from .. import __version__
-    from ..export import metadata as array_metadata
+    from ..meta import Keys, Metadata
     from ..progress import bar
     from ..torch import build
     from ..weightsfile import atomic_output
@@ -111,13 +112,14 @@ def export_onnx(
     if all_outputs and outputs != "raw":
         raise DarkweightsError("--all-outputs applies to --outputs raw")
     dynamic = batch == "dynamic"
+    size = 1  # the traced batch
     if not dynamic:
         try:
-            batch = int(batch)
+            size = int(batch)
         except (TypeError, ValueError):
             raise DarkweightsError(f"--batch must be a positive integer or 'dynamic', not {batch!r}") from None
-        if batch < 1:
-            raise DarkweightsError(f"--batch must be a positive integer or 'dynamic', not {batch}")
+        if size < 1:
+            raise DarkweightsError(f"--batch must be a positive integer or 'dynamic', not {size}")
     opset = default_opset() if opset is None else int(opset)
     if not MIN_OPSET <= opset <= max_opset():
         raise DarkweightsError(
@@ -131,23 +133,25 @@ def export_onnx(
             file=net.path,
         )
 
+    _check_free_space(net, path, fp16)  # before the model is built and traced (seconds)
     model = portable_model(build(net, fuse_bn=fuse_bn, bug_compatible=bug_compatible, winograd=False))
     meta = {
-        **array_metadata(net),
-        "darkweights_version": __version__,
-        "onnx_outputs": outputs,
-        "fused": "1" if fuse_bn else "0",
-        "bug_compatible": "1" if bug_compatible else "0",
-        "precision": "float16" if fp16 else "float32",
-        "batch": "dynamic" if dynamic else str(batch),
-        "opset": str(opset),
-        "input_name": INPUT_NAME,
-        "input_layout": "NCHW float32, values as Darknet's network input (0..1 RGB)",
+        **Metadata.of(net).to_strings(),
+        Keys.VERSION: __version__,
+        Keys.ONNX_OUTPUTS: outputs,
+        Keys.FUSED: "1" if fuse_bn else "0",
+        Keys.BUG_COMPATIBLE: "1" if bug_compatible else "0",
+        Keys.PRECISION: "float16" if fp16 else "float32",
+        Keys.BATCH: "dynamic" if dynamic else str(size),
+        Keys.OPSET: str(opset),
+        Keys.INPUT_NAME: INPUT_NAME,
+        Keys.INPUT_LAYOUT: "NCHW float32, values as Darknet's network input (0..1 RGB)",
     }
     if names is not None:
-        meta["names"] = json.dumps(list(names))
-    heads = [l.index for l in net.layers if l.index in model.heads]
-    meta["anchors"] = json.dumps({layer_name(i): _anchors(net.layers[i]) for i in heads})
+        meta[Keys.NAMES] = json.dumps(list(names))
+    records = [h for h in (L.head() for L in net.layers) if h is not None]
+    heads = [h.index for h in records]
+    meta[Keys.ANCHORS] = json.dumps({layer_name(h.index): [list(p) for p in h.anchors] for h in records})
     post = None
     if outputs == "raw":
         returned = list(range(len(net.layers))) if all_outputs else (heads or [net.output_index])
@@ -161,12 +165,19 @@ def export_onnx(
         if not heads:
             raise UnsupportedError(f"--outputs {outputs} needs detection heads; this network has none", file=net.path)
         post, out_names, layout, notes = build_post(
-            net, model, heads, kind=outputs, thresh=thresh, nms=nms, max_detections=max_detections, letterbox=letterbox
+            net,
+            model,
+            heads,
+            outputs=outputs,
+            thresh=thresh,
+            nms=nms,
+            max_detections=max_detections,
+            letterbox=letterbox,
         )
         returned = heads
         meta.update(notes)
-    meta["outputs"] = json.dumps(out_names)
-    meta["output_layout"] = json.dumps(layout)
+    meta[Keys.OUTPUTS] = json.dumps(out_names)
+    meta[Keys.OUTPUT_LAYOUT] = json.dumps(layout)
     if fp16:
         model = model.half()
     tensors = _tensor_names(net, model, fuse_bn)
@@ -185,19 +196,21 @@ def export_onnx(
                 names={id(t): n for n, t in tensors.items()},
                 post=post,
                 opset=opset,
-                batch=1 if dynamic else batch,
+                batch=size,
                 dynamic=dynamic,
                 half=fp16,
                 progress=progress,
             )
         except UnsupportedError as exc:
-            raise _located(net, exc.layer, exc.message) from None
+            if exc.layer is None or not 0 <= exc.layer < len(net.layers):
+                raise UnsupportedError(exc.message, file=net.path) from None
+            raise net.layers[exc.layer].unsupported(exc.message) from None
     proto = traced.model
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     proto.doc_string = (
-        f"{meta['cfg_name']} ({net.dialect}) exported by darkweights {__version__}: input "
+        f"{meta[Keys.CFG_NAME]} ({net.dialect}) exported by darkweights {__version__}: input "
         f"'{INPUT_NAME}' (N, {net.channels}, {net.height}, {net.width}) float32; outputs "
         f"{', '.join(out_names[:8])}{' ...' if len(out_names) > 8 else ''} (metadata 'output_layout')"
     )
@@ -218,32 +231,16 @@ def export_onnx(
     return ExportInfo(os.fspath(path), size, opset, [INPUT_NAME], out_names, len(graph.initializer) + len(blobs), meta)
 
 
-def _located(net: Network, index: int | None, message: str) -> UnsupportedError:
-    """An :class:`UnsupportedError` naming the layer, its cfg section and line."""
-    if index is None or not 0 <= index < len(net.layers):
-        return UnsupportedError(message, file=net.path)
-    layer = net.layers[index]
-    return UnsupportedError(
-        f"[{layer.section.name}] {message}", file=net.path, line=layer.line, layer=index, layer_type=layer.type
-    )
-
-
-def _anchors(layer) -> list:
-    a = [float(v) for v in (getattr(layer, "anchors", None) or [])]
-    mask = getattr(layer, "mask", None)
-    pairs = [a[i : i + 2] for i in range(0, len(a) - 1, 2)]
-    return [pairs[m] for m in mask if m < len(pairs)] if mask else pairs
-
-
-def _tensor_names(net: Network, model, fuse_bn: bool) -> dict:
+def _tensor_names(net: Network, model: Any, fuse_bn: bool) -> dict:
     """Every tensor of ``model``'s state under the name its initializer gets: the stable export name
     (``layer_012.weights``) for the stored arrays, the exporter's (``model.layers.12.blur``) for the rest.
     A tensor shared by several layers keeps its first name."""
     rename: dict[str, str] = {}
     for p in net.params():
         rename[p.torch] = p.key
-        if fuse_bn and p.torch.endswith("bn.bias"):  # folded: the BN shift became the convolution's bias
-            rename[p.torch[: -len("bn.bias")] + "conv.bias"] = p.key
+        bn_bias = f"{names.BN}.{names.BIAS}"
+        if fuse_bn and p.torch.endswith(bn_bias):  # folded: the BN shift became the convolution's bias
+            rename[f"{p.torch[: -len(bn_bias)]}{names.CONV}.{names.BIAS}"] = p.key
     out: dict = {}
     seen: set[int] = set()
     # the state, not every buffer: non-persistent buffers (index maps, kernels) are constants of the graph
@@ -274,7 +271,7 @@ def _blobs(net: Network, used: Sequence[str], tensors: dict) -> list:
     return out
 
 
-def _chunks(t) -> Callable[[], Iterator[memoryview]]:
+def _chunks(t: Any) -> Callable[[], Iterator[memoryview]]:
     """A tensor's bytes in C order, little-endian, about 8 MiB at a time: blocks along the first axis (a
     non-contiguous tensor is copied one block at a time, never whole)."""
 
@@ -288,6 +285,23 @@ def _chunks(t) -> Callable[[], Iterator[memoryview]]:
         step = max(1, (8 << 20) // row)
         little = arr.dtype.newbyteorder("<")
         for start in range(0, len(arr), step):
-            yield memoryview(np.ascontiguousarray(arr[start : start + step], dtype=little)).cast("B")
+            yield np.ascontiguousarray(arr[start : start + step], dtype=little).data.cast("B")
 
     return chunks
+
+
+def _check_free_space(net: Network, path: PathLike, fp16: bool) -> None:
+    """The file holds every stored array (half of it with ``fp16``) plus a small graph: refuse a disk that
+    cannot take it before any work, as ``init`` does."""
+    import shutil
+
+    from ..errors import OutputError
+
+    need = sum(p.nbytes for p in net.params()) // (2 if fp16 else 1)
+    directory = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(directory).free if os.path.isdir(directory) else None
+    if free is not None and need > free:
+        raise OutputError(
+            f"the export needs about {need:,} bytes but only {free:,} are free here: nothing was written",
+            file=os.fspath(path),
+        )

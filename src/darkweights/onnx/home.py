@@ -10,15 +10,17 @@ NCHWc layout kernels whose different summation order moves the outputs of the mo
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from ..errors import ArrayError, DarkweightsError
+from ..meta import Metadata
 
 PathLike = Union[str, "os.PathLike[str]"]
 LEVELS = {
@@ -29,17 +31,21 @@ LEVELS = {
 }
 TORCH_TOLERANCE = 1e-4  # onnxruntime against our PyTorch model on one input: two float32 summation orders
 ARRAY_KEY = re.compile(r"^layer_\d{3}\.")
-BN_ARRAYS = ("scales", "rolling_mean", "rolling_variance")
+
+
+ONNX_DTYPES = {1: "<f4", 10: "<f2", 11: "<f8"}  # TensorProto FLOAT, FLOAT16, DOUBLE: what an export may hold
 
 
 def read_onnx(path: PathLike) -> Any:
     """The ``ModelProto`` at ``path``, external data included; data stored outside the model's folder
-    (absolute paths, ``..``, symlinks leading out) is refused before anything is read."""
+    (absolute paths, ``..``, symlinks leading out), missing, or smaller than its tensor's dims is refused before
+    anything is read."""
     import onnx
     from onnx import external_data_helper
 
+    where = os.fspath(path)
     try:
-        proto = onnx.load(os.fspath(path), load_external_data=False)
+        proto = onnx.load(where, load_external_data=False)
     except OSError:
         raise
     except Exception as exc:  # protobuf decode errors have several types
@@ -50,16 +56,80 @@ def read_onnx(path: PathLike) -> Any:
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
         external = True
-        loc = {e.key: e.value for e in t.external_data}.get("location", "")
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
         full = os.path.realpath(os.path.join(base, loc))
         if not loc or os.path.isabs(loc) or os.path.commonpath([full, base]) != base:
             raise ArrayError(
                 f"initializer {t.name!r} keeps its data at {loc!r}, outside the model's folder {base}: refused",
                 file=path,
             )
+        if not os.path.isfile(full):
+            raise ArrayError(f"initializer {t.name!r} keeps its data in {loc!r}, which is missing", file=path)
+        try:
+            offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
+        except ValueError:
+            raise ArrayError(
+                f"initializer {t.name!r}: external data offset/length are not integers", file=path
+            ) from None
+        need = _nbytes(t)
+        available = os.path.getsize(full) - offset
+        if offset < 0 or need is None or (length >= 0 and length != need) or need > available:
+            raise ArrayError(
+                f"initializer {t.name!r} dims {list(t.dims)} need {need if need is not None else '?'} bytes; its "
+                f"external data {loc!r} holds {max(available, 0):,} from offset {offset}",
+                file=path,
+            )
     if external:
-        external_data_helper.load_external_data_for_model(proto, base)
+        try:
+            external_data_helper.load_external_data_for_model(proto, base)
+        except (OSError, ValueError) as exc:
+            raise ArrayError(f"cannot read the external data: {str(exc).splitlines()[0][:200]}", file=path) from None
     return proto
+
+
+def _nbytes(t: Any) -> int | None:
+    """Bytes the tensor's dims and type need (``None``: not a type an export writes)."""
+    dtype = ONNX_DTYPES.get(t.data_type)
+    if dtype is None or any(d < 0 for d in t.dims):
+        return None
+    return math.prod(t.dims) * np.dtype(dtype).itemsize
+
+
+def read(path: PathLike, plan: Callable[[Metadata], Any]) -> tuple[dict[str, np.ndarray], Metadata]:
+    """The stored arrays (initializers named ``layer_<i>.<name>``) and the metadata of an export; each
+    initializer's dims are checked against its data and against the network ``plan(metadata)`` names."""
+    from ..npzfile import expected_shapes, shape_error
+
+    where = os.fspath(path)
+    proto = read_onnx(path)
+    meta = Metadata.parse(model_metadata(proto), file=where)
+    net = plan(meta)
+    expect = expected_shapes(net) if net is not None else None
+    arrays = {}
+    for t in proto.graph.initializer:
+        if not ARRAY_KEY.match(t.name) or (expect is not None and t.name not in expect):
+            continue
+        need = _nbytes(t)
+        if need is None:
+            raise ArrayError(f"initializer {t.name!r}: data type {t.data_type} is not a float type", file=where)
+        if expect is not None and tuple(t.dims) != expect[t.name]:
+            raise shape_error(t.name, tuple(t.dims), expect[t.name], where)
+        dtype = np.dtype(ONNX_DTYPES[t.data_type])
+        if t.raw_data:
+            held = len(t.raw_data)
+        elif t.data_type == 10:  # float16 travels in int32_data, one value each
+            held = 2 * len(t.int32_data)
+        else:
+            held = dtype.itemsize * len(t.double_data if t.data_type == 11 else t.float_data)
+        if held != need:
+            raise ArrayError(
+                f"initializer {t.name!r}: dims {list(t.dims)} need {need:,} bytes, it holds {held:,}", file=where
+            )
+        from onnx import numpy_helper
+
+        arrays[t.name] = numpy_helper.to_array(t)
+    return arrays, meta
 
 
 def _tensors(graph: Any):
@@ -95,61 +165,11 @@ def pack_onnx(
     header: Any = None,
     allow_fused: bool = False,
 ) -> int:
-    """ONNX model → ``.weights``: byte-identical to the original for an unfused float32 export.
+    """ONNX model → ``.weights``: :func:`darkweights.export.pack` (byte-identical to the original for an unfused
+    float32 export; a ``fuse_bn`` export is refused unless ``allow_fused``)."""
+    from ..export import pack
 
-    A ``fuse_bn`` export no longer holds the BN statistics; it is refused unless ``allow_fused``,
-    which writes the folded weights and biases with an identity BN (scales 1, mean 0, variance
-    ``1 - eps``, so that Darknet's normalisation is a no-op up to float rounding)."""
-    from ..api import save_weights
-    from ..export import network_from_metadata
-
-    proto = read_onnx(model_path)
-    meta = model_metadata(proto)
-    if meta.get("format") != "darkweights" and cfg is None:
-        raise ArrayError(
-            "this ONNX model was not exported by darkweights (no embedded cfg): pass the cfg", file=model_path
-        )
-    if meta.get("precision") == "float16":
-        raise ArrayError(
-            "a --fp16 export holds float16 weights: the original float32 values cannot be recovered", file=model_path
-        )
-    net = network_from_metadata(meta, cfg, dialect)
-    arrays: dict[str, Any] = onnx_arrays(proto)
-    if meta.get("fused") == "1":
-        if not allow_fused:
-            raise ArrayError(
-                "exported with BN folded into the convolutions: the BN statistics cannot be recovered. "
-                "--allow-fused writes the folded weights with an identity BN",
-                file=model_path,
-            )
-        arrays = _identity_bn(net, arrays)
-    missing = [p.key for p in net.params() if p.key not in arrays]
-    if missing:
-        raise ArrayError(
-            f"the model has no initializer {missing[0]!r} ({len(missing)} of {len(net.params())} "
-            "arrays missing): was it exported by darkweights from this cfg?",
-            file=model_path,
-        )
-    hdr = header if header is not None else (json.loads(meta["header"]) if meta.get("header") else None)
-    cutoff = int(meta["cutoff"]) if meta.get("cutoff") else None
-    return save_weights(arrays, out, net=net, header=hdr, cutoff=cutoff)
-
-
-def _identity_bn(net: Any, arrays: dict) -> dict:
-    out = dict(arrays)
-    eps, inside = net.dialect.bn_eps, net.dialect.bn_eps_inside_sqrt
-    for p in net.params():
-        if p.key in out or p.name.rsplit(".", 1)[-1] not in BN_ARRAYS:
-            continue
-        leaf = p.name.rsplit(".", 1)[-1]
-        if leaf == "scales":
-            value = 1.0
-        elif leaf == "rolling_mean":
-            value = 0.0
-        else:  # sqrt(var + eps) == 1 (pjreddie: sqrt(var) + 1e-6 == 1)
-            value = 1.0 - eps if inside else (1.0 - eps) ** 2
-        out[p.key] = np.full(p.shape, value, np.float32)
-    return out
+    return pack(model_path, out, cfg=cfg, dialect=dialect, header=header, allow_fused=allow_fused)
 
 
 def onnx_session(model: PathLike | Any, *, level: str = "extended", threads: int | None = None) -> Any:
@@ -198,10 +218,10 @@ def compare_onnx_with_fixture(
 
     net, meta, x, ref = load_fixture(fixture_dir)
     proto = read_onnx(model_path)
-    info = model_metadata(proto)
+    info = Metadata.parse(model_metadata(proto), file=model_path)
     tol = tolerance
     if tol is None:
-        tol = FUSED_E2E_TOLERANCE if info.get("fused") == "1" else _fixture_tolerance(meta)
+        tol = FUSED_E2E_TOLERANCE if info.fused else _fixture_tolerance(meta)
     results = _layer_outputs(run_onnx(proto, _input_for(proto, x), level=level))
     if not results:
         raise DarkweightsError("the model has no layer_<i> outputs: export it with --outputs raw", file=model_path)
@@ -214,8 +234,8 @@ def compare_onnx_with_fixture(
             "model": str(model_path),
             "onnxruntime_level": level,
             "tolerance_rule": f"max(1e-5, 4 x float_sensitivity) = {tol:.3g}" if tolerance is None else f"{tol:g}",
-            "fused": info.get("fused") == "1",
-            "precision": info.get("precision"),
+            "fused": info.fused,
+            "precision": info.precision,
         },
     )
     if len(results) < len(net.layers):
@@ -252,13 +272,13 @@ def compare_onnx_with_torch(
     from ..verify import Report, Row, compare_arrays
 
     proto = read_onnx(model_path)
-    info = model_metadata(proto)
+    info = Metadata.parse(model_metadata(proto), file=model_path)
     if x is None:
         x = np.random.default_rng(seed).random(tuple(net.input.chw), dtype=np.float32)
     results = _layer_outputs(run_onnx(proto, _input_for(proto, x), level=level))
     if not results:
         raise DarkweightsError("the model has no layer_<i> outputs: export it with --outputs raw", file=model_path)
-    model = build(net, fuse_bn=info.get("fused") == "1", bug_compatible=info.get("bug_compatible") == "1")
+    model = build(net, fuse_bn=info.fused, bug_compatible=info.bug_compatible)
     ours = model(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None], all_outputs=True)
     report = Report(
         Path(model_path).name,

@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ from .portable import PostStep, Step
 
 if TYPE_CHECKING:
     import onnx
+
+    from ..torch.base import DarknetLayer
+    from ..torch.builder import DarknetModel
 
 INPUT_NAME = "input"
 HALF_SUFFIX = ".fp16"  # internal float16 values of an --fp16 export; the graph's inputs/outputs stay float32
@@ -45,7 +48,7 @@ class Traced:
 
 
 def trace_model(
-    model: nn.Module,
+    model: DarknetModel,
     returned: Sequence[int],
     out_names: Sequence[str],
     *,
@@ -55,7 +58,7 @@ def trace_model(
     batch: int,
     dynamic: bool,
     half: bool,
-    progress=None,
+    progress: Any = None,
 ) -> Traced:
     """Trace ``model`` (a portable :class:`~darkweights.torch.DarknetModel`) layer by layer up to the last
     of ``returned``; graph outputs are ``out_names`` (the returned layers' outputs, or ``post``'s).
@@ -65,7 +68,7 @@ def trace_model(
     import onnx
     from onnx import TensorProto, helper
 
-    layers = model.layers
+    layers = cast("list[DarknetLayer]", list(model.layers))
     last = max(returned)
     dtype = torch.float16 if half else torch.float32
     suffix = HALF_SUFFIX if half else ""
@@ -89,12 +92,12 @@ def trace_model(
             break
         x_name = layer_name(i - 1) + suffix if i else INPUT_NAME + suffix
         x_shape = model.output_shapes[i - 1] if i else tuple(model.input_shape)
-        srcs = list(module.sources)
+        srcs = list(module.reads)
         args = [torch.zeros((n, *x_shape), dtype=dtype)]
         args += [torch.zeros((n, *model.output_shapes[j]), dtype=dtype) for j in srcs]
         in_names = ["x", *[f"s{k}" for k in range(len(srcs))]]
         links = {"x": x_name, **{f"s{k}": layer_name(j) + suffix for k, j in enumerate(srcs)}}
-        share = getattr(model.network.layers[i], "share_index", None)
+        share = model.network.layers[i].share_index
         step = Step(module, i, [layers[share]] if share is not None else [])
         with _stand_ins(step, names) as local:
             proto = _trace_one(step, args, in_names, [layer_name(i) + suffix], opset, dynamic, index=i)
@@ -206,7 +209,7 @@ def _trace_one(
             torch.onnx.export(
                 step,
                 tuple(args),
-                buf,
+                buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to a file object too
                 dynamo=False,
                 opset_version=opset,
                 input_names=in_names,
@@ -227,7 +230,7 @@ def _trace_one(
 
 
 def _join(
-    graph,
+    graph: Any,
     scope: str,
     links: dict[str, str],
     state: dict[str, torch.Tensor],
@@ -284,7 +287,7 @@ def _scoped(scope: str, name: str) -> str:
     return scope + (name if name.startswith("/") else "/" + name)
 
 
-def _rename_node(node, scope: str, local) -> None:
+def _rename_node(node: Any, scope: str, local: Callable[[str], str]) -> None:
     """Scope a node and its values, and the values of its subgraphs (If/Loop bodies) whole."""
     node.name = _scoped(scope, node.name) if node.name else node.name
     node.input[:] = [local(v) for v in node.input]
@@ -297,5 +300,5 @@ def _rename_node(node, scope: str, local) -> None:
                 _rename_node(inner, scope, local)
 
 
-def _info(values, name: str):
+def _info(values: Any, name: str) -> Any:
     return next(v for v in values if v.name == name)

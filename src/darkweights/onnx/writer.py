@@ -14,7 +14,7 @@ varint lengths, below) is written here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from ..errors import UnsupportedError
 
@@ -28,7 +28,7 @@ class Blob(NamedTuple):
     dims: tuple[int, ...]
     data_type: int  # onnx.TensorProto.FLOAT, FLOAT16, ...
     nbytes: int
-    chunks: Callable[[], Iterable[bytes]]
+    chunks: Callable[[], Iterable[bytes | memoryview]]
 
 
 def _varint(value: int) -> bytes:
@@ -43,12 +43,12 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _field(message_type, name: str) -> bytes:
+def _field(message_type: Any, name: str) -> bytes:
     """The tag of a length-delimited field (wire type 2), e.g. ``ModelProto.graph``."""
     return _varint(message_type.DESCRIPTOR.fields_by_name[name].number << 3 | 2)
 
 
-def _split(message, name: str) -> tuple[bytes, bytes]:
+def _split(message: Any, name: str) -> tuple[bytes, bytes]:
     """``message`` serialized as the fields numbered up to field ``name`` (inclusive) and those after."""
     number = message.DESCRIPTOR.fields_by_name[name].number
     before, after = type(message)(), type(message)()
@@ -59,7 +59,9 @@ def _split(message, name: str) -> tuple[bytes, bytes]:
     return before.SerializeToString(), after.SerializeToString()
 
 
-def write_model(f: IO[bytes], model, blobs: Iterable[Blob], progress: Callable[[int], object] | None = None) -> int:
+def write_model(
+    f: IO[bytes], model: Any, blobs: Iterable[Blob], progress: Callable[[int], object] | None = None
+) -> int:
     """Write ``model`` with ``blobs`` appended to its graph's initializers; returns the bytes written.
     ``progress`` is told the size of each block of initializer data written.
 

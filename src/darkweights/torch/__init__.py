@@ -14,9 +14,9 @@ reproduces Darknet CPU bugs (zeros for activations it does not compute) instead 
 :class:`~darkweights.errors.UnsupportedError`.
 
 Modules: :mod:`.builder` (``build``, ``DarknetModel``), :mod:`.base` (module registry keyed by
-the catalogue's layer ``type``, build context), :mod:`.activations`, :mod:`.layers` (one module
-per layer family), :mod:`.heads` (yolo, Gaussian_yolo, region, detection, softmax),
-:mod:`.recurrent` (rnn, gru, lstm, crnn).
+the catalogue's layer ``type``, build context, the layer base class), :mod:`.families` (one file per
+layer family), :mod:`.units` and :mod:`.convunit` (computing units several families share),
+:mod:`.activations`, :mod:`.winograd`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,6 @@ from __future__ import annotations
 from .activations import activation
 from .base import MODULES, BuildContext, DarknetLayer, register
 from .builder import DarknetModel, build
-from .layers import fold_bn
+from .units import fold_bn
 
 __all__ = ["build", "DarknetModel", "DarknetLayer", "MODULES", "register", "BuildContext", "activation", "fold_bn"]

@@ -15,11 +15,15 @@ caller owns (a fresh layer output), never on another layer's output.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import UnsupportedError
+from ..errors import DarkweightsError, UnsupportedError
+
+if TYPE_CHECKING:
+    from ..layers import Layer
 
 Act = Callable[[torch.Tensor], torch.Tensor]
 
@@ -181,7 +185,12 @@ PATHS: dict[str, frozenset[str]] = {
 
 
 def activation(
-    name: str | None, path: str, *, layer: object = None, bug_compatible: bool = False, relu6_missing: bool = False
+    name: str | None,
+    path: str,
+    *,
+    layer: Layer | None = None,
+    bug_compatible: bool = False,
+    relu6_missing: bool = False,
 ) -> Act:
     """The function Darknet applies for ``name`` in code path ``path`` (conv, shortcut, generic)."""
     name = name or "linear"
@@ -204,13 +213,5 @@ def activation(
     return FUNCTIONS[name]
 
 
-def _unsupported(message: str, layer: object) -> UnsupportedError:
-    if layer is None:
-        return UnsupportedError(message)
-    section = getattr(layer, "section", None)
-    return UnsupportedError(
-        message,
-        line=getattr(section, "line", None),
-        layer=getattr(layer, "index", None),
-        layer_type=getattr(layer, "type", None),
-    )
+def _unsupported(message: str, layer: Layer | None) -> DarkweightsError:
+    return UnsupportedError(message) if layer is None else layer.error(message, UnsupportedError)

@@ -1,11 +1,13 @@
 """Shared pieces of the PyTorch builder: the module registry, the build context, the layer base class.
 
-Every Darknet layer family is one small ``nn.Module`` registered under the catalogue's ``type``
-(:data:`MODULES`); :func:`darkweights.torch.build` looks the class up, no type switch anywhere.
-A module is constructed from its catalogue layer and a :class:`BuildContext`, and is called as
-``module(x, outs)``: ``x`` is the previous layer's output, ``outs`` the list of earlier outputs
-(for route/shortcut/...). It returns its output in Darknet's layout: ``(N, C, H, W)`` when the
-layer has image geometry, else ``(N, outputs)``. Modules never modify ``x`` or ``outs`` in place.
+Every Darknet layer family has one small ``nn.Module``, in its own file under :mod:`.families`,
+registered under the catalogue's ``type`` (:data:`MODULES`); :func:`darkweights.torch.build` looks the
+class up. A module is constructed from its catalogue layer and a :class:`BuildContext`, and is called as
+``module(x, outs)``: ``x`` is the previous layer's output, ``outs`` the list of earlier outputs, of which
+it reads those in :attr:`DarknetLayer.reads` (the catalogue's :meth:`~darkweights.layers.Layer.reads`).
+It returns its output in Darknet's layout: ``(N, C, H, W)`` when the layer has image geometry, else
+``(N, outputs)``. Modules never modify ``x`` or ``outs`` in place. :meth:`DarknetLayer.portable` is the
+module's form for the ONNX exporter where its own does not trace exactly (:mod:`darkweights.onnx.portable`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UnsupportedError
 from ..layers import Layer, Shape
 from ..weightsfile import parse_key
 from .activations import Act, activation
@@ -48,9 +49,9 @@ class ChannelParts(tuple):
         return out
 
 
-def dense(x):
+def dense(x: torch.Tensor | ChannelParts) -> torch.Tensor:
     """``x`` as one tensor (concatenating :class:`ChannelParts`)."""
-    return x.dense() if type(x) is ChannelParts else x
+    return x.dense() if isinstance(x, ChannelParts) else x
 
 
 def register(*types: str) -> Callable[[type[DarknetLayer]], type[DarknetLayer]]:
@@ -68,16 +69,6 @@ def register(*types: str) -> Callable[[type[DarknetLayer]], type[DarknetLayer]]:
     return deco
 
 
-def unsupported(layer: Layer, message: str, net: Network | None = None) -> UnsupportedError:
-    return UnsupportedError(
-        f"[{layer.section.name}] {message}",
-        file=getattr(net, "path", None),
-        line=layer.line,
-        layer=layer.index,
-        layer_type=layer.type,
-    )
-
-
 class BuildContext:
     """What a module needs while it is built: arrays, options, the modules built so far."""
 
@@ -89,7 +80,7 @@ class BuildContext:
         self.dialect = net.dialect
         self.fuse_bn = fuse_bn
         self.bug_compatible = bug_compatible
-        self.modules: list[nn.Module] = []
+        self.modules: list[DarknetLayer] = []
         self.seed = seed
         self._synth: dict[int, dict[str, np.ndarray]] | None = None
         self._loaded: dict[int, dict[str, np.ndarray]] = {}
@@ -97,7 +88,6 @@ class BuildContext:
             for key, arr in net.arrays().items():
                 index, name = parse_key(key)
                 self._loaded.setdefault(index, {})[name] = arr
-        self.bin_output = self._bin_output_layers()
         self.initialised: list[int] = []  # layers whose arrays were synthesised
 
     # -- arrays -----------------------------------------------------------------------------
@@ -108,11 +98,11 @@ class BuildContext:
         Layers a partial file does not reach, ``dontload`` layers and ``dontloadscales`` arrays
         get the values ``darkweights init`` writes (seeded), so a model can always be built.
         """
-        specs = [s for s in layer.arrays()]
+        specs = layer.arrays()
         got = dict(self._loaded.get(layer.index, {}))
         missing = [s for s in specs if s.name not in got]
         if missing:
-            synth = self._synthesised(layer.index)
+            synth = self.synthesised(layer.index)
             for s in missing:
                 got[s.name] = synth[s.name]
             self.initialised.append(layer.index)
@@ -122,7 +112,8 @@ class BuildContext:
         """The arrays the bound file holds for layer ``index`` (empty without a file)."""
         return dict(self._loaded.get(index, {}))
 
-    def _synthesised(self, index: int) -> dict[str, np.ndarray]:
+    def synthesised(self, index: int) -> dict[str, np.ndarray]:
+        """The arrays ``darkweights init`` (seeded) writes for layer ``index``, in the save layout."""
         if self._synth is None:
             from ..synth import random_arrays
 
@@ -162,44 +153,37 @@ class BuildContext:
         """A layer read by route/shortcut/...: refuse antialiased layers whose data and geometry disagree."""
         src = self.net.layers[index]
         if src.next_input != src.output:
-            raise unsupported(
-                layer,
+            raise layer.unsupported(
                 f"reads layer {index}, an antialiased layer with stride > 1: Darknet reads its "
                 f"stride-1 geometry {src.output} while the buffer holds the blurred {src.next_input} "
                 "map (a Darknet bug)",
-                self.net,
             )
         return src
 
-    def _bin_output_layers(self) -> set[int]:
-        """xnor layers whose ``bin_output=1`` survives the parser (AB parse_network_cfg_custom)."""
-        layers = self.net.layers
-        keep = {l.index for l in layers if l.type == "convolutional" and l.xnor and l.bin_output}
-        for l in layers:
-            if l.type == "route":
-                keep.difference_update(l.layers)
-            elif l.type == "shortcut":
-                keep.discard(l.index - 1)
-                keep.discard(l.sources[0])
-            elif l.type in ("scale_channels", "sam"):
-                keep.discard(l.index - 1)
-                keep.discard(l.source)
-        return keep
-
 
 class DarknetLayer(nn.Module):
-    """Base class: one Darknet layer. ``sources`` lists the earlier layers it reads; ``takes_parts``:
-    its input and sources may be :class:`ChannelParts` (else the model hands it dense tensors)."""
+    """Base class: one Darknet layer. ``reads`` lists the earlier layers it reads besides its input (the
+    catalogue's); ``takes_parts``: its input and those may be :class:`ChannelParts` (else the model hands
+    it dense tensors)."""
 
     takes_parts = False
 
     def __init__(self, layer: Layer, ctx: BuildContext) -> None:
         super().__init__()
         self.index = layer.index
-        self.kind = layer.type
+        self.layer_type = layer.type
         self.in_shape: Shape = layer.input
         self.out_shape: Shape = layer.next_input
-        self.sources: list[int] = []
+        self.reads: list[int] = layer.reads()
+        self.natural_shape = layer.natural_shape
+        for i in self.reads:
+            ctx.source(layer, i)
+
+    def portable(self, x: torch.Tensor, outs: list) -> torch.Tensor | None:
+        """This layer's output computed with operations the ONNX exporter translates exactly, where the
+        module's own forward does not (a CPU fast path, an operation TorchScript's exporter gets wrong);
+        ``None``: trace the forward itself."""
+        return None
 
     def image(self, x: torch.Tensor, shape: Shape | None = None) -> torch.Tensor:
         """``x`` viewed as ``(N, C, H, W)`` with Darknet's input geometry (flat data is reinterpreted)."""
@@ -220,11 +204,4 @@ class DarknetLayer(nn.Module):
         return y.reshape(y.shape[0], s.size)
 
     def extra_repr(self) -> str:
-        return f"{self.index}: {self.kind} {self.in_shape} -> {self.out_shape}"
-
-
-def natural_shape(layer: Layer) -> tuple[int, ...]:
-    """The per-item shape of the tensor a layer's module returns (see :class:`DarknetLayer`)."""
-    if layer.type == "region" or not layer.next_input.is_image:
-        return (layer.next_input.size,)
-    return layer.next_input.chw
+        return f"{self.index}: {self.layer_type} {self.in_shape} -> {self.out_shape}"

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from ..errors import ArgumentError, DarkweightsWarning
-from . import heads, layers, recurrent  # noqa: F401  (registration side effect)
-from .base import MODULES, BuildContext, ChannelParts, DarknetLayer, dense, natural_shape, unsupported
-from .layers import ConvUnit
+from . import families  # noqa: F401  (registration side effect)
+from .base import MODULES, BuildContext, ChannelParts, DarknetLayer, dense
+from .convunit import ConvUnit
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -46,7 +46,7 @@ class DarknetModel(nn.Module):
         self.bug_compatible = bug_compatible
         self.initialised = list(initialised)
         self.input_shape = net.input.chw if net.input.is_image else (net.input.size,)
-        self.output_shapes = [natural_shape(l) for l in net.layers]
+        self.output_shapes = [l.natural_shape for l in net.layers]
         # oneDNN convolutions and pooling run markedly faster on NHWC data (CPU); values are the same
         self.channels_last = True
         self._plan(modules)
@@ -61,9 +61,9 @@ class DarknetModel(nn.Module):
         for i, m in enumerate(modules):
             if i:
                 readers[i - 1].append(m)  # its input
-            for j in m.sources:
+            for j in m.reads:
                 readers[j].append(m)
-        self._keep = frozenset(returned | {j for m in modules for j in m.sources})
+        self._keep = frozenset(returned | {j for m in modules for j in m.reads})
         self._dense = frozenset(i for i, r in enumerate(readers) if i in returned or not all(m.takes_parts for m in r))
 
     @property
@@ -106,8 +106,9 @@ class DarknetModel(nn.Module):
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
-        first = next(self.parameters(), None)
-        dtype = first.dtype if first is not None else torch.float32  # float32, or as .double()'d
+        # float32, or as .double()'d: the first floating tensor's type (a network may have no parameters)
+        first = next((t for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()), None)
+        dtype = first.dtype if first is not None else torch.float32
         if x.dtype != dtype:
             x = x.to(dtype)
         if x.dim() == len(self.input_shape):
@@ -131,7 +132,7 @@ class DarknetModel(nn.Module):
         """
         with torch.inference_mode(not self.training):
             x = self._check_input(x)
-            if self.channels_last and x.dim() == 4 and x.device.type == "cpu":
+            if self.channels_last and x.dim() == 4 and x.is_cpu:
                 x = x.contiguous(memory_format=torch.channels_last)
             outs: list = [None] * len(self.layers)
             keep, dense = self._keep, self._dense
@@ -183,7 +184,9 @@ def build(
     for layer in net.layers:
         cls = MODULES.get(layer.type)
         if cls is None:
-            raise unsupported(layer, "has no PyTorch implementation", net)
+            raise layer.unsupported("has no PyTorch implementation")
+        if layer.unbuildable:  # a geometry Darknet computes but no torch module can (the family says why)
+            raise layer.unsupported(layer.unbuildable)
         ctx.modules.append(cls(layer, ctx))
     if net.has_weights and ctx.initialised:
         held = sorted(set(ctx.initialised))
@@ -199,15 +202,11 @@ def build(
 
 
 def _ranges(values: Sequence[int]) -> str:
-    out, start, prev = [], None, None
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    runs: list[list[int]] = []
     for v in values:
-        if start is None:
-            start = prev = v
-        elif v == prev + 1:
-            prev = v
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
         else:
-            out.append(f"{start}" if start == prev else f"{start}-{prev}")
-            start = prev = v
-    if start is not None:
-        out.append(f"{start}" if start == prev else f"{start}-{prev}")
-    return ", ".join(out)
+            runs.append([v, v])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..detect.boxes import box_iou
+from ..detect.nms import box_iou
 
 F32 = np.float32
 

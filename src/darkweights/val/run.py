@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,8 @@ def val(
     coco: bool = False,
     batch: int | None = None,
     threads: int | None = None,
+    allow_partial: bool = False,
+    allow_nonfinite: bool = False,
 ) -> dict[str, Any]:
     """Darknet's ``detector map`` on the ``valid=`` images of the ``.data`` file ``data``, as a record.
 
@@ -71,6 +73,8 @@ def val(
     ``points`` (0: area under the curve, 11: VOC2007, 101: COCO) are ``detector map``'s ``-iou_thresh``,
     ``-thresh`` and ``-points``. ``coco=True`` adds COCO's AP@[.5:.95] (``pycocotools``, extra ``[coco]``).
     ``batch``: images per forward (default 4, or the export's fixed batch); ``threads``: the backend's threads.
+    A partial weights file or NaN/Inf weights are refused (:mod:`darkweights.policy`) unless ``allow_partial`` /
+    ``allow_nonfinite``.
 
     Returns ``{"map", "iou_thresh", "points", "conf_thresh", "precision", "recall", "f1", "tp", "fp", "fn",
     "average_iou", "classes": [{"class_id", "name", "ap", "tp", "fp", "truths", "detections"}, ...], "images",
@@ -80,7 +84,19 @@ def val(
     if points < 0 or not isinstance(points, int):
         raise ArgumentError(f"points must be 0 (area under the curve) or a number of recall points, not {points!r}")
     with tempfile.TemporaryDirectory(prefix="darkweights-val-") as workdir:
-        job = Job.open(data, model, weights, backend, dialect, width, height, workdir, threads=threads)
+        job = Job.open(
+            data,
+            model,
+            weights,
+            backend,
+            dialect,
+            width,
+            height,
+            workdir,
+            threads=threads,
+            allow_partial=allow_partial,
+            allow_nonfinite=allow_nonfinite,
+        )
         return job.run(iou_thresh=iou_thresh, thresh=thresh, points=points, coco=coco, batch=batch)
 
 
@@ -115,12 +131,20 @@ class Job:
         workdir: PathLike,
         *,
         threads: int | None = None,
+        allow_partial: bool = False,
+        allow_nonfinite: bool = False,
     ) -> Job:
         from ..backends import Backend, CallableBackend, open_backend
         from ..detect.run import Detector
 
         datafile = read_data_file(data)
         net, onnx = _network(model, weights, dialect, width, height)
+        if onnx is None:
+            if not net.has_weights:
+                raise DarkweightsError(
+                    "val needs the trained weights: name the .weights file after the cfg", file=net.path
+                )
+            net.check_usable("val", allow_partial=allow_partial, allow_nonfinite=allow_nonfinite)
         notice = METRIC_NOTICES.get(net.dialect.name)
         if notice:
             warnings.warn(notice, DarkweightsWarning, stacklevel=3)
@@ -310,25 +334,7 @@ def _network(model: Any, weights: Any, dialect: Any, width: int | None, height: 
         onnx = model
     else:
         net, onnx = load(model, weights, dialect=dialect, width=width, height=height), None
-    if onnx is None:
-        _require_complete(net)
     return net, onnx
-
-
-def _require_complete(net: Any) -> None:
-    """Weights for every layer: a cfg alone or a partial file (``.conv.N``) would measure random or zero heads."""
-    check: Callable[[], None] | None = getattr(net, "require_complete", None)
-    if check is not None:  # the library's one refusal policy, where it exists
-        check()
-        return
-    if not net.has_weights:
-        raise DarkweightsError("val needs the trained weights: name the .weights file after the cfg", file=net.path)
-    if net.cutoff is not None:
-        raise DarkweightsError(
-            f"partial weights (layers 0..{net.cutoff - 1} of {len(net.layers)}): the later layers, heads included, "
-            "have no trained values to evaluate",
-            file=net.weights_path or net.path,
-        )
 
 
 def _check_classes(data: DataFile, net: Any) -> list[str]:
