@@ -384,12 +384,13 @@ def test_truncated_jpeg_raises_clear_error(tmp_path: Path) -> None:
 
 
 def _timed_decode(data: bytes) -> np.ndarray:
-    """decode_jpeg, failing the test if one small file takes more than 2 s (a hang)."""
+    """decode_jpeg, failing the test if one small file takes more than 60 s: a hang guard, far above any
+    machine's decode time (milliseconds), not a speed check."""
     start = time.perf_counter()
     try:
         return decode_jpeg(data)
     finally:
-        assert time.perf_counter() - start < 2.0
+        assert time.perf_counter() - start < 60.0
 
 
 @pytest.mark.parametrize("subsampling", [0, 2])

@@ -183,8 +183,11 @@ class ConvUnit(nn.Module):
                     scalars,
                     "",
                 )
-            except (RuntimeError, AttributeError):  # pragma: no cover - op missing in this torch build
+            except AttributeError:  # pragma: no cover - the op is missing in this torch build: never try again
                 _PREPACK_OK[0] = False
+            except (RuntimeError, NotImplementedError):  # oneDNN refused this unit's case: it computes directly
+                self.prepack = False
+                self.__dict__.pop("_pack_cache", None)
         y = F.conv2d(x, self.weight(), bias, self.stride, self.padding, self.dilation, self.groups)
         return self.act(y) if post is not None else y
 
